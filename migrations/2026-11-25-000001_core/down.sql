@@ -1,0 +1,11 @@
+DROP TABLE node_state;
+DROP TABLE write_log;
+DROP TABLE booking_seats;
+DROP TABLE bookings;
+DROP TABLE holds;
+DROP TABLE shows;
+DROP TABLE movies;
+DROP TABLE theaters;
+DROP TABLE layout_rows;
+DROP TABLE seat_categories;
+DROP TABLE layouts;
