@@ -1,0 +1,10 @@
+//! Marquee: a movie-ticket booking site whose shows are actors.
+pub mod actors;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod startup;
+pub mod wal;
+pub mod web;

@@ -1,1 +1,6 @@
-fn main() {}
+fn main() {
+    if let Err(e) = marquee::cli::main() {
+        eprintln!("marquee: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,10 @@
+//! The actors inside one node. Their decisions live in plain structs beside them
+//! (`seat_map`, `lamport::Lamport`), unit-tested without an actix System.
+pub mod directory;
+pub mod error;
+pub mod lamport;
+pub mod seat_map;
+pub mod show;
+
+pub use directory::ShowDirectory;
+pub use error::BookingError;

@@ -1,0 +1,435 @@
+//! A show's seat map and the rules of holds and bookings, as plain data and methods.
+//! [`super::show::ShowActor`] owns one and is the only one to touch it, so these methods
+//! never race; they are unit-tested without an actix System.
+use crate::domain::{SeatLabel, SeatSelection};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Category {
+    pub code: String,
+    pub name: String,
+    pub price_cents: i32,
+}
+
+/// An auditorium: rows of seats, each seat in a price category. Shared by every show that
+/// uses it.
+#[derive(Debug)]
+pub struct Layout {
+    pub categories: Vec<Category>,
+    /// Row label and the range of seat indexes in `seats`.
+    pub rows: Vec<(String, std::ops::Range<usize>)>,
+    pub seats: Vec<(SeatLabel, usize)>,
+    index: HashMap<SeatLabel, usize>,
+}
+
+impl Layout {
+    /// `rows`: (label, seat count, category index), front to back.
+    pub fn new(categories: Vec<Category>, rows: &[(String, usize, usize)]) -> Self {
+        let mut seats = Vec::new();
+        let mut row_ranges = Vec::new();
+        for (label, count, cat) in rows {
+            let start = seats.len();
+            for n in 1..=*count {
+                if let Ok(seat) = SeatLabel::new(label, n as u16) {
+                    seats.push((seat, *cat));
+                }
+            }
+            row_ranges.push((label.clone(), start..seats.len()));
+        }
+        let index = seats.iter().enumerate().map(|(i, (s, _))| (s.clone(), i)).collect();
+        Self { categories, rows: row_ranges, seats, index }
+    }
+
+    pub fn seat_index(&self, seat: &SeatLabel) -> Option<usize> {
+        self.index.get(seat).copied()
+    }
+
+    pub fn price_of(&self, seat: usize) -> i32 {
+        self.categories[self.seats[seat].1].price_cents
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeatState {
+    Free,
+    Held(Arc<str>),
+    Booked(Arc<str>),
+}
+
+impl SeatState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SeatState::Free => "free",
+            SeatState::Held(_) => "held",
+            SeatState::Booked(_) => "booked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldStatus {
+    /// Placed in memory, not yet durable.
+    Pending,
+    Active,
+    /// A booking for it is being committed.
+    Confirming,
+    Confirmed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HoldEntry {
+    pub seats: Vec<usize>,
+    pub expires_at: DateTime<Utc>,
+    pub status: HoldStatus,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingEntry {
+    pub hold_id: String,
+    pub name: String,
+    pub email: String,
+    pub seats: Vec<usize>,
+    pub total_cents: i32,
+    pub cancelled: bool,
+}
+
+/// Why a hold cannot be placed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldRefusal {
+    Unknown(Vec<String>),
+    Taken(Vec<String>),
+}
+
+/// Why a hold cannot be confirmed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfirmRefusal {
+    NoSuchHold,
+    Expired,
+    InProgress,
+    AlreadyConfirmed(String),
+}
+
+/// What confirming a hold will book.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmPlan {
+    pub seats: Vec<String>,
+    pub total_cents: i32,
+}
+
+#[derive(Debug)]
+pub struct SeatMap {
+    layout: Arc<Layout>,
+    states: Vec<SeatState>,
+    holds: HashMap<Arc<str>, HoldEntry>,
+    bookings: HashMap<String, BookingEntry>,
+    by_key: HashMap<String, Arc<str>>,
+    /// Grows with every change; clients use it to tell fresh maps from stale ones.
+    version: u64,
+}
+
+impl SeatMap {
+    pub fn new(layout: Arc<Layout>) -> Self {
+        let states = vec![SeatState::Free; layout.seats.len()];
+        Self { layout, states, holds: HashMap::new(), bookings: HashMap::new(), by_key: HashMap::new(), version: 0 }
+    }
+
+    pub fn layout(&self) -> &Arc<Layout> {
+        &self.layout
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn states(&self) -> &[SeatState] {
+        &self.states
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.states.iter().filter(|s| **s == SeatState::Free).count()
+    }
+
+    pub fn labels(&self, seats: &[usize]) -> Vec<String> {
+        seats.iter().map(|&i| self.layout.seats[i].0.to_string()).collect()
+    }
+
+    pub fn hold(&self, id: &str) -> Option<&HoldEntry> {
+        self.holds.get(id)
+    }
+
+    pub fn booking(&self, code: &str) -> Option<&BookingEntry> {
+        self.bookings.get(code)
+    }
+
+    pub fn hold_for_key(&self, key: &str) -> Option<(&str, &HoldEntry)> {
+        let id = self.by_key.get(key)?;
+        self.holds.get(id).map(|h| (&**id, h))
+    }
+
+    /// Checks a selection against the map: every seat must exist and be free.
+    pub fn check_free(&self, selection: &SeatSelection) -> Result<Vec<usize>, HoldRefusal> {
+        let mut unknown = Vec::new();
+        let mut taken = Vec::new();
+        let mut idx = Vec::new();
+        for seat in selection.seats() {
+            match self.layout.seat_index(seat) {
+                None => unknown.push(seat.to_string()),
+                Some(i) if self.states[i] != SeatState::Free => taken.push(seat.to_string()),
+                Some(i) => idx.push(i),
+            }
+        }
+        if !unknown.is_empty() {
+            Err(HoldRefusal::Unknown(unknown))
+        } else if !taken.is_empty() {
+            Err(HoldRefusal::Taken(taken))
+        } else {
+            Ok(idx)
+        }
+    }
+
+    /// Marks the seats held by `id`. The seats must have passed [`Self::check_free`].
+    pub fn place_hold(&mut self, id: &str, seats: Vec<usize>, expires_at: DateTime<Utc>, key: Option<String>, status: HoldStatus) {
+        let id: Arc<str> = Arc::from(id);
+        for &i in &seats {
+            self.states[i] = SeatState::Held(id.clone());
+        }
+        if let Some(k) = &key {
+            self.by_key.insert(k.clone(), id.clone());
+        }
+        self.holds.insert(id, HoldEntry { seats, expires_at, status, idempotency_key: key });
+        self.version += 1;
+    }
+
+    pub fn mark_active(&mut self, id: &str) {
+        if let Some(h) = self.holds.get_mut(id) {
+            if h.status == HoldStatus::Pending {
+                h.status = HoldStatus::Active;
+            }
+        }
+    }
+
+    /// Ends a hold that will not become a booking (expired, released, or never stored);
+    /// its seats are free again. Returns whether it was there.
+    pub fn end_hold(&mut self, id: &str) -> bool {
+        let Some(h) = self.holds.remove(id) else { return false };
+        if matches!(h.status, HoldStatus::Confirmed(_)) {
+            // A confirmed hold's seats belong to its booking; keep the record of it.
+            self.holds.insert(Arc::from(id), h);
+            return false;
+        }
+        for &i in &h.seats {
+            if matches!(&self.states[i], SeatState::Held(h) if &**h == id) {
+                self.states[i] = SeatState::Free;
+            }
+        }
+        if let Some(k) = &h.idempotency_key {
+            self.by_key.remove(k);
+        }
+        self.version += 1;
+        true
+    }
+
+    /// Active holds whose time is up at `now`.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.holds
+            .iter()
+            .filter(|(_, h)| h.status == HoldStatus::Active && h.expires_at <= now)
+            .map(|(id, _)| id.to_string())
+            .collect()
+    }
+
+    pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.holds.values().filter(|h| h.status == HoldStatus::Active).map(|h| h.expires_at).min()
+    }
+
+    /// Starts confirming a hold: it must be active and not expired.
+    pub fn begin_confirm(&mut self, id: &str, now: DateTime<Utc>) -> Result<ConfirmPlan, ConfirmRefusal> {
+        let h = self.holds.get_mut(id).ok_or(ConfirmRefusal::NoSuchHold)?;
+        match &h.status {
+            HoldStatus::Confirmed(code) => return Err(ConfirmRefusal::AlreadyConfirmed(code.clone())),
+            HoldStatus::Confirming => return Err(ConfirmRefusal::InProgress),
+            HoldStatus::Pending => return Err(ConfirmRefusal::NoSuchHold),
+            HoldStatus::Active if h.expires_at <= now => return Err(ConfirmRefusal::Expired),
+            HoldStatus::Active => {}
+        }
+        h.status = HoldStatus::Confirming;
+        let seats = h.seats.clone();
+        Ok(ConfirmPlan {
+            total_cents: seats.iter().map(|&i| self.layout.price_of(i)).sum(),
+            seats: self.labels(&seats),
+        })
+    }
+
+    /// The booking for a confirming hold is durable: its seats are booked.
+    pub fn finish_confirm(&mut self, code: &str, booking: BookingEntry) {
+        let code_arc: Arc<str> = Arc::from(code);
+        for &i in &booking.seats {
+            self.states[i] = SeatState::Booked(code_arc.clone());
+        }
+        if let Some(h) = self.holds.get_mut(booking.hold_id.as_str()) {
+            h.status = HoldStatus::Confirmed(code.to_string());
+        }
+        self.bookings.insert(code.to_string(), booking);
+        self.version += 1;
+    }
+
+    /// The booking could not be stored: the hold is active again.
+    pub fn abort_confirm(&mut self, id: &str) {
+        if let Some(h) = self.holds.get_mut(id) {
+            if h.status == HoldStatus::Confirming {
+                h.status = HoldStatus::Active;
+            }
+        }
+    }
+
+    /// A booking was cancelled: its seats are free.
+    pub fn cancel(&mut self, code: &str) {
+        let Some(b) = self.bookings.get_mut(code) else { return };
+        if b.cancelled {
+            return;
+        }
+        b.cancelled = true;
+        for &i in &b.seats {
+            if matches!(&self.states[i], SeatState::Booked(c) if &**c == code) {
+                self.states[i] = SeatState::Free;
+            }
+        }
+        self.version += 1;
+    }
+
+    /// Restores a stored booking (and the hold it came from) when the map is rebuilt.
+    pub fn restore_booking(&mut self, code: &str, booking: BookingEntry) {
+        let hold: Arc<str> = Arc::from(booking.hold_id.as_str());
+        self.holds.insert(
+            hold,
+            HoldEntry {
+                seats: booking.seats.clone(),
+                expires_at: DateTime::<Utc>::MIN_UTC,
+                status: HoldStatus::Confirmed(code.to_string()),
+                idempotency_key: None,
+            },
+        );
+        if !booking.cancelled {
+            let code_arc: Arc<str> = Arc::from(code);
+            for &i in &booking.seats {
+                self.states[i] = SeatState::Booked(code_arc.clone());
+            }
+        }
+        self.bookings.insert(code.to_string(), booking);
+        self.version += 1;
+    }
+
+    /// Seat indexes for stored labels (unknown labels are skipped).
+    pub fn indexes(&self, labels: &[String]) -> Vec<usize> {
+        labels
+            .iter()
+            .filter_map(|l| SeatLabel::parse(l).ok())
+            .filter_map(|s| self.layout.seat_index(&s))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn layout() -> Arc<Layout> {
+        Arc::new(Layout::new(
+            vec![
+                Category { code: "standard".into(), name: "Standard".into(), price_cents: 1200 },
+                Category { code: "premium".into(), name: "Premium".into(), price_cents: 1600 },
+            ],
+            &[("A".into(), 4, 0), ("B".into(), 4, 1)],
+        ))
+    }
+
+    fn sel(seats: &[&str]) -> SeatSelection {
+        SeatSelection::parse(seats).unwrap()
+    }
+
+    fn held(map: &mut SeatMap, id: &str, seats: &[&str], expires: DateTime<Utc>) {
+        let idx = map.check_free(&sel(seats)).unwrap();
+        map.place_hold(id, idx, expires, None, HoldStatus::Active);
+    }
+
+    #[test]
+    fn a_held_seat_is_taken_for_everyone_else() {
+        let mut map = SeatMap::new(layout());
+        let t = Utc::now() + Duration::minutes(8);
+        held(&mut map, "h1", &["A1", "A2"], t);
+        assert_eq!(map.check_free(&sel(&["A2", "A3"])), Err(HoldRefusal::Taken(vec!["A2".into()])));
+        assert_eq!(map.free_count(), 6);
+        assert!(map.check_free(&sel(&["A3"])).is_ok());
+    }
+
+    #[test]
+    fn unknown_seats_are_named() {
+        let map = SeatMap::new(layout());
+        assert_eq!(map.check_free(&sel(&["A1", "Z9", "A5"])), Err(HoldRefusal::Unknown(vec!["Z9".into(), "A5".into()])));
+    }
+
+    #[test]
+    fn expiry_frees_seats_and_only_due_holds() {
+        let mut map = SeatMap::new(layout());
+        let now = Utc::now();
+        held(&mut map, "old", &["A1"], now - Duration::seconds(1));
+        held(&mut map, "new", &["A2"], now + Duration::minutes(5));
+        assert_eq!(map.due(now), vec!["old".to_string()]);
+        assert!(map.end_hold("old"));
+        assert!(map.check_free(&sel(&["A1"])).is_ok());
+        assert!(map.check_free(&sel(&["A2"])).is_err());
+        assert_eq!(map.next_expiry(), Some(now + Duration::minutes(5)));
+    }
+
+    #[test]
+    fn confirm_books_seats_at_category_prices_once() {
+        let mut map = SeatMap::new(layout());
+        let now = Utc::now();
+        held(&mut map, "h", &["A1", "B1"], now + Duration::minutes(1));
+        let plan = map.begin_confirm("h", now).unwrap();
+        assert_eq!(plan.total_cents, 2800);
+        assert_eq!(map.begin_confirm("h", now), Err(ConfirmRefusal::InProgress));
+        let seats = map.hold("h").unwrap().seats.clone();
+        map.finish_confirm("CODE2345", BookingEntry { hold_id: "h".into(), name: "A".into(), email: "a@b.co".into(), seats, total_cents: 2800, cancelled: false });
+        assert_eq!(map.begin_confirm("h", now), Err(ConfirmRefusal::AlreadyConfirmed("CODE2345".into())));
+        // A confirmed hold never expires and is not ended.
+        assert!(!map.end_hold("h"));
+        assert_eq!(map.states()[0].name(), "booked");
+        map.cancel("CODE2345");
+        assert_eq!(map.free_count(), 8);
+    }
+
+    #[test]
+    fn an_expired_hold_cannot_be_confirmed_and_a_failed_commit_reopens_it() {
+        let mut map = SeatMap::new(layout());
+        let now = Utc::now();
+        held(&mut map, "late", &["A1"], now - Duration::seconds(1));
+        assert_eq!(map.begin_confirm("late", now), Err(ConfirmRefusal::Expired));
+        held(&mut map, "h", &["A2"], now + Duration::minutes(1));
+        map.begin_confirm("h", now).unwrap();
+        map.abort_confirm("h");
+        assert!(map.begin_confirm("h", now).is_ok());
+        assert_eq!(map.begin_confirm("nope", now), Err(ConfirmRefusal::NoSuchHold));
+    }
+
+    #[test]
+    fn a_pending_hold_is_not_confirmable_and_idempotency_keys_find_holds() {
+        let mut map = SeatMap::new(layout());
+        let now = Utc::now();
+        let idx = map.check_free(&sel(&["B2"])).unwrap();
+        map.place_hold("p", idx, now + Duration::minutes(1), Some("k1".into()), HoldStatus::Pending);
+        assert_eq!(map.begin_confirm("p", now), Err(ConfirmRefusal::NoSuchHold));
+        assert_eq!(map.hold_for_key("k1").unwrap().0, "p");
+        map.mark_active("p");
+        assert!(map.begin_confirm("p", now).is_ok());
+        let v = map.version();
+        map.end_hold("p");
+        assert!(map.hold_for_key("k1").is_none());
+        assert!(map.version() > v);
+    }
+}

@@ -1,0 +1,584 @@
+//! ShowActor: one per show, the only owner of that show's seat map. Every hold, confirm,
+//! release, cancel and expiry is a message to it, so its mailbox puts them in one order:
+//! no lock, and a taken seat is refused from memory. Writes are queued to the log writer
+//! in that same order and answered once durable; while one is being committed the actor
+//! goes on serving other messages, because the seats are already marked in memory.
+use super::error::BookingError;
+use super::seat_map::{BookingEntry, Category, ConfirmRefusal, HoldRefusal, HoldStatus, Layout, SeatMap};
+use crate::db::models::{booking_state, split_seats};
+use crate::db::orders::{load_show, ShowSnapshot};
+use crate::db::Db;
+use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::wal::change::{BookingCancelled, BookingConfirmed, Change, HoldPlaced, HoldsEnded};
+use crate::wal::{LogWriter, WalError};
+use actix::prelude::*;
+use chrono::{DateTime, Duration, Utc};
+use futures::channel::oneshot;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What every show actor shares: where to read and write, and the rules' settings.
+#[derive(Clone)]
+pub struct ShowDeps {
+    pub db: Db,
+    pub writer: LogWriter,
+    pub hold_duration: Duration,
+    pub cancel_cutoff: Duration,
+    pub layouts: Arc<Mutex<HashMap<i64, Arc<Layout>>>>,
+}
+
+pub struct ShowActor {
+    id: ShowId,
+    deps: ShowDeps,
+    state: Loading,
+}
+
+enum Loading {
+    Pending,
+    Ready(Box<Ready>),
+    Missing,
+    Failed(String),
+}
+
+struct Ready {
+    starts_at: DateTime<Utc>,
+    on_sale: bool,
+    map: SeatMap,
+    waiters: HashMap<String, Vec<oneshot::Sender<Result<BookingReceipt, BookingError>>>>,
+    timer: Option<(DateTime<Utc>, SpawnHandle)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldReceipt {
+    pub hold_id: String,
+    pub show_id: i64,
+    pub seats: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BookingReceipt {
+    pub code: String,
+    pub show_id: i64,
+    pub hold_id: String,
+    pub name: String,
+    pub email: String,
+    pub seats: Vec<String>,
+    pub total_cents: i32,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeatView {
+    pub seat: String,
+    pub number: u16,
+    pub state: &'static str,
+    pub category: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowView {
+    pub label: String,
+    pub seats: Vec<SeatView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeatMapView {
+    pub show_id: i64,
+    pub version: u64,
+    pub starts_at: DateTime<Utc>,
+    pub on_sale: bool,
+    pub free: usize,
+    pub categories: Vec<Category>,
+    pub rows: Vec<RowView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldItem {
+    pub seat: String,
+    pub category: String,
+    pub price_cents: i32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldView {
+    pub hold_id: String,
+    pub show_id: i64,
+    pub expires_at: DateTime<Utc>,
+    pub items: Vec<HoldItem>,
+    pub total_cents: i32,
+    /// `active`, `confirming` or `confirmed`.
+    pub status: &'static str,
+    pub booking_code: Option<String>,
+}
+
+impl ShowActor {
+    pub fn new(id: ShowId, deps: ShowDeps) -> Self {
+        Self { id, deps, state: Loading::Pending }
+    }
+
+    fn ready(&mut self) -> Result<&mut Ready, BookingError> {
+        match &mut self.state {
+            Loading::Ready(r) => Ok(r),
+            Loading::Missing => Err(BookingError::ShowNotFound),
+            Loading::Failed(e) => Err(BookingError::Unavailable(e.clone())),
+            Loading::Pending => Err(BookingError::Unavailable("the show is still loading".into())),
+        }
+    }
+
+    fn layout_for(&self, snap: &ShowSnapshot) -> Arc<Layout> {
+        let mut cache = self.deps.layouts.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(snap.show.layout_id)
+            .or_insert_with(|| {
+                let cat_index: HashMap<i64, usize> = snap.categories.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+                let categories = snap
+                    .categories
+                    .iter()
+                    .map(|c| Category { code: c.code.clone(), name: c.name.clone(), price_cents: c.price_cents })
+                    .collect();
+                let rows: Vec<(String, usize, usize)> = snap
+                    .rows
+                    .iter()
+                    .map(|r| (r.row_label.clone(), r.seat_count.max(0) as usize, cat_index.get(&r.category_id).copied().unwrap_or(0)))
+                    .collect();
+                Arc::new(Layout::new(categories, &rows))
+            })
+            .clone()
+    }
+
+    fn rebuild(&self, snap: ShowSnapshot) -> Ready {
+        let mut map = SeatMap::new(self.layout_for(&snap));
+        for b in &snap.bookings {
+            let seats = map.indexes(&split_seats(&b.seats));
+            map.restore_booking(
+                &b.code,
+                BookingEntry {
+                    hold_id: b.hold_id.clone(),
+                    name: b.name.clone(),
+                    email: b.email.clone(),
+                    seats,
+                    total_cents: b.total_cents,
+                    cancelled: b.state == booking_state::CANCELLED,
+                },
+            );
+        }
+        for h in &snap.active_holds {
+            let labels = split_seats(&h.seats);
+            let seats = map.indexes(&labels);
+            let free = seats.iter().all(|&i| map.states()[i] == super::seat_map::SeatState::Free);
+            if free && !seats.is_empty() {
+                map.place_hold(&h.id, seats, h.expires_at.and_utc(), h.idempotency_key.clone(), HoldStatus::Active);
+            } else {
+                log::warn!("show {}: stored hold {} overlaps a booking; ignored", self.id, h.id);
+            }
+        }
+        Ready {
+            starts_at: snap.show.starts_at_utc.and_utc(),
+            on_sale: snap.show.in_feed,
+            map,
+            waiters: HashMap::new(),
+            timer: None,
+        }
+    }
+
+    /// Makes sure a timer fires at the earliest expiry.
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        let Loading::Ready(r) = &mut self.state else { return };
+        let Some(next) = r.map.next_expiry() else { return };
+        if let Some((at, handle)) = r.timer {
+            if at <= next {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let wait = (next - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(5);
+        let handle = ctx.run_later(wait, |act, ctx| {
+            if let Loading::Ready(r) = &mut act.state {
+                r.timer = None;
+            }
+            act.expire_due(ctx);
+        });
+        r.timer = Some((next, handle));
+    }
+
+    fn expire_due(&mut self, ctx: &mut Context<Self>) {
+        let show_id = self.id.0;
+        let Ok(r) = self.ready() else { return };
+        let due = r.map.due(Utc::now());
+        if !due.is_empty() {
+            for id in &due {
+                r.map.end_hold(id);
+            }
+            log::debug!("show {show_id}: {} holds expired", due.len());
+            let write = self.deps.writer.append(Change::HoldsEnded(HoldsEnded {
+                show_id,
+                hold_ids: due,
+                state: crate::db::models::hold_state::EXPIRED.to_string(),
+            }));
+            actix::spawn(async move {
+                if let Err(e) = write.await {
+                    log::warn!("show {show_id}: could not log expired holds: {e}");
+                }
+            });
+        }
+        self.schedule_expiry(ctx);
+    }
+
+    fn receipt(map: &SeatMap, show_id: i64, code: &str) -> Option<BookingReceipt> {
+        map.booking(code).map(|b| BookingReceipt {
+            code: code.to_string(),
+            show_id,
+            hold_id: b.hold_id.clone(),
+            name: b.name.clone(),
+            email: b.email.clone(),
+            seats: map.labels(&b.seats),
+            total_cents: b.total_cents,
+            state: if b.cancelled { booking_state::CANCELLED } else { booking_state::CONFIRMED },
+        })
+    }
+}
+
+impl Actor for ShowActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        let db = self.deps.db.clone();
+        let id = self.id.0;
+        let now = Utc::now().naive_utc();
+        let load = async move { db.run(move |c| load_show(c, id, now)).await };
+        ctx.wait(load.into_actor(self).map(|res, act, ctx| {
+            act.state = match res {
+                Ok(Some(snap)) => Loading::Ready(Box::new(act.rebuild(snap))),
+                Ok(None) => Loading::Missing,
+                Err(e) => {
+                    log::error!("show {}: cannot load: {e}", act.id);
+                    Loading::Failed("the database is unavailable".into())
+                }
+            };
+            match act.state {
+                Loading::Ready(_) => act.schedule_expiry(ctx),
+                _ => ctx.stop(),
+            }
+        }));
+    }
+}
+
+fn wal_to_booking(e: WalError) -> BookingError {
+    match e {
+        WalError::Conflict(_) => BookingError::Unavailable("the write conflicted; try again".into()),
+        other => BookingError::Unavailable(other.to_string()),
+    }
+}
+
+type Reply<T> = ResponseActFuture<ShowActor, Result<T, BookingError>>;
+
+fn done<T: 'static>(r: Result<T, BookingError>) -> Reply<T> {
+    Box::pin(actix::fut::ready(r))
+}
+
+/// Hold these seats for HOLD_MINUTES.
+#[derive(Message)]
+#[rtype(result = "Result<HoldReceipt, BookingError>")]
+pub struct PlaceHold {
+    pub seats: SeatSelection,
+    pub key: Option<IdempotencyKey>,
+}
+
+impl Handler<PlaceHold> for ShowActor {
+    type Result = Reply<HoldReceipt>;
+
+    fn handle(&mut self, msg: PlaceHold, _ctx: &mut Context<Self>) -> Self::Result {
+        let show_id = self.id;
+        let hold_for = self.deps.hold_duration;
+        let r = match self.ready() {
+            Ok(r) => r,
+            Err(e) => return done(Err(e)),
+        };
+        let now = Utc::now();
+        if let Some(key) = &msg.key {
+            if let Some((id, h)) = r.map.hold_for_key(key.as_str()) {
+                return done(match h.status {
+                    HoldStatus::Pending => Err(BookingError::KeyInProgress),
+                    _ => Ok(HoldReceipt { hold_id: id.to_string(), show_id: show_id.0, seats: r.map.labels(&h.seats), expires_at: h.expires_at }),
+                });
+            }
+        }
+        if now >= r.starts_at {
+            return done(Err(BookingError::ShowStarted));
+        }
+        if !r.on_sale {
+            return done(Err(BookingError::ShowWithdrawn));
+        }
+        let seats = match r.map.check_free(&msg.seats) {
+            Ok(s) => s,
+            Err(HoldRefusal::Unknown(s)) => return done(Err(BookingError::UnknownSeats(s))),
+            Err(HoldRefusal::Taken(s)) => return done(Err(BookingError::SeatsTaken(s))),
+        };
+        let hold = HoldId::generate(show_id);
+        let expires_at = now + hold_for;
+        let labels = r.map.labels(&seats);
+        let key = msg.key.map(|k| k.as_str().to_string());
+        r.map.place_hold(hold.as_str(), seats, expires_at, key.clone(), HoldStatus::Pending);
+        let write = self.deps.writer.append(Change::HoldPlaced(HoldPlaced {
+            hold_id: hold.to_string(),
+            show_id: show_id.0,
+            seats: labels.clone(),
+            expires_at: expires_at.naive_utc(),
+            idempotency_key: key,
+            created_at: now.naive_utc(),
+        }));
+        Box::pin(write.into_actor(self).map(move |res, act, ctx| {
+            let Loading::Ready(r) = &mut act.state else {
+                return Err(BookingError::Unavailable("the show was unloaded".into()));
+            };
+            match res {
+                Ok(_) => {
+                    r.map.mark_active(hold.as_str());
+                    act.schedule_expiry(ctx);
+                    Ok(HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at })
+                }
+                Err(e) => {
+                    r.map.end_hold(hold.as_str());
+                    Err(wal_to_booking(e))
+                }
+            }
+        }))
+    }
+}
+
+/// Turn a hold into a booking. Confirming the same hold again answers the same booking.
+#[derive(Message)]
+#[rtype(result = "Result<BookingReceipt, BookingError>")]
+pub struct ConfirmHold {
+    pub hold: HoldId,
+    pub name: CustomerName,
+    pub email: Email,
+}
+
+impl Handler<ConfirmHold> for ShowActor {
+    type Result = Reply<BookingReceipt>;
+
+    fn handle(&mut self, msg: ConfirmHold, _ctx: &mut Context<Self>) -> Self::Result {
+        let show_id = self.id.0;
+        let r = match self.ready() {
+            Ok(r) => r,
+            Err(e) => return done(Err(e)),
+        };
+        let hold_id = msg.hold.to_string();
+        let plan = match r.map.begin_confirm(&hold_id, Utc::now()) {
+            Ok(plan) => plan,
+            Err(ConfirmRefusal::NoSuchHold) => return done(Err(BookingError::HoldNotFound)),
+            Err(ConfirmRefusal::Expired) => return done(Err(BookingError::HoldExpired)),
+            Err(ConfirmRefusal::AlreadyConfirmed(code)) => {
+                return done(Self::receipt(&r.map, show_id, &code).ok_or(BookingError::HoldNotFound))
+            }
+            Err(ConfirmRefusal::InProgress) => {
+                let (tx, rx) = oneshot::channel();
+                r.waiters.entry(hold_id).or_default().push(tx);
+                return Box::pin(
+                    async move { rx.await.unwrap_or_else(|_| Err(BookingError::Unavailable("the confirmation was interrupted".into()))) }
+                        .into_actor(self),
+                );
+            }
+        };
+        let code = BookingCode::generate().to_string();
+        let entry = BookingEntry {
+            hold_id: hold_id.clone(),
+            name: msg.name.as_str().to_string(),
+            email: msg.email.as_str().to_string(),
+            seats: r.map.hold(&hold_id).map(|h| h.seats.clone()).unwrap_or_default(),
+            total_cents: plan.total_cents,
+            cancelled: false,
+        };
+        let write = self.deps.writer.append(Change::BookingConfirmed(BookingConfirmed {
+            code: code.clone(),
+            show_id,
+            hold_id: hold_id.clone(),
+            name: entry.name.clone(),
+            email: entry.email.clone(),
+            seats: plan.seats,
+            total_cents: plan.total_cents,
+            created_at: Utc::now().naive_utc(),
+        }));
+        Box::pin(write.into_actor(self).map(move |res, act, _ctx| {
+            let Loading::Ready(r) = &mut act.state else {
+                return Err(BookingError::Unavailable("the show was unloaded".into()));
+            };
+            let result = match res {
+                Ok(_) => {
+                    r.map.finish_confirm(&code, entry);
+                    Self::receipt(&r.map, show_id, &code).ok_or(BookingError::HoldNotFound)
+                }
+                Err(e) => {
+                    r.map.abort_confirm(&hold_id);
+                    Err(wal_to_booking(e))
+                }
+            };
+            for waiter in r.waiters.remove(&hold_id).unwrap_or_default() {
+                let _ = waiter.send(result.clone());
+            }
+            result
+        }))
+    }
+}
+
+/// The customer gives the seats back before the hold expires.
+#[derive(Message)]
+#[rtype(result = "Result<(), BookingError>")]
+pub struct ReleaseHold {
+    pub hold: HoldId,
+}
+
+impl Handler<ReleaseHold> for ShowActor {
+    type Result = Reply<()>;
+
+    fn handle(&mut self, msg: ReleaseHold, _ctx: &mut Context<Self>) -> Self::Result {
+        let show_id = self.id.0;
+        let r = match self.ready() {
+            Ok(r) => r,
+            Err(e) => return done(Err(e)),
+        };
+        let id = msg.hold.to_string();
+        match r.map.hold(&id).map(|h| h.status.clone()) {
+            None => return done(Err(BookingError::HoldNotFound)),
+            Some(HoldStatus::Active) => {}
+            Some(HoldStatus::Confirmed(_)) | Some(HoldStatus::Confirming) | Some(HoldStatus::Pending) => {
+                return done(Err(BookingError::HoldBusy))
+            }
+        }
+        r.map.end_hold(&id);
+        let write = self.deps.writer.append(Change::HoldsEnded(HoldsEnded {
+            show_id,
+            hold_ids: vec![id],
+            state: crate::db::models::hold_state::RELEASED.to_string(),
+        }));
+        Box::pin(write.into_actor(self).map(|res, _, _| res.map(|_| ()).map_err(wal_to_booking)))
+    }
+}
+
+/// Cancel a booking (the email must match), until the cut-off before the show.
+#[derive(Message)]
+#[rtype(result = "Result<BookingReceipt, BookingError>")]
+pub struct CancelBooking {
+    pub code: BookingCode,
+    pub email: Email,
+}
+
+impl Handler<CancelBooking> for ShowActor {
+    type Result = Reply<BookingReceipt>;
+
+    fn handle(&mut self, msg: CancelBooking, _ctx: &mut Context<Self>) -> Self::Result {
+        let show_id = self.id.0;
+        let cutoff = self.deps.cancel_cutoff;
+        let r = match self.ready() {
+            Ok(r) => r,
+            Err(e) => return done(Err(e)),
+        };
+        let code = msg.code.to_string();
+        let Some(booking) = r.map.booking(&code).filter(|b| b.email == msg.email.as_str()) else {
+            return done(Err(BookingError::BookingNotFound));
+        };
+        if booking.cancelled {
+            return done(Self::receipt(&r.map, show_id, &code).ok_or(BookingError::BookingNotFound));
+        }
+        let deadline = r.starts_at - cutoff;
+        if Utc::now() >= deadline {
+            return done(Err(BookingError::TooLateToCancel(deadline.format("%Y-%m-%d %H:%M UTC").to_string())));
+        }
+        r.map.cancel(&code);
+        let receipt = Self::receipt(&r.map, show_id, &code);
+        let write = self.deps.writer.append(Change::BookingCancelled(BookingCancelled { code, show_id, at: Utc::now().naive_utc() }));
+        Box::pin(write.into_actor(self).map(move |res, _, _| match res {
+            Ok(_) => receipt.ok_or(BookingError::BookingNotFound),
+            Err(e) => Err(wal_to_booking(e)),
+        }))
+    }
+}
+
+/// The seat map as it is now.
+#[derive(Message)]
+#[rtype(result = "Result<SeatMapView, BookingError>")]
+pub struct GetSeatMap;
+
+impl Handler<GetSeatMap> for ShowActor {
+    type Result = Result<SeatMapView, BookingError>;
+
+    fn handle(&mut self, _: GetSeatMap, _: &mut Context<Self>) -> Self::Result {
+        let show_id = self.id.0;
+        let r = self.ready()?;
+        let layout = r.map.layout().clone();
+        let states = r.map.states();
+        let rows = layout
+            .rows
+            .iter()
+            .map(|(label, range)| RowView {
+                label: label.clone(),
+                seats: range
+                    .clone()
+                    .map(|i| {
+                        let (seat, cat) = &layout.seats[i];
+                        SeatView {
+                            seat: seat.to_string(),
+                            number: seat.number(),
+                            state: states[i].name(),
+                            category: layout.categories[*cat].code.clone(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(SeatMapView {
+            show_id,
+            version: r.map.version(),
+            starts_at: r.starts_at,
+            on_sale: r.on_sale && Utc::now() < r.starts_at,
+            free: r.map.free_count(),
+            categories: layout.categories.clone(),
+            rows,
+        })
+    }
+}
+
+/// A hold as its owner sees it (the checkout page).
+#[derive(Message)]
+#[rtype(result = "Result<HoldView, BookingError>")]
+pub struct GetHold {
+    pub hold: HoldId,
+}
+
+impl Handler<GetHold> for ShowActor {
+    type Result = Result<HoldView, BookingError>;
+
+    fn handle(&mut self, msg: GetHold, _: &mut Context<Self>) -> Self::Result {
+        let show_id = self.id.0;
+        let r = self.ready()?;
+        let h = r.map.hold(msg.hold.as_str()).ok_or(BookingError::HoldExpired)?;
+        let layout = r.map.layout();
+        let items: Vec<HoldItem> = h
+            .seats
+            .iter()
+            .map(|&i| {
+                let cat = &layout.categories[layout.seats[i].1];
+                HoldItem { seat: layout.seats[i].0.to_string(), category: cat.name.clone(), price_cents: cat.price_cents }
+            })
+            .collect();
+        let (status, booking_code) = match &h.status {
+            HoldStatus::Confirmed(code) => ("confirmed", Some(code.clone())),
+            HoldStatus::Confirming => ("confirming", None),
+            _ if h.expires_at <= Utc::now() => return Err(BookingError::HoldExpired),
+            _ => ("active", None),
+        };
+        Ok(HoldView {
+            hold_id: msg.hold.to_string(),
+            show_id,
+            expires_at: h.expires_at,
+            total_cents: items.iter().map(|i| i.price_cents).sum(),
+            items,
+            status,
+            booking_code,
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! The database layer: the pool, migrations, the blocking-pool helper, and queries per table.
+//! Diesel runs only inside [`Db::run`], on actix-web's blocking thread pool.
+pub mod catalog;
+pub mod models;
+pub mod orders;
+pub mod schema;
+
+use diesel::mysql::MysqlConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type MysqlPool = Pool<ConnectionManager<MysqlConnection>>;
+pub type Conn = PooledConnection<ConnectionManager<MysqlConnection>>;
+
+/// What went wrong in the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database connection failed: {0}")]
+    Connect(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("the blocking pool is gone")]
+    Canceled,
+}
+
+impl DbError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DbError::Query(diesel::result::Error::NotFound))
+    }
+}
+
+/// The pool plus the way to use it without blocking an async thread.
+#[derive(Clone)]
+pub struct Db {
+    pool: MysqlPool,
+}
+
+impl Db {
+    pub fn connect(url: &str, max_size: u32) -> Result<Self, DbError> {
+        let manager = ConnectionManager::<MysqlConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(2.min(max_size)))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| DbError::Connect(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &MysqlPool {
+        &self.pool
+    }
+
+    /// A connection for code that already runs on a thread of its own (the log writer).
+    pub fn get(&self) -> Result<Conn, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a connection on actix-web's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut MysqlConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| DbError::Canceled)?
+    }
+
+    pub fn migrate(&self) -> Result<(), DbError> {
+        let mut conn = self.get()?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Creates the database named in a MySQL URL if it does not exist yet
+/// (`mysql://user:pw@host:port/name`), by connecting to the server without it.
+pub fn create_database_if_missing(url: &str) -> Result<(), DbError> {
+    use diesel::{Connection, RunQueryDsl};
+    let (server, name) = url
+        .rsplit_once('/')
+        .filter(|(s, n)| s.contains("://") && !s.ends_with('/') && !n.is_empty())
+        .ok_or_else(|| DbError::Connect("DATABASE_URL must name a database".into()))?;
+    let name = name.split('?').next().unwrap_or(name);
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DbError::Connect(format!("unsupported database name '{name}'")));
+    }
+    let mut conn = MysqlConnection::establish(server).map_err(|e| DbError::Connect(e.to_string()))?;
+    diesel::sql_query(format!(
+        "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    ))
+    .execute(&mut conn)?;
+    Ok(())
+}

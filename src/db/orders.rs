@@ -1,0 +1,64 @@
+//! Queries on holds and bookings.
+use super::models::{booking_state, hold_state, Booking, Hold, LayoutRow, SeatCategory, Show};
+use super::schema::{bookings, holds, layout_rows, seat_categories, shows};
+use super::DbError;
+use chrono::NaiveDateTime;
+use diesel::mysql::MysqlConnection;
+use diesel::prelude::*;
+
+/// Everything a show actor needs to rebuild its seat map.
+#[derive(Debug)]
+pub struct ShowSnapshot {
+    pub show: Show,
+    pub categories: Vec<SeatCategory>,
+    pub rows: Vec<LayoutRow>,
+    /// Cancelled first, then confirmed, each in creation order.
+    pub bookings: Vec<Booking>,
+    pub active_holds: Vec<Hold>,
+}
+
+pub fn load_show(conn: &mut MysqlConnection, show_id: i64, now: NaiveDateTime) -> Result<Option<ShowSnapshot>, DbError> {
+    let Some(show) = shows::table.find(show_id).select(Show::as_select()).first(conn).optional()? else {
+        return Ok(None);
+    };
+    let (categories, rows) = load_layout(conn, show.layout_id)?;
+    let mut bookings: Vec<Booking> = bookings::table
+        .filter(bookings::show_id.eq(show_id))
+        .order(bookings::created_at.asc())
+        .select(Booking::as_select())
+        .load(conn)?;
+    bookings.sort_by_key(|b| b.state != booking_state::CANCELLED);
+    let active_holds = holds::table
+        .filter(holds::show_id.eq(show_id))
+        .filter(holds::state.eq(hold_state::ACTIVE))
+        .filter(holds::expires_at.gt(now))
+        .select(Hold::as_select())
+        .load(conn)?;
+    Ok(Some(ShowSnapshot { show, categories, rows, bookings, active_holds }))
+}
+
+pub fn load_layout(conn: &mut MysqlConnection, layout_id: i64) -> Result<(Vec<SeatCategory>, Vec<LayoutRow>), DbError> {
+    let categories = seat_categories::table
+        .filter(seat_categories::layout_id.eq(layout_id))
+        .order(seat_categories::id.asc())
+        .select(SeatCategory::as_select())
+        .load(conn)?;
+    let rows = layout_rows::table
+        .filter(layout_rows::layout_id.eq(layout_id))
+        .order(layout_rows::position.asc())
+        .select(LayoutRow::as_select())
+        .load(conn)?;
+    Ok((categories, rows))
+}
+
+pub fn find_booking(conn: &mut MysqlConnection, code: &str) -> Result<Option<Booking>, DbError> {
+    Ok(bookings::table.find(code).select(Booking::as_select()).first(conn).optional()?)
+}
+
+pub fn bookings_of_show(conn: &mut MysqlConnection, show_id: i64) -> Result<Vec<Booking>, DbError> {
+    Ok(bookings::table
+        .filter(bookings::show_id.eq(show_id))
+        .order(bookings::created_at.desc())
+        .select(Booking::as_select())
+        .load(conn)?)
+}

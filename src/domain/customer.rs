@@ -1,0 +1,87 @@
+use super::DomainError;
+use std::fmt;
+
+/// The name a booking is made under: trimmed, 1 to 100 characters, no control characters.
+/// It may contain anything else (pages escape it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerName(String);
+
+impl CustomerName {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let s = raw.trim();
+        let len = s.chars().count();
+        if (1..=100).contains(&len) && !s.chars().any(char::is_control) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(DomainError::BadName)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address, checked for the shape `local@domain.tld` and stored lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let s = raw.trim();
+        let bad = || DomainError::BadEmail(s.chars().take(64).collect());
+        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.contains('@')
+            && !local.contains(['<', '>', '"', ',', ';', '(', ')', '[', ']', '\\']);
+        let domain_ok = domain.contains('.')
+            && domain.split('.').all(|part| {
+                !part.is_empty()
+                    && part.len() <= 63
+                    && part.chars().all(|c| c.is_alphanumeric() || c == '-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            });
+        if local_ok && domain_ok {
+            Ok(Self(s.to_lowercase()))
+        } else {
+            Err(bad())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(Email::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        assert!(Email::parse("a.b+c@mail.example.org").is_ok());
+        for bad in ["", "ann", "ann@", "@x.com", "ann@x", "a b@x.com", "ann@x..com", "<a>@x.com", "ann@-x.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(CustomerName::parse("  Ann <b>Lee</b> ").unwrap().as_str(), "Ann <b>Lee</b>");
+        assert!(CustomerName::parse("   ").is_err());
+        assert!(CustomerName::parse(&"x".repeat(101)).is_err());
+        assert!(CustomerName::parse("a\u{0}b").is_err());
+    }
+}

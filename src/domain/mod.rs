@@ -1,0 +1,13 @@
+//! Parsed user input and identifiers. Everything that crosses the web edge becomes one of
+//! these types first; the core never sees raw strings.
+mod code;
+mod customer;
+mod error;
+mod ids;
+mod seat;
+
+pub use code::{random_token, BookingCode};
+pub use customer::{CustomerName, Email};
+pub use error::DomainError;
+pub use ids::{HoldId, IdempotencyKey, ShowId};
+pub use seat::{SeatLabel, SeatSelection, MAX_SEATS_PER_HOLD};

@@ -1,0 +1,181 @@
+//! Writes a log record and its effect. The master and the followers share this code, so a
+//! replica is the same rows as the master. Callers wrap it in a transaction.
+use super::change::{BookingCancelled, CatalogChange, Change, HoldsEnded, LogRecord};
+use crate::db::models::{
+    booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow,
+};
+use crate::db::schema::{
+    booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories, shows,
+    theaters, write_log,
+};
+use diesel::mysql::MysqlConnection;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+
+/// Applies many records with few statements: rows of the same kind go in one multi-row
+/// INSERT or one UPDATE. Catalog changes and cancels are applied one by one, in log order,
+/// as boundaries between runs of bulk rows, so the order of effects is kept.
+pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<(), DieselError> {
+    let rows = records
+        .iter()
+        .map(LogRecord::to_row)
+        .collect::<Result<Vec<WriteLogRow>, _>>()
+        .map_err(|e| DieselError::SerializationError(Box::new(e)))?;
+    for chunk in rows.chunks(500) {
+        diesel::insert_into(write_log::table).values(chunk).execute(conn)?;
+    }
+    let mut bulk = Bulk::default();
+    for rec in records {
+        match &rec.change {
+            Change::HoldPlaced(h) => bulk.holds.push(Hold {
+                id: h.hold_id.clone(),
+                show_id: h.show_id,
+                seats: join_seats(&h.seats),
+                expires_at: h.expires_at,
+                state: hold_state::ACTIVE.to_string(),
+                idempotency_key: h.idempotency_key.clone(),
+                created_at: h.created_at,
+            }),
+            Change::HoldsEnded(e) => bulk.ended.push(e.clone()),
+            Change::BookingConfirmed(b) => {
+                bulk.seats.extend(b.seats.iter().map(|s| BookingSeat {
+                    show_id: b.show_id,
+                    seat: s.clone(),
+                    booking_code: b.code.clone(),
+                }));
+                bulk.confirmed_holds.push(b.hold_id.clone());
+                bulk.bookings.push(Booking {
+                    code: b.code.clone(),
+                    show_id: b.show_id,
+                    hold_id: b.hold_id.clone(),
+                    name: b.name.clone(),
+                    email: b.email.clone(),
+                    seats: join_seats(&b.seats),
+                    total_cents: b.total_cents,
+                    state: booking_state::CONFIRMED.to_string(),
+                    created_at: b.created_at,
+                    cancelled_at: None,
+                });
+            }
+            Change::BookingCancelled(c) => {
+                bulk.flush(conn)?;
+                apply_cancel(conn, c)?;
+            }
+            Change::Catalog(c) => {
+                bulk.flush(conn)?;
+                apply_catalog(conn, c)?;
+            }
+        }
+    }
+    bulk.flush(conn)
+}
+
+#[derive(Default)]
+struct Bulk {
+    holds: Vec<Hold>,
+    bookings: Vec<Booking>,
+    seats: Vec<BookingSeat>,
+    confirmed_holds: Vec<String>,
+    ended: Vec<HoldsEnded>,
+}
+
+impl Bulk {
+    fn flush(&mut self, conn: &mut MysqlConnection) -> Result<(), DieselError> {
+        for chunk in self.holds.chunks(500) {
+            diesel::insert_into(holds::table).values(chunk).execute(conn)?;
+        }
+        for chunk in self.bookings.chunks(500) {
+            diesel::insert_into(bookings::table).values(chunk).execute(conn)?;
+        }
+        for chunk in self.seats.chunks(1000) {
+            diesel::insert_into(booking_seats::table).values(chunk).execute(conn)?;
+        }
+        for chunk in self.confirmed_holds.chunks(500) {
+            diesel::update(holds::table.filter(holds::id.eq_any(chunk)))
+                .set(holds::state.eq(hold_state::CONFIRMED))
+                .execute(conn)?;
+        }
+        for ended in &self.ended {
+            diesel::update(
+                holds::table
+                    .filter(holds::id.eq_any(&ended.hold_ids))
+                    .filter(holds::state.eq(hold_state::ACTIVE)),
+            )
+            .set(holds::state.eq(&ended.state))
+            .execute(conn)?;
+        }
+        *self = Bulk::default();
+        Ok(())
+    }
+}
+
+fn apply_cancel(conn: &mut MysqlConnection, c: &BookingCancelled) -> Result<(), DieselError> {
+    diesel::update(bookings::table.find(&c.code))
+        .set((
+            bookings::state.eq(booking_state::CANCELLED),
+            bookings::cancelled_at.eq(Some(c.at)),
+        ))
+        .execute(conn)?;
+    diesel::delete(booking_seats::table.filter(booking_seats::booking_code.eq(&c.code)))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn apply_catalog(conn: &mut MysqlConnection, c: &CatalogChange) -> Result<(), DieselError> {
+    for l in &c.layouts {
+        diesel::replace_into(layouts::table).values(l).execute(conn)?;
+    }
+    for cat in &c.categories {
+        diesel::insert_into(seat_categories::table)
+            .values(cat)
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(cat)
+            .execute(conn)?;
+    }
+    for r in &c.rows {
+        diesel::insert_into(layout_rows::table)
+            .values(r)
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(r)
+            .execute(conn)?;
+    }
+    for t in &c.theaters {
+        diesel::insert_into(theaters::table)
+            .values(t)
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(t)
+            .execute(conn)?;
+    }
+    for m in &c.movies {
+        diesel::insert_into(movies::table)
+            .values(m)
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(m)
+            .execute(conn)?;
+    }
+    for chunk in c.shows.chunks(200) {
+        for s in chunk {
+            diesel::insert_into(shows::table)
+                .values(s)
+                .on_conflict(diesel::dsl::DuplicatedKeys)
+                .do_update()
+                .set(s)
+                .execute(conn)?;
+        }
+    }
+    if !c.shows_out_of_feed.is_empty() {
+        diesel::update(shows::table.filter(shows::id.eq_any(&c.shows_out_of_feed)))
+            .set(shows::in_feed.eq(false))
+            .execute(conn)?;
+    }
+    if !c.shows_deleted.is_empty() {
+        diesel::delete(holds::table.filter(holds::show_id.eq_any(&c.shows_deleted)))
+            .execute(conn)?;
+        diesel::delete(shows::table.filter(shows::id.eq_any(&c.shows_deleted))).execute(conn)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! The ordered write log. Every write of the system (holds, bookings, cancels, catalog
+//! changes) is one [`Change`]; the master numbers it (LSN), stamps it (epoch, Lamport time)
+//! and commits it together with its effect ([`apply`]); followers apply the same records.
+pub mod apply;
+pub mod change;
+pub mod writer;
+
+pub use change::{Change, LogRecord};
+pub use writer::{LogWriter, WalError, WriterStats};

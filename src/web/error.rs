@@ -1,0 +1,127 @@
+//! The web layer's one error type: every failure a handler can meet, with its status.
+//! API handlers answer it as JSON; page handlers render `error.html` with it.
+use crate::actors::BookingError;
+use crate::db::DbError;
+use crate::domain::DomainError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { message: String, taken: Vec<String> },
+    #[error("{0}")]
+    Gone(String),
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something broke on our side; the cause is logged, never sent.
+    #[error("something went wrong on our side")]
+    Internal(String),
+}
+
+impl WebError {
+    pub fn title(&self) -> &'static str {
+        match self {
+            WebError::BadRequest(_) => "Bad request",
+            WebError::Forbidden(_) => "Forbidden",
+            WebError::NotFound(_) => "Not found",
+            WebError::Conflict { .. } => "Already taken",
+            WebError::Gone(_) => "Expired",
+            WebError::TooLarge(_) => "Too large",
+            WebError::Unprocessable(_) => "Cannot do that",
+            WebError::Unavailable(_) => "Temporarily unavailable",
+            WebError::Internal(_) => "Server error",
+        }
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Conflict { .. } => StatusCode::CONFLICT,
+            WebError::Gone(_) => StatusCode::GONE,
+            WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let WebError::Internal(cause) = self {
+            log::error!("internal error: {cause}");
+        }
+        let mut body = json!({ "error": self.to_string(), "status": self.status_code().as_u16() });
+        if let WebError::Conflict { taken, .. } = self {
+            body["taken"] = json!(taken);
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+impl From<BookingError> for WebError {
+    fn from(e: BookingError) -> Self {
+        let msg = e.to_string();
+        match e {
+            BookingError::ShowNotFound | BookingError::HoldNotFound | BookingError::BookingNotFound => WebError::NotFound(msg),
+            BookingError::SeatsTaken(taken) => WebError::Conflict { message: msg, taken },
+            BookingError::HoldBusy | BookingError::KeyInProgress => WebError::Conflict { message: msg, taken: vec![] },
+            BookingError::HoldExpired => WebError::Gone(msg),
+            BookingError::ShowStarted | BookingError::ShowWithdrawn | BookingError::UnknownSeats(_) | BookingError::TooLateToCancel(_) => {
+                WebError::Unprocessable(msg)
+            }
+            BookingError::Unavailable(_) => WebError::Unavailable(msg),
+        }
+    }
+}
+
+impl From<DomainError> for WebError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::BadHoldId(_) => WebError::NotFound("no such hold".into()),
+            DomainError::BadBookingCode(_) => WebError::NotFound("no booking with this code and email".into()),
+            DomainError::BadIdempotencyKey => WebError::BadRequest(e.to_string()),
+            other => WebError::Unprocessable(other.to_string()),
+        }
+    }
+}
+
+impl From<DbError> for WebError {
+    fn from(e: DbError) -> Self {
+        WebError::Internal(e.to_string())
+    }
+}
+
+impl From<actix::MailboxError> for WebError {
+    fn from(e: actix::MailboxError) -> Self {
+        WebError::Unavailable(format!("the show is busy, try again ({e})"))
+    }
+}
+
+impl From<tera::Error> for WebError {
+    fn from(e: tera::Error) -> Self {
+        use std::error::Error;
+        let mut cause = e.to_string();
+        let mut src = e.source();
+        while let Some(s) = src {
+            cause.push_str(": ");
+            cause.push_str(&s.to_string());
+            src = s.source();
+        }
+        WebError::Internal(format!("template: {cause}"))
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP edge: pages, the JSON API, health. Input is parsed into domain types here.
+pub mod api;
+pub mod csrf;
+pub mod error;
+pub mod form;
+pub mod pages;
+
+use crate::actors::ShowDirectory;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::wal::LogWriter;
+use actix_web::{web, HttpResponse};
+use std::sync::Arc;
+
+pub use error::WebError;
+
+/// Everything a handler may use; cloned into every worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub tera: Arc<tera::Tera>,
+    pub shows: Arc<ShowDirectory>,
+    pub writer: LogWriter,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Renders a page, or the error page if the template fails.
+    pub fn render(&self, template: &str, ctx: &tera::Context) -> Result<String, WebError> {
+        Ok(self.tera.render(template, ctx)?)
+    }
+
+    /// The error page for `err`, with its status.
+    pub fn error_page(&self, err: &WebError) -> HttpResponse {
+        use actix_web::ResponseError;
+        if let WebError::Internal(cause) = err {
+            log::error!("internal error: {cause}");
+        }
+        let mut ctx = tera::Context::new();
+        ctx.insert("status", &err.status_code().as_u16());
+        ctx.insert("title", err.title());
+        ctx.insert("message", &err.to_string());
+        let body = self
+            .tera
+            .render("error.html", &ctx)
+            .unwrap_or_else(|_| format!("<!doctype html><title>{0}</title><h1>{0}</h1>", err.title()));
+        HttpResponse::build(err.status_code()).content_type("text/html; charset=utf-8").body(body)
+    }
+}
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz));
+    api::config(cfg);
+    pages::config(cfg);
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}

@@ -1,0 +1,420 @@
+//! The server-rendered site. Every page works with plain forms; scripts only enhance.
+use super::error::WebError;
+use super::form::FormData;
+use super::{api, csrf, AppState};
+use crate::actors::show::{BookingReceipt, ConfirmHold, GetHold, GetSeatMap, HoldView, PlaceHold, ReleaseHold, SeatMapView};
+use crate::db::catalog::{self, ListedShow};
+use crate::db::models::{booking_state, split_seats, Movie, Show, Theater};
+use crate::db::orders::find_booking;
+use crate::domain::{BookingCode, CustomerName, Email, HoldId, SeatSelection, ShowId, MAX_SEATS_PER_HOLD};
+use actix_web::cookie::Cookie;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use tera::Context;
+
+/// The catalog's home time zone, for "today" on the listing.
+const HOME_TZ: chrono_tz::Tz = chrono_tz::America::Los_Angeles;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .route("/movies/{id}", web::get().to(movie))
+        .route("/shows/{id}", web::get().to(show))
+        .route("/shows/{id}/hold", web::post().to(hold))
+        .route("/holds/{hold_id}", web::get().to(hold_page))
+        .route("/holds/{hold_id}/confirm", web::post().to(confirm))
+        .route("/holds/{hold_id}/release", web::post().to(release))
+        .route("/bookings", web::get().to(lookup_page))
+        .route("/bookings/lookup", web::post().to(lookup))
+        .route("/bookings/{code}/cancel", web::post().to(cancel));
+}
+
+/// A page's answer: HTML with the CSRF cookie set when the browser needs one.
+struct Page {
+    status: StatusCode,
+    body: String,
+    cookie: Option<Cookie<'static>>,
+}
+
+impl Page {
+    fn into_response(self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.content_type("text/html; charset=utf-8").insert_header(("Cache-Control", "no-store"));
+        if let Some(c) = self.cookie {
+            res.cookie(c);
+        }
+        res.body(self.body)
+    }
+}
+
+fn respond(state: &AppState, page: Result<Page, WebError>) -> HttpResponse {
+    match page {
+        Ok(p) => p.into_response(),
+        Err(e) => state.error_page(&e),
+    }
+}
+
+/// Renders `template`; `ctx` gets the CSRF token.
+fn page(state: &AppState, req: &HttpRequest, template: &str, mut ctx: Context, status: StatusCode) -> Result<Page, WebError> {
+    let (token, cookie) = csrf::token(req);
+    ctx.insert("csrf", &token);
+    Ok(Page { status, body: state.render(template, &ctx)?, cookie })
+}
+
+pub fn money(cents: i32) -> String {
+    format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+fn date_label(d: NaiveDate) -> String {
+    d.format("%a %-d %b").to_string()
+}
+
+fn parse_form(body: &web::Bytes, req: &HttpRequest) -> Result<FormData, WebError> {
+    let form = FormData::parse(body);
+    csrf::verify(req, form.get(csrf::FIELD))?;
+    Ok(form)
+}
+
+#[derive(Deserialize)]
+struct ListingQuery {
+    date: Option<String>,
+    theater: Option<String>,
+    q: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MovieCard {
+    id: i64,
+    title: String,
+    duration_minutes: Option<i32>,
+    poster_url: Option<String>,
+    show_count: usize,
+    next_show: Option<String>,
+}
+
+async fn index(state: web::Data<AppState>, req: HttpRequest, query: web::Query<ListingQuery>) -> HttpResponse {
+    respond(&state, index_page(&state, &req, query.into_inner()).await)
+}
+
+async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) -> Result<Page, WebError> {
+    let today = Utc::now().with_timezone(&HOME_TZ).date_naive();
+    let wanted_date = match query.date.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| WebError::BadRequest(format!("'{d}' is not a date (YYYY-MM-DD)")))?),
+        None => None,
+    };
+    let theater = match query.theater.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => Some(t.parse::<i64>().map_err(|_| WebError::BadRequest("unknown theater".into()))?),
+        None => None,
+    };
+    let search = query.q.unwrap_or_default().trim().chars().take(100).collect::<String>();
+    let (dates, theaters) = state
+        .db
+        .run(move |c| Ok((catalog::show_dates(c, today - chrono::Duration::days(1))?, catalog::all_theaters(c)?)))
+        .await?;
+    let date = wanted_date.or_else(|| dates.iter().copied().find(|d| *d >= today).or(dates.first().copied())).unwrap_or(today);
+    let listed = state.db.run(move |c| catalog::shows_on(c, date, theater)).await?;
+    let now = Utc::now().naive_utc();
+    let needle = search.to_lowercase();
+    let mut cards: BTreeMap<(String, i64), MovieCard> = BTreeMap::new();
+    for s in listed.iter().filter(|s| needle.is_empty() || s.title.to_lowercase().contains(&needle)) {
+        let card = cards.entry((s.title.to_lowercase(), s.movie_id)).or_insert_with(|| MovieCard {
+            id: s.movie_id,
+            title: s.title.clone(),
+            duration_minutes: s.duration_minutes,
+            poster_url: s.poster_url.clone(),
+            show_count: 0,
+            next_show: None,
+        });
+        card.show_count += 1;
+        if card.next_show.is_none() && s.starts_at_utc > now {
+            card.next_show = Some(format!("{} at {}", s.starts_at_local.format("%H:%M"), s.theater_name));
+        }
+    }
+    let mut ctx = Context::new();
+    ctx.insert("movies", &cards.into_values().collect::<Vec<_>>());
+    let mut date_opts: Vec<_> = dates.iter().map(|d| json!({"value": d.to_string(), "label": date_label(*d), "selected": *d == date})).collect();
+    if !dates.contains(&date) {
+        date_opts.insert(0, json!({"value": date.to_string(), "label": date_label(date), "selected": true}));
+    }
+    ctx.insert("dates", &date_opts);
+    ctx.insert("theaters", &theaters.iter().map(|t| json!({"id": t.id, "name": t.name, "selected": Some(t.id) == theater})).collect::<Vec<_>>());
+    ctx.insert("q", &search);
+    ctx.insert("selected_date", &date.to_string());
+    page(state, req, "index.html", ctx, StatusCode::OK)
+}
+
+async fn movie(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    respond(&state, movie_page(&state, &req, &path).await)
+}
+
+async fn movie_page(state: &AppState, req: &HttpRequest, raw_id: &str) -> Result<Page, WebError> {
+    let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such movie".into()))?;
+    let from = Utc::now().with_timezone(&HOME_TZ).date_naive() - chrono::Duration::days(1);
+    let (movie, shows) = state.db.run(move |c| Ok((catalog::movie(c, id)?, catalog::movie_shows(c, id, from)?))).await?;
+    let movie: Movie = movie.ok_or_else(|| WebError::NotFound("no such movie".into()))?;
+    let now = Utc::now().naive_utc();
+    let mut days: Vec<serde_json::Value> = Vec::new();
+    let mut by_day: BTreeMap<NaiveDate, Vec<(Theater, Vec<Show>)>> = BTreeMap::new();
+    for (show, theater) in shows {
+        let list = by_day.entry(show.local_date).or_default();
+        match list.last_mut() {
+            Some((t, v)) if t.id == theater.id => v.push(show),
+            _ => list.push((theater, vec![show])),
+        }
+    }
+    for (date, theaters) in by_day {
+        let theaters: Vec<_> = theaters
+            .into_iter()
+            .map(|(t, shows)| {
+                json!({"id": t.id, "name": t.name, "shows": shows.iter().map(|s| json!({
+                    "id": s.id, "time": s.starts_at_local.format("%H:%M").to_string(), "bookable": s.starts_at_utc > now,
+                })).collect::<Vec<_>>()})
+            })
+            .collect();
+        days.push(json!({"date": date.to_string(), "label": date_label(date), "theaters": theaters}));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("movie", &movie);
+    ctx.insert("days", &days);
+    page(state, req, "movie.html", ctx, StatusCode::OK)
+}
+
+/// The show's header facts, shared by the show, hold and booking pages.
+async fn show_header(state: &AppState, id: i64, map: Option<&SeatMapView>) -> Result<serde_json::Value, WebError> {
+    let (show, movie, theater) = state
+        .db
+        .run(move |c| catalog::show_details(c, id))
+        .await?
+        .ok_or_else(|| WebError::NotFound("no such show".into()))?;
+    Ok(json!({
+        "id": show.id,
+        "movie_id": movie.id,
+        "movie_title": movie.title,
+        "theater_name": theater.name,
+        "date_label": date_label(show.local_date),
+        "time": show.starts_at_local.format("%H:%M").to_string(),
+        "bookable": map.map(|m| m.on_sale).unwrap_or(show.in_feed && show.starts_at_utc > Utc::now().naive_utc()),
+        "sold_out": map.map(|m| m.free == 0).unwrap_or(false),
+        "free_count": map.map(|m| m.free).unwrap_or(0),
+    }))
+}
+
+async fn show(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    respond(&state, show_page(&state, &req, &path, None).await)
+}
+
+async fn show_page(state: &AppState, req: &HttpRequest, raw_id: &str, error: Option<WebError>) -> Result<Page, WebError> {
+    use actix_web::ResponseError;
+    let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
+    let map = state.shows.get(ShowId(id)).send(GetSeatMap).await??;
+    let header = show_header(state, id, Some(&map)).await?;
+    let prices: BTreeMap<&str, (&str, String)> = map.categories.iter().map(|c| (c.code.as_str(), (c.name.as_str(), money(c.price_cents)))).collect();
+    let rows: Vec<_> = map
+        .rows
+        .iter()
+        .map(|r| {
+            json!({"label": r.label, "seats": r.seats.iter().map(|s| {
+                let (cat_name, price) = prices.get(s.category.as_str()).cloned().unwrap_or(("", String::new()));
+                json!({"label": s.seat, "number": s.number, "state": s.state, "category_code": s.category, "category_name": cat_name, "price": price})
+            }).collect::<Vec<_>>()})
+        })
+        .collect();
+    let mut ctx = Context::new();
+    ctx.insert("show", &header);
+    ctx.insert("categories", &map.categories.iter().map(|c| json!({"code": c.code, "name": c.name, "price": money(c.price_cents)})).collect::<Vec<_>>());
+    ctx.insert("rows", &rows);
+    ctx.insert("max_seats", &MAX_SEATS_PER_HOLD);
+    ctx.insert("version", &map.version);
+    let status = error.as_ref().map(|e| e.status_code()).unwrap_or(StatusCode::OK);
+    ctx.insert("error", &error.map(|e| e.to_string()));
+    page(state, req, "show.html", ctx, status)
+}
+
+async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let result = async {
+        let form = parse_form(&body, &req)?;
+        let id: i64 = path.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
+        let attempt = async {
+            let seats = SeatSelection::parse(&form.all("seat"))?;
+            Ok::<_, WebError>(state.shows.get(ShowId(id)).send(PlaceHold { seats, key: None }).await??)
+        };
+        match attempt.await {
+            Ok(receipt) => Ok(Err(receipt.hold_id)),
+            Err(e @ (WebError::Conflict { .. } | WebError::Unprocessable(_))) => Ok(Ok(show_page(&state, &req, &path, Some(e)).await?)),
+            Err(e) => Err(e),
+        }
+    }
+    .await;
+    match result {
+        Ok(Err(hold_id)) => HttpResponse::SeeOther().insert_header(("Location", format!("/holds/{hold_id}"))).finish(),
+        Ok(Ok(page)) => page.into_response(),
+        Err(e) => state.error_page(&e),
+    }
+}
+
+fn hold_context(view: &HoldView) -> serde_json::Value {
+    let left = (view.expires_at - Utc::now()).num_seconds().max(0);
+    json!({
+        "id": view.hold_id,
+        "expires_at": view.expires_at.to_rfc3339(),
+        "seconds_left": left,
+        "items": view.items.iter().map(|i| json!({"seat": i.seat, "category": i.category, "price": money(i.price_cents)})).collect::<Vec<_>>(),
+        "total": money(view.total_cents),
+    })
+}
+
+async fn hold_page(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let result = async {
+        let hold = HoldId::parse(&path)?;
+        render_hold(&state, &req, hold, None, "", "").await
+    };
+    respond(&state, result.await)
+}
+
+async fn render_hold(state: &AppState, req: &HttpRequest, hold: HoldId, error: Option<WebError>, name: &str, email: &str) -> Result<Page, WebError> {
+    use actix_web::ResponseError;
+    let view = state.shows.get(hold.show()).send(GetHold { hold }).await??;
+    if let Some(code) = &view.booking_code {
+        // Already confirmed (a reload, or a second tab): show the booking.
+        let receipt = state.db.run({
+            let code = code.clone();
+            move |c| find_booking(c, &code)
+        });
+        if let Some(b) = receipt.await? {
+            return confirmed_page(state, req, &BookingReceipt {
+                code: b.code,
+                show_id: b.show_id,
+                hold_id: b.hold_id,
+                name: b.name,
+                email: b.email,
+                seats: split_seats(&b.seats),
+                total_cents: b.total_cents,
+                state: if b.state == booking_state::CANCELLED { booking_state::CANCELLED } else { booking_state::CONFIRMED },
+            })
+            .await;
+        }
+    }
+    let mut ctx = Context::new();
+    ctx.insert("hold", &hold_context(&view));
+    ctx.insert("show", &show_header(state, view.show_id, None).await?);
+    ctx.insert("name", name);
+    ctx.insert("email", email);
+    let status = error.as_ref().map(|e| e.status_code()).unwrap_or(StatusCode::OK);
+    ctx.insert("error", &error.map(|e| e.to_string()));
+    page(state, req, "hold.html", ctx, status)
+}
+
+async fn confirmed_page(state: &AppState, req: &HttpRequest, b: &BookingReceipt) -> Result<Page, WebError> {
+    let mut ctx = Context::new();
+    ctx.insert("booking", &json!({"code": b.code, "name": b.name, "email": b.email, "seats": b.seats, "total": money(b.total_cents), "state": b.state}));
+    ctx.insert("show", &show_header(state, b.show_id, None).await?);
+    page(state, req, "confirmed.html", ctx, StatusCode::OK)
+}
+
+async fn confirm(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let result = async {
+        let form = parse_form(&body, &req)?;
+        let hold = HoldId::parse(&path)?;
+        let (raw_name, raw_email) = (form.get("name").unwrap_or(""), form.get("email").unwrap_or(""));
+        let parsed = CustomerName::parse(raw_name).and_then(|n| Ok((n, Email::parse(raw_email)?)));
+        let (name, email) = match parsed {
+            Ok(v) => v,
+            Err(e) => return render_hold(&state, &req, hold, Some(e.into()), raw_name, raw_email).await,
+        };
+        let receipt = state.shows.get(hold.show()).send(ConfirmHold { hold, name, email }).await??;
+        confirmed_page(&state, &req, &receipt).await
+    };
+    respond(&state, result.await)
+}
+
+async fn release(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let result = async {
+        parse_form(&body, &req)?;
+        let hold = HoldId::parse(&path)?;
+        let show = hold.show();
+        state.shows.get(show).send(ReleaseHold { hold }).await??;
+        Ok::<_, WebError>(show)
+    };
+    match result.await {
+        Ok(show) => HttpResponse::SeeOther().insert_header(("Location", format!("/shows/{show}"))).finish(),
+        Err(e) => state.error_page(&e),
+    }
+}
+
+async fn lookup_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let mut ctx = Context::new();
+    ctx.insert("error", &None::<String>);
+    ctx.insert("code", "");
+    ctx.insert("email", "");
+    respond(&state, page(&state, &req, "lookup.html", ctx, StatusCode::OK))
+}
+
+async fn lookup(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let result = async {
+        let form = parse_form(&body, &req)?;
+        let (raw_code, raw_email) = (form.get("code").unwrap_or(""), form.get("email").unwrap_or(""));
+        match BookingCode::parse(raw_code).and_then(|c| Ok((c, Email::parse(raw_email)?))) {
+            Ok((code, email)) => booking_page(&state, &req, code, email, None).await,
+            Err(_) => not_found_lookup(&state, &req, raw_code, raw_email),
+        }
+    };
+    respond(&state, result.await)
+}
+
+fn not_found_lookup(state: &AppState, req: &HttpRequest, code: &str, email: &str) -> Result<Page, WebError> {
+    let mut ctx = Context::new();
+    ctx.insert("error", "No booking matches this code and email.");
+    ctx.insert("code", code);
+    ctx.insert("email", email);
+    page(state, req, "lookup.html", ctx, StatusCode::NOT_FOUND)
+}
+
+async fn booking_page(state: &AppState, req: &HttpRequest, code: BookingCode, email: Email, notice: Option<&str>) -> Result<Page, WebError> {
+    let c = code.to_string();
+    let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
+    let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
+        return not_found_lookup(state, req, code.as_str(), email.as_str());
+    };
+    let (show, _, theater) = state
+        .db
+        .run({
+            let id = b.show_id;
+            move |c| catalog::show_details(c, id)
+        })
+        .await?
+        .ok_or_else(|| WebError::NotFound("no such show".into()))?;
+    let deadline_utc = show.starts_at_utc.and_utc() - state.settings.cancel_cutoff;
+    let tz: chrono_tz::Tz = theater.timezone.parse().unwrap_or(HOME_TZ);
+    let mut ctx = Context::new();
+    ctx.insert("booking", &json!({
+        "code": b.code, "name": b.name, "email": b.email, "seats": split_seats(&b.seats), "total": money(b.total_cents),
+        "state": b.state, "cancellable": b.state == booking_state::CONFIRMED && Utc::now() < deadline_utc,
+        "cancel_deadline": deadline_utc.with_timezone(&tz).format("%a %-d %b %H:%M").to_string(),
+    }));
+    ctx.insert("show", &show_header(state, b.show_id, None).await?);
+    ctx.insert("notice", &notice);
+    page(state, req, "booking.html", ctx, StatusCode::OK)
+}
+
+async fn cancel(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let result = async {
+        let form = parse_form(&body, &req)?;
+        let code = BookingCode::parse(&path)?;
+        let email = Email::parse(form.get("email").unwrap_or("")).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+        api::cancel(&state, code.clone(), email.clone()).await?;
+        booking_page(&state, &req, code, email, Some("Your booking was cancelled; its seats are free again.")).await
+    };
+    respond(&state, result.await)
+}
+
+/// Any other path: the not-found page (JSON under /api is answered by the API scope).
+pub async fn not_found(state: web::Data<AppState>) -> HttpResponse {
+    state.error_page(&WebError::NotFound("There is nothing at this address.".into()))
+}
+
+pub fn listed_show_time(s: &ListedShow) -> String {
+    s.starts_at_local.format("%H:%M").to_string()
+}
