@@ -43,7 +43,7 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 if [ "${fresh:-0}" = 1 ] || ! alive; then
-  mariadb --socket="$sock" -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED BY 'marquee'; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY 'marquee'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;" >&2 || true
+  mariadb --socket="$sock" -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED BY 'marquee'; CREATE OR REPLACE USER 'root'@'127.0.0.1' IDENTIFIED BY 'marquee'; DROP USER IF EXISTS ''@'localhost'; DROP USER IF EXISTS ''@'$(hostname)'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;" >&2 || true
 fi
 alive || { echo "MariaDB did not come up; see $log" >&2; exit 1; }
 echo "$url"

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod importer;
 pub mod startup;
 pub mod wal;
 pub mod web;

@@ -258,9 +258,16 @@ impl Actor for ShowActor {
                     Loading::Failed("the database is unavailable".into())
                 }
             };
+            // A missing or unloadable show answers the messages already queued, then
+            // stops, so the next request tries afresh.
             match act.state {
                 Loading::Ready(_) => act.schedule_expiry(ctx),
-                _ => ctx.stop(),
+                Loading::Missing => {
+                    ctx.run_later(std::time::Duration::from_secs(10), |_, ctx| ctx.stop());
+                }
+                _ => {
+                    ctx.run_later(std::time::Duration::from_millis(500), |_, ctx| ctx.stop());
+                }
             }
         }));
     }
@@ -580,5 +587,26 @@ impl Handler<GetHold> for ShowActor {
             status,
             booking_code,
         })
+    }
+}
+
+/// The catalog changed this show: a new start time, or it left the feed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShowInfoChanged {
+    pub starts_at: Option<DateTime<Utc>>,
+    pub on_sale: bool,
+}
+
+impl Handler<ShowInfoChanged> for ShowActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ShowInfoChanged, _: &mut Context<Self>) {
+        if let Loading::Ready(r) = &mut self.state {
+            if let Some(t) = msg.starts_at {
+                r.starts_at = t;
+            }
+            r.on_sale = msg.on_sale;
+        }
     }
 }
