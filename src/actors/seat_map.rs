@@ -77,6 +77,9 @@ pub enum HoldStatus {
     /// A booking for it is being committed.
     Confirming,
     Confirmed(String),
+    /// Expired or released: the seats went back; the id is remembered so a late confirm
+    /// is told the hold is gone rather than unknown.
+    Ended,
 }
 
 #[derive(Debug, Clone)]
@@ -215,22 +218,34 @@ impl SeatMap {
     /// Ends a hold that will not become a booking (expired, released, or never stored);
     /// its seats are free again. Returns whether it was there.
     pub fn end_hold(&mut self, id: &str) -> bool {
-        let Some(h) = self.holds.remove(id) else { return false };
-        if matches!(h.status, HoldStatus::Confirmed(_)) {
-            // A confirmed hold's seats belong to its booking; keep the record of it.
-            self.holds.insert(Arc::from(id), h);
+        let Some(h) = self.holds.get_mut(id) else { return false };
+        if matches!(h.status, HoldStatus::Confirmed(_) | HoldStatus::Ended) {
+            // A confirmed hold's seats belong to its booking.
             return false;
         }
-        for &i in &h.seats {
+        h.status = HoldStatus::Ended;
+        let seats = std::mem::take(&mut h.seats);
+        let key = h.idempotency_key.take();
+        for &i in &seats {
             if matches!(&self.states[i], SeatState::Held(h) if &**h == id) {
                 self.states[i] = SeatState::Free;
             }
         }
-        if let Some(k) = &h.idempotency_key {
-            self.by_key.remove(k);
+        if let Some(k) = key {
+            self.by_key.remove(&k);
         }
         self.version += 1;
         true
+    }
+
+    /// Remembers a hold that ended before the map was rebuilt.
+    pub fn restore_ended(&mut self, id: &str) {
+        self.holds.entry(Arc::from(id)).or_insert(HoldEntry {
+            seats: Vec::new(),
+            expires_at: DateTime::<Utc>::MIN_UTC,
+            status: HoldStatus::Ended,
+            idempotency_key: None,
+        });
     }
 
     /// Active holds whose time is up at `now`.
@@ -253,6 +268,7 @@ impl SeatMap {
             HoldStatus::Confirmed(code) => return Err(ConfirmRefusal::AlreadyConfirmed(code.clone())),
             HoldStatus::Confirming => return Err(ConfirmRefusal::InProgress),
             HoldStatus::Pending => return Err(ConfirmRefusal::NoSuchHold),
+            HoldStatus::Ended => return Err(ConfirmRefusal::Expired),
             HoldStatus::Active if h.expires_at <= now => return Err(ConfirmRefusal::Expired),
             HoldStatus::Active => {}
         }
@@ -410,6 +426,9 @@ mod tests {
         let now = Utc::now();
         held(&mut map, "late", &["A1"], now - Duration::seconds(1));
         assert_eq!(map.begin_confirm("late", now), Err(ConfirmRefusal::Expired));
+        map.end_hold("late");
+        assert_eq!(map.begin_confirm("late", now), Err(ConfirmRefusal::Expired));
+        assert!(map.check_free(&sel(&["A1"])).is_ok());
         held(&mut map, "h", &["A2"], now + Duration::minutes(1));
         map.begin_confirm("h", now).unwrap();
         map.abort_confirm("h");

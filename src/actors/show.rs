@@ -164,6 +164,9 @@ impl ShowActor {
                 },
             );
         }
+        for id in &snap.ended_holds {
+            map.restore_ended(id);
+        }
         for h in &snap.active_holds {
             let labels = split_seats(&h.seats);
             let seats = map.indexes(&labels);
@@ -452,6 +455,7 @@ impl Handler<ReleaseHold> for ShowActor {
         match r.map.hold(&id).map(|h| h.status.clone()) {
             None => return done(Err(BookingError::HoldNotFound)),
             Some(HoldStatus::Active) => {}
+            Some(HoldStatus::Ended) => return done(Err(BookingError::HoldExpired)),
             Some(HoldStatus::Confirmed(_)) | Some(HoldStatus::Confirming) | Some(HoldStatus::Pending) => {
                 return done(Err(BookingError::HoldBusy))
             }
@@ -575,6 +579,7 @@ impl Handler<GetHold> for ShowActor {
         let (status, booking_code) = match &h.status {
             HoldStatus::Confirmed(code) => ("confirmed", Some(code.clone())),
             HoldStatus::Confirming => ("confirming", None),
+            HoldStatus::Ended => return Err(BookingError::HoldExpired),
             _ if h.expires_at <= Utc::now() => return Err(BookingError::HoldExpired),
             _ => ("active", None),
         };

@@ -15,6 +15,8 @@ pub struct ShowSnapshot {
     /// Cancelled first, then confirmed, each in creation order.
     pub bookings: Vec<Booking>,
     pub active_holds: Vec<Hold>,
+    /// Ids of holds that ended (expired, released, or active past their time).
+    pub ended_holds: Vec<String>,
 }
 
 pub fn load_show(conn: &mut MysqlConnection, show_id: i64, now: NaiveDateTime) -> Result<Option<ShowSnapshot>, DbError> {
@@ -34,7 +36,13 @@ pub fn load_show(conn: &mut MysqlConnection, show_id: i64, now: NaiveDateTime) -
         .filter(holds::expires_at.gt(now))
         .select(Hold::as_select())
         .load(conn)?;
-    Ok(Some(ShowSnapshot { show, categories, rows, bookings, active_holds }))
+    let ended_holds = holds::table
+        .filter(holds::show_id.eq(show_id))
+        .filter(holds::state.ne(hold_state::CONFIRMED))
+        .filter(holds::state.ne(hold_state::ACTIVE).or(holds::expires_at.le(now)))
+        .select(holds::id)
+        .load(conn)?;
+    Ok(Some(ShowSnapshot { show, categories, rows, bookings, active_holds, ended_holds }))
 }
 
 pub fn load_layout(conn: &mut MysqlConnection, layout_id: i64) -> Result<(Vec<SeatCategory>, Vec<LayoutRow>), DbError> {

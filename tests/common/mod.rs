@@ -1,0 +1,187 @@
+//! Test helpers: a real node on port 0 against a fresh MariaDB schema, dropped afterwards.
+#![allow(dead_code)]
+use actix_web::http::StatusCode;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use marquee::catalog::layout::layout_change;
+use marquee::config::Settings;
+use marquee::db::models::{Movie, Show, Theater};
+use marquee::startup::Application;
+use marquee::wal::Change;
+use marquee::web::AppState;
+use serde_json::Value;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// The MariaDB server to use, without a database: MARQUEE_TEST_DATABASE_URL, or the private
+/// server that scripts/mariadb.sh starts.
+pub fn server_url() -> String {
+    std::env::var("MARQUEE_TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root:marquee@127.0.0.1:3307".into())
+}
+
+pub fn fresh_db_name() -> String {
+    format!("marquee_t_{}", marquee::domain::random_token(10).to_lowercase())
+}
+
+pub fn test_settings(db_name: &str) -> Settings {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut s = Settings::from_env().expect("settings");
+    s.database_url = format!("{}/{}", server_url(), db_name);
+    s.bind = "127.0.0.1:0".into();
+    s.workers = 2;
+    s.db_pool_size = 8;
+    s.templates_dir = format!("{root}/templates");
+    s.assets_dir = format!("{root}/assets");
+    s
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub db_name: String,
+    pub client: awc::Client,
+    next_id: AtomicI64,
+    drop_db: bool,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let db_name = fresh_db_name();
+    spawn_on(&db_name, tweak, true)
+}
+
+/// A node on an existing schema (to restart "the same" node); it does not drop it.
+pub fn spawn_on(db_name: &str, tweak: impl FnOnce(&mut Settings), drop_db: bool) -> TestApp {
+    let mut settings = test_settings(db_name);
+    tweak(&mut settings);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = Application::build_on(settings, listener).expect("the node starts");
+    let (port, state) = app.spawn();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        state,
+        db_name: db_name.to_string(),
+        client: awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish(),
+        next_id: AtomicI64::new(1000),
+        drop_db,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.drop_db {
+            if let Ok(mut c) = MysqlConnection::establish(&server_url()) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", self.db_name)).execute(&mut c);
+            }
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    fn id(&self) -> i64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Adds a theater with a `rows` x `seats` layout and one show starting `starts_in` from
+    /// now; returns the show id.
+    pub async fn seed_show(&self, rows: usize, seats: usize, starts_in: chrono::Duration) -> i64 {
+        let layout_id = self.id();
+        let mut change = layout_change(layout_id, "Test hall", rows, seats, rows / 2);
+        let theater = Theater {
+            id: self.id(),
+            external_id: format!("T{layout_id}"),
+            tid: "AAAAA".into(),
+            name: "Test Theater".into(),
+            latitude: 34.0,
+            longitude: -118.2,
+            timezone: "America/Los_Angeles".into(),
+            layout_id,
+        };
+        let movie = Movie { id: self.id(), external_key: format!("movie {layout_id}"), title: format!("Test Movie {layout_id}"), duration_minutes: Some(120), poster_url: None };
+        let start_utc = (chrono::Utc::now() + starts_in).naive_utc();
+        let tz: chrono_tz::Tz = theater.timezone.parse().unwrap();
+        let local = chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(start_utc, chrono::Utc).with_timezone(&tz).naive_local();
+        let show = Show {
+            id: self.id(),
+            theater_id: theater.id,
+            movie_id: movie.id,
+            layout_id,
+            local_date: local.date(),
+            starts_at_local: local,
+            starts_at_utc: start_utc,
+            in_feed: true,
+        };
+        let id = show.id;
+        change.theaters.push(theater);
+        change.movies.push(movie);
+        change.shows.push(show);
+        self.state.writer.append(Change::Catalog(Box::new(change))).await.expect("seed");
+        id
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let sql = sql.to_string();
+        self.state
+            .db
+            .run(move |c| Ok(diesel::sql_query(sql).get_result::<Count>(c)?.n))
+            .await
+            .expect("count query")
+    }
+
+    /// Rows in the tables a write touches: a refused request must change none of them.
+    pub async fn write_footprint(&self) -> (i64, i64, i64, i64) {
+        (
+            self.count("SELECT COUNT(*) AS n FROM write_log").await,
+            self.count("SELECT COUNT(*) AS n FROM holds").await,
+            self.count("SELECT COUNT(*) AS n FROM bookings").await,
+            self.count("SELECT COUNT(*) AS n FROM booking_seats").await,
+        )
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let mut res = self.client.post(self.url(path)).send_json(body).await.expect("request");
+        let status = res.status();
+        let body = res.json::<Value>().limit(1 << 20).await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let mut res = self.client.get(self.url(path)).send().await.expect("request");
+        let status = res.status();
+        let body = res.json::<Value>().limit(4 << 20).await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn hold(&self, show: i64, seats: &[&str]) -> (StatusCode, Value) {
+        self.post_json(&format!("/api/shows/{show}/holds"), &serde_json::json!({ "seats": seats })).await
+    }
+
+    pub async fn confirm(&self, hold_id: &str, name: &str, email: &str) -> (StatusCode, Value) {
+        self.post_json(&format!("/api/holds/{hold_id}/confirm"), &serde_json::json!({ "name": name, "email": email })).await
+    }
+
+    pub async fn seat_states(&self, show: i64) -> std::collections::HashMap<String, String> {
+        let (status, map) = self.get_json(&format!("/api/shows/{show}/seats")).await;
+        assert_eq!(status, StatusCode::OK);
+        map["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["seats"].as_array().unwrap().iter())
+            .map(|s| (s["seat"].as_str().unwrap().to_string(), s["state"].as_str().unwrap().to_string()))
+            .collect()
+    }
+}
