@@ -64,7 +64,7 @@ pub fn spawn_on(db_name: &str, tweak: impl FnOnce(&mut Settings), drop_db: bool)
         address: format!("http://127.0.0.1:{port}"),
         state,
         db_name: db_name.to_string(),
-        client: awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish(),
+        client: awc::Client::builder().disable_redirects().timeout(std::time::Duration::from_secs(30)).finish(),
         next_id: AtomicI64::new(1000),
         drop_db,
     }

@@ -1,0 +1,148 @@
+//! The site through plain forms, as a browser without JavaScript uses it.
+mod common;
+
+use actix_web::http::StatusCode;
+use chrono::Duration;
+use common::{spawn_app, TestApp};
+
+/// A browser session: keeps the CSRF cookie and reads the form token from pages.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self { app, cookie: None }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let mut req = self.app.client.get(self.app.url(path));
+        if let Some(c) = &self.cookie {
+            req = req.insert_header(("Cookie", c.clone()));
+        }
+        let res = req.send().await.unwrap();
+        self.read(res).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let mut req = self.app.client.post(self.app.url(path));
+        if let Some(c) = &self.cookie {
+            req = req.insert_header(("Cookie", c.clone()));
+        }
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let res = req.content_type("application/x-www-form-urlencoded").send_body(body).await.unwrap();
+        self.read(res).await
+    }
+
+    async fn read(&mut self, mut res: awc::ClientResponse<impl futures::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>> + Unpin>) -> Answer {
+        if let Some(c) = res.headers().get("set-cookie") {
+            self.cookie = Some(c.to_str().unwrap().split(';').next().unwrap().to_string());
+        }
+        let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        let body = String::from_utf8(res.body().limit(4 << 20).await.unwrap().to_vec()).unwrap();
+        Answer { status: res.status(), location, body }
+    }
+}
+
+fn token(html: &str) -> String {
+    let at = html.find("name=\"csrf_token\" value=\"").expect("a form with a CSRF token") + "name=\"csrf_token\" value=\"".len();
+    html[at..at + 32].to_string()
+}
+
+fn between<'s>(html: &'s str, start: &str, end: &str) -> &'s str {
+    let a = html.find(start).unwrap_or_else(|| panic!("'{start}' not in page")) + start.len();
+    let b = html[a..].find(end).unwrap() + a;
+    &html[a..b]
+}
+
+#[actix_web::test]
+async fn the_whole_flow_works_with_plain_forms() {
+    let app = spawn_app().await;
+    let show = app.seed_show(6, 10, Duration::days(1)).await;
+    let mut b = Browser::new(&app);
+
+    let home = b.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    let page = b.get(&format!("/shows/{show}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("data-seat=\"C7\""));
+    let csrf = token(&page.body);
+
+    let held = b.post(&format!("/shows/{show}/hold"), &[("seat", "C7"), ("seat", "C8"), ("csrf_token", &csrf)]).await;
+    assert_eq!(held.status, StatusCode::SEE_OTHER, "{}", held.body);
+    let hold_path = held.location.unwrap();
+    let checkout = b.get(&hold_path).await;
+    assert_eq!(checkout.status, StatusCode::OK);
+    assert!(checkout.body.contains("C7") && checkout.body.contains("$25.00"));
+
+    // A bad email re-renders the form with the error and keeps the name.
+    let wrong = b.post(&format!("{hold_path}/confirm"), &[("name", "Ann"), ("email", "nope"), ("csrf_token", &csrf)]).await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("not a valid email"));
+
+    let done = b.post(&format!("{hold_path}/confirm"), &[("name", "<script>alert(1)</script>"), ("email", "ann@example.com"), ("csrf_token", &csrf)]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(!done.body.contains("<script>alert(1)</script>"), "the name must be escaped");
+    assert!(done.body.contains("&lt;script&gt;"));
+    let code = between(&done.body, "data-booking-code=\"", "\"").to_string();
+    assert_eq!(code.len(), 8);
+
+    let found = b.post("/bookings/lookup", &[("code", &code.to_lowercase()), ("email", "ANN@example.com"), ("csrf_token", &csrf)]).await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert!(found.body.contains(&code));
+    assert!(!found.body.contains("<script>alert(1)</script>"));
+
+    let cancelled = b.post(&format!("/bookings/{code}/cancel"), &[("email", "ann@example.com"), ("csrf_token", &csrf)]).await;
+    assert_eq!(cancelled.status, StatusCode::OK);
+    assert!(cancelled.body.to_lowercase().contains("cancelled"));
+    assert_eq!(app.seat_states(show).await["C7"], "free");
+}
+
+#[actix_web::test]
+async fn forms_without_their_csrf_token_are_refused() {
+    let app = spawn_app().await;
+    let show = app.seed_show(4, 8, Duration::days(1)).await;
+    let mut b = Browser::new(&app);
+    b.get(&format!("/shows/{show}")).await;
+    let before = app.write_footprint().await;
+    let no_token = b.post(&format!("/shows/{show}/hold"), &[("seat", "A1")]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let wrong = b.post(&format!("/shows/{show}/hold"), &[("seat", "A1"), ("csrf_token", "ABCDEFGHJKMNPQRSTWXYZ23456789ABC")]).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    // A browser without the cookie (another site posting) is refused too.
+    let mut stranger = Browser::new(&app);
+    let page = b.get(&format!("/shows/{show}")).await;
+    let forged = stranger.post(&format!("/shows/{show}/hold"), &[("seat", "A1"), ("csrf_token", &token(&page.body))]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.body.contains("<html") || forged.body.contains("<!doctype") || forged.body.contains("<!DOCTYPE"));
+    assert_eq!(app.write_footprint().await, before);
+}
+
+#[actix_web::test]
+async fn taken_seats_and_bad_pages_get_clear_pages() {
+    let app = spawn_app().await;
+    let show = app.seed_show(4, 8, Duration::days(1)).await;
+    app.hold(show, &["A1"]).await;
+    let mut b = Browser::new(&app);
+    let page = b.get(&format!("/shows/{show}")).await;
+    let csrf = token(&page.body);
+    let taken = b.post(&format!("/shows/{show}/hold"), &[("seat", "A1"), ("csrf_token", &csrf)]).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(taken.body.contains("A1") && taken.body.contains("taken"));
+    let none = b.post(&format!("/shows/{show}/hold"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for path in ["/shows/99999", "/shows/x", "/movies/99999", "/holds/garbage", "/no/such/page"] {
+        let res = b.get(path).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(res.body.contains("Not found"), "{path}");
+    }
+    let bad_date = b.get("/?date=yesterday").await;
+    assert_eq!(bad_date.status, StatusCode::BAD_REQUEST);
+}
