@@ -33,7 +33,9 @@ pub struct ConfigError {
 
 fn var<T: FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
     match env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| ConfigError { name, reason: format!("cannot parse '{v}'") }),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map_err(|_| ConfigError { name, reason: format!("cannot parse '{v}'") })
+        }
         _ => Ok(default),
     }
 }

@@ -31,7 +31,8 @@ async fn hold_confirm_look_up_and_cancel() {
     let (status, _) = app.get_json(&format!("/api/bookings/{code}?email=someone@else.com")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let (status, cancelled) = app.post_json(&format!("/api/bookings/{code}/cancel"), &json!({"email": "ann@example.com"})).await;
+    let (status, cancelled) =
+        app.post_json(&format!("/api/bookings/{code}/cancel"), &json!({"email": "ann@example.com"})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cancelled["state"], "cancelled");
     assert_eq!(app.seat_states(show).await["C7"], "free");
@@ -62,7 +63,8 @@ async fn confirming_twice_returns_the_same_booking() {
     let show = app.seed_show(4, 8, Duration::days(1)).await;
     let (_, hold) = app.hold(show, &["B1"]).await;
     let hold_id = hold["hold_id"].as_str().unwrap();
-    let (first, second) = futures::join!(app.confirm(hold_id, "Ann", "ann@example.com"), app.confirm(hold_id, "Bob", "bob@example.com"));
+    let (first, second) =
+        futures::join!(app.confirm(hold_id, "Ann", "ann@example.com"), app.confirm(hold_id, "Bob", "bob@example.com"));
     assert_eq!(first.0, StatusCode::CREATED);
     assert_eq!(second.0, StatusCode::CREATED);
     assert_eq!(first.1["code"], second.1["code"]);
@@ -115,18 +117,68 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let cases: Vec<(&str, String, serde_json::Value, StatusCode)> = vec![
         ("unknown show", "/api/shows/987654/holds".into(), json!({"seats": ["A1"]}), StatusCode::NOT_FOUND),
         ("show id not a number", "/api/shows/abc/holds".into(), json!({"seats": ["A1"]}), StatusCode::NOT_FOUND),
-        ("unknown seat", format!("/api/shows/{show}/holds"), json!({"seats": ["Z9"]}), StatusCode::UNPROCESSABLE_ENTITY),
-        ("malformed seat", format!("/api/shows/{show}/holds"), json!({"seats": ["<b>"]}), StatusCode::UNPROCESSABLE_ENTITY),
-        ("duplicate seats", format!("/api/shows/{show}/holds"), json!({"seats": ["B2", "b2"]}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "unknown seat",
+            format!("/api/shows/{show}/holds"),
+            json!({"seats": ["Z9"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "malformed seat",
+            format!("/api/shows/{show}/holds"),
+            json!({"seats": ["<b>"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "duplicate seats",
+            format!("/api/shows/{show}/holds"),
+            json!({"seats": ["B2", "b2"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("no seats", format!("/api/shows/{show}/holds"), json!({"seats": []}), StatusCode::UNPROCESSABLE_ENTITY),
-        ("eleven seats", format!("/api/shows/{show}/holds"), json!({ "seats": eleven }), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "eleven seats",
+            format!("/api/shows/{show}/holds"),
+            json!({ "seats": eleven }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("wrong shape", format!("/api/shows/{show}/holds"), json!({"seats": "A1"}), StatusCode::BAD_REQUEST),
-        ("unknown field", format!("/api/shows/{show}/holds"), json!({"seats": ["A2"], "price": 0}), StatusCode::BAD_REQUEST),
-        ("show in the past", format!("/api/shows/{past}/holds"), json!({"seats": ["A1"]}), StatusCode::UNPROCESSABLE_ENTITY),
-        ("malformed hold id", "/api/holds/nonsense/confirm".into(), json!({"name": "A", "email": "a@b.co"}), StatusCode::NOT_FOUND),
-        ("foreign hold", format!("/api/holds/{past}-{}/confirm", &real_hold[real_hold.len() - 20..]), json!({"name": "A", "email": "a@b.co"}), StatusCode::NOT_FOUND),
-        ("malformed email", format!("/api/holds/{real_hold}/confirm"), json!({"name": "A", "email": "not-an-email"}), StatusCode::UNPROCESSABLE_ENTITY),
-        ("empty name", format!("/api/holds/{real_hold}/confirm"), json!({"name": "  ", "email": "a@b.co"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "unknown field",
+            format!("/api/shows/{show}/holds"),
+            json!({"seats": ["A2"], "price": 0}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "show in the past",
+            format!("/api/shows/{past}/holds"),
+            json!({"seats": ["A1"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "malformed hold id",
+            "/api/holds/nonsense/confirm".into(),
+            json!({"name": "A", "email": "a@b.co"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "foreign hold",
+            format!("/api/holds/{past}-{}/confirm", &real_hold[real_hold.len() - 20..]),
+            json!({"name": "A", "email": "a@b.co"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "malformed email",
+            format!("/api/holds/{real_hold}/confirm"),
+            json!({"name": "A", "email": "not-an-email"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "empty name",
+            format!("/api/holds/{real_hold}/confirm"),
+            json!({"name": "  ", "email": "a@b.co"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("missing email", format!("/api/holds/{real_hold}/confirm"), json!({"name": "A"}), StatusCode::BAD_REQUEST),
         ("bad booking code", "/api/bookings/0000/cancel".into(), json!({"email": "a@b.co"}), StatusCode::NOT_FOUND),
         ("unknown booking", "/api/bookings/ABCDEFGH/cancel".into(), json!({"email": "a@b.co"}), StatusCode::NOT_FOUND),
@@ -140,13 +192,31 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     }
 
     // Not JSON, and too large.
-    let mut res = app.client.post(app.url(&format!("/api/shows/{show}/holds"))).content_type("application/json").send_body("{seats: A1").await.unwrap();
+    let mut res = app
+        .client
+        .post(app.url(&format!("/api/shows/{show}/holds")))
+        .content_type("application/json")
+        .send_body("{seats: A1")
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
-    let res = app.client.post(app.url(&format!("/api/shows/{show}/holds"))).content_type("text/plain").send_body(r#"{"seats":["A3"]}"#).await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/shows/{show}/holds")))
+        .content_type("text/plain")
+        .send_body(r#"{"seats":["A3"]}"#)
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let huge = format!(r#"{{"seats":["{}"]}}"#, "A".repeat(200_000));
-    let res = app.client.post(app.url(&format!("/api/shows/{show}/holds"))).content_type("application/json").send_body(huge).await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/shows/{show}/holds")))
+        .content_type("application/json")
+        .send_body(huge)
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     assert_eq!(app.write_footprint().await, before, "a refused request wrote something");
@@ -176,7 +246,8 @@ async fn cancelling_is_refused_after_the_cut_off() {
     let (_, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
     let code = booking["code"].as_str().unwrap();
     let before = app.write_footprint().await;
-    let (status, body) = app.post_json(&format!("/api/bookings/{code}/cancel"), &json!({"email": "ann@example.com"})).await;
+    let (status, body) =
+        app.post_json(&format!("/api/bookings/{code}/cancel"), &json!({"email": "ann@example.com"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(app.write_footprint().await, before);
     assert_eq!(app.seat_states(show).await["A1"], "booked");
@@ -201,7 +272,10 @@ async fn a_restarted_node_rebuilds_seat_maps_from_the_database() {
     let (status, _) = second.confirm(open_hold["hold_id"].as_str().unwrap(), "Bo", "bo@example.com").await;
     assert_eq!(status, StatusCode::CREATED);
     // The log continues where it was.
-    assert_eq!(second.count("SELECT COUNT(DISTINCT lsn) AS n FROM write_log").await, second.count("SELECT MAX(lsn) AS n FROM write_log").await);
+    assert_eq!(
+        second.count("SELECT COUNT(DISTINCT lsn) AS n FROM write_log").await,
+        second.count("SELECT MAX(lsn) AS n FROM write_log").await
+    );
 }
 
 #[actix_web::test]

@@ -22,7 +22,9 @@ async fn two_hundred_clients_race_for_the_same_seats() {
             if status != StatusCode::CREATED {
                 return (pair, status, None);
             }
-            let (cstatus, booking) = app.confirm(body["hold_id"].as_str().unwrap(), &format!("Client {i}"), &format!("c{i}@example.com")).await;
+            let (cstatus, booking) = app
+                .confirm(body["hold_id"].as_str().unwrap(), &format!("Client {i}"), &format!("c{i}@example.com"))
+                .await;
             assert_eq!(cstatus, StatusCode::CREATED, "{booking}");
             (pair, status, Some(booking["code"].as_str().unwrap().to_string()))
         }

@@ -41,7 +41,12 @@ impl<'a> Browser<'a> {
         self.read(res).await
     }
 
-    async fn read(&mut self, mut res: awc::ClientResponse<impl futures::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>> + Unpin>) -> Answer {
+    async fn read(
+        &mut self,
+        mut res: awc::ClientResponse<
+            impl futures::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>> + Unpin,
+        >,
+    ) -> Answer {
         if let Some(c) = res.headers().get("set-cookie") {
             self.cookie = Some(c.to_str().unwrap().split(';').next().unwrap().to_string());
         }
@@ -52,7 +57,8 @@ impl<'a> Browser<'a> {
 }
 
 fn token(html: &str) -> String {
-    let at = html.find("name=\"csrf_token\" value=\"").expect("a form with a CSRF token") + "name=\"csrf_token\" value=\"".len();
+    let at = html.find("name=\"csrf_token\" value=\"").expect("a form with a CSRF token")
+        + "name=\"csrf_token\" value=\"".len();
     html[at..at + 32].to_string()
 }
 
@@ -83,23 +89,35 @@ async fn the_whole_flow_works_with_plain_forms() {
     assert!(checkout.body.contains("C7") && checkout.body.contains("$25.00"));
 
     // A bad email re-renders the form with the error and keeps the name.
-    let wrong = b.post(&format!("{hold_path}/confirm"), &[("name", "Ann"), ("email", "nope"), ("csrf_token", &csrf)]).await;
+    let wrong =
+        b.post(&format!("{hold_path}/confirm"), &[("name", "Ann"), ("email", "nope"), ("csrf_token", &csrf)]).await;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(wrong.body.contains("not a valid email"));
 
-    let done = b.post(&format!("{hold_path}/confirm"), &[("name", "<script>alert(1)</script>"), ("email", "ann@example.com"), ("csrf_token", &csrf)]).await;
+    let done = b
+        .post(
+            &format!("{hold_path}/confirm"),
+            &[("name", "<script>alert(1)</script>"), ("email", "ann@example.com"), ("csrf_token", &csrf)],
+        )
+        .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert!(!done.body.contains("<script>alert(1)</script>"), "the name must be escaped");
     assert!(done.body.contains("&lt;script&gt;"));
     let code = between(&done.body, "data-booking-code=\"", "\"").to_string();
     assert_eq!(code.len(), 8);
 
-    let found = b.post("/bookings/lookup", &[("code", &code.to_lowercase()), ("email", "ANN@example.com"), ("csrf_token", &csrf)]).await;
+    let found = b
+        .post(
+            "/bookings/lookup",
+            &[("code", &code.to_lowercase()), ("email", "ANN@example.com"), ("csrf_token", &csrf)],
+        )
+        .await;
     assert_eq!(found.status, StatusCode::OK);
     assert!(found.body.contains(&code));
     assert!(!found.body.contains("<script>alert(1)</script>"));
 
-    let cancelled = b.post(&format!("/bookings/{code}/cancel"), &[("email", "ann@example.com"), ("csrf_token", &csrf)]).await;
+    let cancelled =
+        b.post(&format!("/bookings/{code}/cancel"), &[("email", "ann@example.com"), ("csrf_token", &csrf)]).await;
     assert_eq!(cancelled.status, StatusCode::OK);
     assert!(cancelled.body.to_lowercase().contains("cancelled"));
     assert_eq!(app.seat_states(show).await["C7"], "free");
@@ -114,12 +132,15 @@ async fn forms_without_their_csrf_token_are_refused() {
     let before = app.write_footprint().await;
     let no_token = b.post(&format!("/shows/{show}/hold"), &[("seat", "A1")]).await;
     assert_eq!(no_token.status, StatusCode::FORBIDDEN);
-    let wrong = b.post(&format!("/shows/{show}/hold"), &[("seat", "A1"), ("csrf_token", "ABCDEFGHJKMNPQRSTWXYZ23456789ABC")]).await;
+    let wrong = b
+        .post(&format!("/shows/{show}/hold"), &[("seat", "A1"), ("csrf_token", "ABCDEFGHJKMNPQRSTWXYZ23456789ABC")])
+        .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
     // A browser without the cookie (another site posting) is refused too.
     let mut stranger = Browser::new(&app);
     let page = b.get(&format!("/shows/{show}")).await;
-    let forged = stranger.post(&format!("/shows/{show}/hold"), &[("seat", "A1"), ("csrf_token", &token(&page.body))]).await;
+    let forged =
+        stranger.post(&format!("/shows/{show}/hold"), &[("seat", "A1"), ("csrf_token", &token(&page.body))]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(forged.body.contains("<html") || forged.body.contains("<!doctype") || forged.body.contains("<!DOCTYPE"));
     assert_eq!(app.write_footprint().await, before);

@@ -195,7 +195,14 @@ impl SeatMap {
     }
 
     /// Marks the seats held by `id`. The seats must have passed [`Self::check_free`].
-    pub fn place_hold(&mut self, id: &str, seats: Vec<usize>, expires_at: DateTime<Utc>, key: Option<String>, status: HoldStatus) {
+    pub fn place_hold(
+        &mut self,
+        id: &str,
+        seats: Vec<usize>,
+        expires_at: DateTime<Utc>,
+        key: Option<String>,
+        status: HoldStatus,
+    ) {
         let id: Arc<str> = Arc::from(id);
         for &i in &seats {
             self.states[i] = SeatState::Held(id.clone());
@@ -341,11 +348,7 @@ impl SeatMap {
 
     /// Seat indexes for stored labels (unknown labels are skipped).
     pub fn indexes(&self, labels: &[String]) -> Vec<usize> {
-        labels
-            .iter()
-            .filter_map(|l| SeatLabel::parse(l).ok())
-            .filter_map(|s| self.layout.seat_index(&s))
-            .collect()
+        labels.iter().filter_map(|l| SeatLabel::parse(l).ok()).filter_map(|s| self.layout.seat_index(&s)).collect()
     }
 }
 
@@ -386,7 +389,10 @@ mod tests {
     #[test]
     fn unknown_seats_are_named() {
         let map = SeatMap::new(layout());
-        assert_eq!(map.check_free(&sel(&["A1", "Z9", "A5"])), Err(HoldRefusal::Unknown(vec!["Z9".into(), "A5".into()])));
+        assert_eq!(
+            map.check_free(&sel(&["A1", "Z9", "A5"])),
+            Err(HoldRefusal::Unknown(vec!["Z9".into(), "A5".into()]))
+        );
     }
 
     #[test]
@@ -411,7 +417,17 @@ mod tests {
         assert_eq!(plan.total_cents, 2800);
         assert_eq!(map.begin_confirm("h", now), Err(ConfirmRefusal::InProgress));
         let seats = map.hold("h").unwrap().seats.clone();
-        map.finish_confirm("CODE2345", BookingEntry { hold_id: "h".into(), name: "A".into(), email: "a@b.co".into(), seats, total_cents: 2800, cancelled: false });
+        map.finish_confirm(
+            "CODE2345",
+            BookingEntry {
+                hold_id: "h".into(),
+                name: "A".into(),
+                email: "a@b.co".into(),
+                seats,
+                total_cents: 2800,
+                cancelled: false,
+            },
+        );
         assert_eq!(map.begin_confirm("h", now), Err(ConfirmRefusal::AlreadyConfirmed("CODE2345".into())));
         // A confirmed hold never expires and is not ended.
         assert!(!map.end_hold("h"));

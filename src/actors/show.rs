@@ -132,7 +132,8 @@ impl ShowActor {
         cache
             .entry(snap.show.layout_id)
             .or_insert_with(|| {
-                let cat_index: HashMap<i64, usize> = snap.categories.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+                let cat_index: HashMap<i64, usize> =
+                    snap.categories.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
                 let categories = snap
                     .categories
                     .iter()
@@ -141,7 +142,13 @@ impl ShowActor {
                 let rows: Vec<(String, usize, usize)> = snap
                     .rows
                     .iter()
-                    .map(|r| (r.row_label.clone(), r.seat_count.max(0) as usize, cat_index.get(&r.category_id).copied().unwrap_or(0)))
+                    .map(|r| {
+                        (
+                            r.row_label.clone(),
+                            r.seat_count.max(0) as usize,
+                            cat_index.get(&r.category_id).copied().unwrap_or(0),
+                        )
+                    })
                     .collect();
                 Arc::new(Layout::new(categories, &rows))
             })
@@ -312,7 +319,12 @@ impl Handler<PlaceHold> for ShowActor {
             if let Some((id, h)) = r.map.hold_for_key(key.as_str()) {
                 return done(match h.status {
                     HoldStatus::Pending => Err(BookingError::KeyInProgress),
-                    _ => Ok(HoldReceipt { hold_id: id.to_string(), show_id: show_id.0, seats: r.map.labels(&h.seats), expires_at: h.expires_at }),
+                    _ => Ok(HoldReceipt {
+                        hold_id: id.to_string(),
+                        show_id: show_id.0,
+                        seats: r.map.labels(&h.seats),
+                        expires_at: h.expires_at,
+                    }),
                 });
             }
         }
@@ -389,8 +401,12 @@ impl Handler<ConfirmHold> for ShowActor {
                 let (tx, rx) = oneshot::channel();
                 r.waiters.entry(hold_id).or_default().push(tx);
                 return Box::pin(
-                    async move { rx.await.unwrap_or_else(|_| Err(BookingError::Unavailable("the confirmation was interrupted".into()))) }
-                        .into_actor(self),
+                    async move {
+                        rx.await.unwrap_or_else(|_| {
+                            Err(BookingError::Unavailable("the confirmation was interrupted".into()))
+                        })
+                    }
+                    .into_actor(self),
                 );
             }
         };
@@ -501,7 +517,11 @@ impl Handler<CancelBooking> for ShowActor {
         }
         r.map.cancel(&code);
         let receipt = Self::receipt(&r.map, show_id, &code);
-        let write = self.deps.writer.append(Change::BookingCancelled(BookingCancelled { code, show_id, at: Utc::now().naive_utc() }));
+        let write = self.deps.writer.append(Change::BookingCancelled(BookingCancelled {
+            code,
+            show_id,
+            at: Utc::now().naive_utc(),
+        }));
         Box::pin(write.into_actor(self).map(move |res, _, _| match res {
             Ok(_) => receipt.ok_or(BookingError::BookingNotFound),
             Err(e) => Err(wal_to_booking(e)),
@@ -573,7 +593,11 @@ impl Handler<GetHold> for ShowActor {
             .iter()
             .map(|&i| {
                 let cat = &layout.categories[layout.seats[i].1];
-                HoldItem { seat: layout.seats[i].0.to_string(), category: cat.name.clone(), price_cents: cat.price_cents }
+                HoldItem {
+                    seat: layout.seats[i].0.to_string(),
+                    category: cat.name.clone(),
+                    price_cents: cat.price_cents,
+                }
             })
             .collect();
         let (status, booking_code) = match &h.status {

@@ -1,7 +1,7 @@
 //! The default auditorium every theater gets (the feed has none): 12 rows of 16 seats,
 //! standard at the front, premium in the middle-back rows, stored like any other layout.
-use crate::wal::change::CatalogChange;
 use crate::db::models::{Layout, LayoutRow, SeatCategory};
+use crate::wal::change::CatalogChange;
 
 pub const STANDARD_CENTS: i32 = 1250;
 pub const PREMIUM_CENTS: i32 = 1650;
@@ -9,8 +9,20 @@ pub const PREMIUM_CENTS: i32 = 1650;
 /// A layout with `rows` rows of `seats` seats; rows from `premium_from` (0-based) on are
 /// premium. Ids come from `layout_id` (categories get `layout_id * 10 + n`).
 pub fn layout_change(layout_id: i64, name: &str, rows: usize, seats: usize, premium_from: usize) -> CatalogChange {
-    let standard = SeatCategory { id: layout_id * 10 + 1, layout_id, code: "standard".into(), name: "Standard".into(), price_cents: STANDARD_CENTS };
-    let premium = SeatCategory { id: layout_id * 10 + 2, layout_id, code: "premium".into(), name: "Premium".into(), price_cents: PREMIUM_CENTS };
+    let standard = SeatCategory {
+        id: layout_id * 10 + 1,
+        layout_id,
+        code: "standard".into(),
+        name: "Standard".into(),
+        price_cents: STANDARD_CENTS,
+    };
+    let premium = SeatCategory {
+        id: layout_id * 10 + 2,
+        layout_id,
+        code: "premium".into(),
+        name: "Premium".into(),
+        price_cents: PREMIUM_CENTS,
+    };
     let rows = (0..rows)
         .map(|i| LayoutRow {
             layout_id,

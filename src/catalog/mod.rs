@@ -34,7 +34,12 @@ pub struct ImportOutcome {
 
 /// Plans `feed` against the stored catalog and commits the change as one log entry (one
 /// transaction): a failure leaves the catalog as it was.
-pub async fn import_feed(db: &Db, writer: &LogWriter, shows: Option<&ShowDirectory>, feed: CatalogFeed) -> Result<ImportOutcome, CatalogError> {
+pub async fn import_feed(
+    db: &Db,
+    writer: &LogWriter,
+    shows: Option<&ShowDirectory>,
+    feed: CatalogFeed,
+) -> Result<ImportOutcome, CatalogError> {
     let (change, counts) = db.run(move |c| plan::plan(c, &feed, FEED_TIMEZONE)).await?;
     if change.is_empty() {
         return Ok(ImportOutcome { counts, lsn: None });

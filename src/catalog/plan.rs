@@ -41,7 +41,11 @@ pub fn movie_key(title: &str) -> String {
     title.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
-pub fn plan(conn: &mut MysqlConnection, feed: &CatalogFeed, timezone: chrono_tz::Tz) -> Result<(CatalogChange, ImportCounts), DbError> {
+pub fn plan(
+    conn: &mut MysqlConnection,
+    feed: &CatalogFeed,
+    timezone: chrono_tz::Tz,
+) -> Result<(CatalogChange, ImportCounts), DbError> {
     let mut change = CatalogChange::default();
     let mut counts = ImportCounts::default();
 
@@ -69,7 +73,13 @@ pub fn plan(conn: &mut MysqlConnection, feed: &CatalogFeed, timezone: chrono_tz:
         let l = &tf.theater;
         match stored_theaters.get(&l.external_id) {
             Some(old) => {
-                let new = Theater { tid: l.tid.clone(), name: l.name.clone(), latitude: l.latitude, longitude: l.longitude, ..old.clone() };
+                let new = Theater {
+                    tid: l.tid.clone(),
+                    name: l.name.clone(),
+                    latitude: l.latitude,
+                    longitude: l.longitude,
+                    ..old.clone()
+                };
                 if &new == old {
                     counts.theaters.unchanged += 1;
                 } else {
@@ -81,7 +91,13 @@ pub fn plan(conn: &mut MysqlConnection, feed: &CatalogFeed, timezone: chrono_tz:
             None => {
                 let layout_id = next_layout;
                 next_layout += 1;
-                let layout = layout_change(layout_id, &format!("{} — main auditorium", l.name), DEFAULT_ROWS, DEFAULT_SEATS_PER_ROW, DEFAULT_PREMIUM_FROM);
+                let layout = layout_change(
+                    layout_id,
+                    &format!("{} — main auditorium", l.name),
+                    DEFAULT_ROWS,
+                    DEFAULT_SEATS_PER_ROW,
+                    DEFAULT_PREMIUM_FROM,
+                );
                 change.layouts.extend(layout.layouts);
                 change.categories.extend(layout.categories);
                 change.rows.extend(layout.rows);
@@ -128,7 +144,13 @@ pub fn plan(conn: &mut MysqlConnection, feed: &CatalogFeed, timezone: chrono_tz:
                     old.id
                 }
                 None => {
-                    let m = Movie { id: next_movie, external_key: key.clone(), title: mf.title.clone(), duration_minutes: mf.duration_minutes, poster_url: mf.poster_url.clone() };
+                    let m = Movie {
+                        id: next_movie,
+                        external_key: key.clone(),
+                        title: mf.title.clone(),
+                        duration_minutes: mf.duration_minutes,
+                        poster_url: mf.poster_url.clone(),
+                    };
                     next_movie += 1;
                     counts.movies.created += 1;
                     change.movies.push(m.clone());
@@ -141,7 +163,8 @@ pub fn plan(conn: &mut MysqlConnection, feed: &CatalogFeed, timezone: chrono_tz:
     }
 
     // Shows, per theater and date the feed covers.
-    let theater_ids: Vec<i64> = theater_rows.iter().filter(|t| t.id < max_theater.unwrap_or(0) + 1).map(|t| t.id).collect();
+    let theater_ids: Vec<i64> =
+        theater_rows.iter().filter(|t| t.id < max_theater.unwrap_or(0) + 1).map(|t| t.id).collect();
     let stored_shows: Vec<Show> = if theater_ids.is_empty() {
         Vec::new()
     } else {
@@ -173,7 +196,11 @@ pub fn plan(conn: &mut MysqlConnection, feed: &CatalogFeed, timezone: chrono_tz:
                         }
                     }
                     None => {
-                        if change.shows.iter().any(|s| s.theater_id == theater.id && s.movie_id == movie_id && s.starts_at_local == local) {
+                        if change
+                            .shows
+                            .iter()
+                            .any(|s| s.theater_id == theater.id && s.movie_id == movie_id && s.starts_at_local == local)
+                        {
                             continue;
                         }
                         change.shows.push(Show {
@@ -199,7 +226,13 @@ pub fn plan(conn: &mut MysqlConnection, feed: &CatalogFeed, timezone: chrono_tz:
         .map(|s| s.id)
         .collect();
     if !gone.is_empty() {
-        let sold: HashSet<i64> = bookings::table.filter(bookings::show_id.eq_any(&gone)).select(bookings::show_id).distinct().load::<i64>(conn)?.into_iter().collect();
+        let sold: HashSet<i64> = bookings::table
+            .filter(bookings::show_id.eq_any(&gone))
+            .select(bookings::show_id)
+            .distinct()
+            .load::<i64>(conn)?
+            .into_iter()
+            .collect();
         let held: HashSet<i64> = holds::table
             .filter(holds::show_id.eq_any(&gone))
             .filter(holds::state.eq(hold_state::ACTIVE))

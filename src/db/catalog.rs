@@ -67,7 +67,11 @@ pub fn movie(conn: &mut MysqlConnection, id: i64) -> Result<Option<Movie>, DbErr
 }
 
 /// A movie's shows from `from` on, with their theaters.
-pub fn movie_shows(conn: &mut MysqlConnection, movie_id: i64, from: NaiveDate) -> Result<Vec<(Show, Theater)>, DbError> {
+pub fn movie_shows(
+    conn: &mut MysqlConnection,
+    movie_id: i64,
+    from: NaiveDate,
+) -> Result<Vec<(Show, Theater)>, DbError> {
     Ok(shows::table
         .inner_join(theaters::table)
         .filter(shows::movie_id.eq(movie_id))

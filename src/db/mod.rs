@@ -80,8 +80,7 @@ impl Db {
 
     pub fn migrate(&self) -> Result<(), DbError> {
         let mut conn = self.get()?;
-        conn.run_pending_migrations(MIGRATIONS)
-            .map_err(|e| DbError::Migration(e.to_string()))?;
+        conn.run_pending_migrations(MIGRATIONS).map_err(|e| DbError::Migration(e.to_string()))?;
         Ok(())
     }
 }

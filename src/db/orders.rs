@@ -19,7 +19,11 @@ pub struct ShowSnapshot {
     pub ended_holds: Vec<String>,
 }
 
-pub fn load_show(conn: &mut MysqlConnection, show_id: i64, now: NaiveDateTime) -> Result<Option<ShowSnapshot>, DbError> {
+pub fn load_show(
+    conn: &mut MysqlConnection,
+    show_id: i64,
+    now: NaiveDateTime,
+) -> Result<Option<ShowSnapshot>, DbError> {
     let Some(show) = shows::table.find(show_id).select(Show::as_select()).first(conn).optional()? else {
         return Ok(None);
     };

@@ -9,9 +9,7 @@ const CODE_LEN: usize = 8;
 /// A random string over the unambiguous alphabet, from the OS's random source.
 pub fn random_token(len: usize) -> String {
     let mut rng = OsRng;
-    (0..len)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// A booking's public code: 8 characters, about 39 bits, unguessable, easy to read aloud.

@@ -23,26 +23,17 @@ const HOLD_SECRET_LEN: usize = 20;
 
 impl HoldId {
     pub fn generate(show: ShowId) -> Self {
-        Self {
-            show,
-            text: format!("{}-{}", show.0, random_token(HOLD_SECRET_LEN)),
-        }
+        Self { show, text: format!("{}-{}", show.0, random_token(HOLD_SECRET_LEN)) }
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let bad = || DomainError::BadHoldId(raw.chars().take(64).collect());
         let (show, secret) = raw.split_once('-').ok_or_else(bad)?;
         let show: i64 = show.parse().map_err(|_| bad())?;
-        if show <= 0
-            || secret.len() != HOLD_SECRET_LEN
-            || !secret.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        if show <= 0 || secret.len() != HOLD_SECRET_LEN || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(bad());
         }
-        Ok(Self {
-            show: ShowId(show),
-            text: raw.to_string(),
-        })
+        Ok(Self { show: ShowId(show), text: raw.to_string() })
     }
 
     pub fn show(&self) -> ShowId {
@@ -92,7 +83,9 @@ mod tests {
 
     #[test]
     fn refuses_malformed_hold_ids() {
-        for bad in ["", "42", "42-", "x-ABCDEFGHJKMNPQRSTWXY", "-1-ABCDEFGHJKMNPQRSTWXY", "42-short", "42-ABCDEFGHJKMNPQRST<>"] {
+        for bad in
+            ["", "42", "42-", "x-ABCDEFGHJKMNPQRSTWXY", "-1-ABCDEFGHJKMNPQRSTWXY", "42-short", "42-ABCDEFGHJKMNPQRST<>"]
+        {
             assert!(HoldId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -22,15 +22,9 @@ impl SeatLabel {
         let split = s.find(|c: char| c.is_ascii_digit()).unwrap_or(s.len());
         let (row, num) = s.split_at(split);
         let row_ok = (1..=3).contains(&row.len()) && row.chars().all(|c| c.is_ascii_uppercase());
-        let number = num
-            .parse::<u16>()
-            .ok()
-            .filter(|n| (1..=999).contains(n) && !num.starts_with('0'));
+        let number = num.parse::<u16>().ok().filter(|n| (1..=999).contains(n) && !num.starts_with('0'));
         match (row_ok, number) {
-            (true, Some(number)) => Ok(Self {
-                row: row.to_string(),
-                number,
-            }),
+            (true, Some(number)) => Ok(Self { row: row.to_string(), number }),
             _ => Err(DomainError::BadSeat(raw.chars().take(16).collect())),
         }
     }
@@ -60,10 +54,7 @@ impl SeatSelection {
             return Err(DomainError::NoSeats);
         }
         if raw.len() > MAX_SEATS_PER_HOLD {
-            return Err(DomainError::TooManySeats {
-                max: MAX_SEATS_PER_HOLD,
-                got: raw.len(),
-            });
+            return Err(DomainError::TooManySeats { max: MAX_SEATS_PER_HOLD, got: raw.len() });
         }
         let mut seen = HashSet::new();
         let mut seats = Vec::with_capacity(raw.len());
@@ -106,14 +97,8 @@ mod tests {
     fn selection_rules() {
         assert_eq!(SeatSelection::parse::<&str>(&[]), Err(DomainError::NoSeats));
         let eleven: Vec<String> = (1..=11).map(|n| format!("A{n}")).collect();
-        assert!(matches!(
-            SeatSelection::parse(&eleven),
-            Err(DomainError::TooManySeats { got: 11, .. })
-        ));
-        assert_eq!(
-            SeatSelection::parse(&["C7", "c7"]),
-            Err(DomainError::DuplicateSeat("C7".into()))
-        );
+        assert!(matches!(SeatSelection::parse(&eleven), Err(DomainError::TooManySeats { got: 11, .. })));
+        assert_eq!(SeatSelection::parse(&["C7", "c7"]), Err(DomainError::DuplicateSeat("C7".into())));
         assert_eq!(SeatSelection::parse(&["C7", "C8"]).unwrap().seats().len(), 2);
     }
 }

@@ -161,18 +161,25 @@ fn parse_time(s: &str) -> Option<NaiveTime> {
 pub fn parse_theater_detail(body: &[u8], context: &str) -> Result<Vec<MovieShowtimes>, FeedError> {
     let env: Envelope<DetailData> = serde_json::from_slice(body).map_err(|e| invalid(context, e))?;
     let g = env.data.theater_showtime_groupings;
-    let date = NaiveDate::parse_from_str(g.display_date.trim(), "%Y-%m-%d")
-        .map_err(|_| invalid(context, format!("displayDate '{}' is not a date", g.display_date.chars().take(20).collect::<String>())))?;
+    let date = NaiveDate::parse_from_str(g.display_date.trim(), "%Y-%m-%d").map_err(|_| {
+        invalid(context, format!("displayDate '{}' is not a date", g.display_date.chars().take(20).collect::<String>()))
+    })?;
     let mut out: Vec<MovieShowtimes> = Vec::new();
     for m in g.movies {
         let title = clean_text(context, "movie name", &m.name, 255)?;
         let mctx = format!("{context}, movie '{title}'");
         let mut times = BTreeSet::new();
         for st in m.movie_variants.iter().flat_map(|v| &v.amenity_groups).flat_map(|a| &a.showtimes) {
-            let t = parse_time(st.provider_time.trim()).ok_or_else(|| invalid(&mctx, format!("providerTime '{}' is not a time", st.provider_time.chars().take(20).collect::<String>())))?;
+            let t = parse_time(st.provider_time.trim()).ok_or_else(|| {
+                invalid(
+                    &mctx,
+                    format!("providerTime '{}' is not a time", st.provider_time.chars().take(20).collect::<String>()),
+                )
+            })?;
             times.insert(t);
         }
-        let duration_minutes = m.duration_minutes.and_then(|v| v.as_i64()).filter(|d| (1..=600).contains(d)).map(|d| d as i32);
+        let duration_minutes =
+            m.duration_minutes.and_then(|v| v.as_i64()).filter(|d| (1..=600).contains(d)).map(|d| d as i32);
         let poster_url = m
             .poster_image
             .and_then(|p| p.url)

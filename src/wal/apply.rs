@@ -1,12 +1,9 @@
 //! Writes a log record and its effect. The master and the followers share this code, so a
 //! replica is the same rows as the master. Callers wrap it in a transaction.
 use super::change::{BookingCancelled, CatalogChange, Change, HoldsEnded, LogRecord};
-use crate::db::models::{
-    booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow,
-};
+use crate::db::models::{booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow};
 use crate::db::schema::{
-    booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories, shows,
-    theaters, write_log,
+    booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories, shows, theaters, write_log,
 };
 use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
@@ -97,9 +94,7 @@ impl Bulk {
         }
         for ended in &self.ended {
             diesel::update(
-                holds::table
-                    .filter(holds::id.eq_any(&ended.hold_ids))
-                    .filter(holds::state.eq(hold_state::ACTIVE)),
+                holds::table.filter(holds::id.eq_any(&ended.hold_ids)).filter(holds::state.eq(hold_state::ACTIVE)),
             )
             .set(holds::state.eq(&ended.state))
             .execute(conn)?;
@@ -111,13 +106,9 @@ impl Bulk {
 
 fn apply_cancel(conn: &mut MysqlConnection, c: &BookingCancelled) -> Result<(), DieselError> {
     diesel::update(bookings::table.find(&c.code))
-        .set((
-            bookings::state.eq(booking_state::CANCELLED),
-            bookings::cancelled_at.eq(Some(c.at)),
-        ))
+        .set((bookings::state.eq(booking_state::CANCELLED), bookings::cancelled_at.eq(Some(c.at))))
         .execute(conn)?;
-    diesel::delete(booking_seats::table.filter(booking_seats::booking_code.eq(&c.code)))
-        .execute(conn)?;
+    diesel::delete(booking_seats::table.filter(booking_seats::booking_code.eq(&c.code))).execute(conn)?;
     Ok(())
 }
 
@@ -173,8 +164,7 @@ fn apply_catalog(conn: &mut MysqlConnection, c: &CatalogChange) -> Result<(), Di
             .execute(conn)?;
     }
     if !c.shows_deleted.is_empty() {
-        diesel::delete(holds::table.filter(holds::show_id.eq_any(&c.shows_deleted)))
-            .execute(conn)?;
+        diesel::delete(holds::table.filter(holds::show_id.eq_any(&c.shows_deleted))).execute(conn)?;
         diesel::delete(shows::table.filter(shows::id.eq_any(&c.shows_deleted))).execute(conn)?;
     }
     Ok(())

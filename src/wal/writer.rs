@@ -4,8 +4,8 @@
 use super::apply::apply_batch;
 use super::change::{Change, LogRecord};
 use crate::actors::lamport::{LamportClock, Tick};
-use crate::db::{Db, DbError};
 use crate::db::schema::write_log;
+use crate::db::{Db, DbError};
 use actix::Addr;
 use chrono::Utc;
 use diesel::mysql::MysqlConnection;
@@ -63,9 +63,7 @@ impl LogWriter {
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || {
-                Tail { db, clock, epoch, stats: thread_stats, next_lsn: last + 1 }.run(rx)
-            })
+            .spawn(move || Tail { db, clock, epoch, stats: thread_stats, next_lsn: last + 1 }.run(rx))
             .map_err(|e| DbError::Connect(format!("cannot start the log writer: {e}")))?;
         Ok(Self { tx, stats })
     }
@@ -173,7 +171,11 @@ impl Tail {
     /// Commits the batch in one transaction; if that fails, each change alone, so one bad
     /// change fails only its own caller. Returns the results and whether the connection is
     /// still good.
-    fn commit(&mut self, conn: &mut MysqlConnection, changes: Vec<&Change>) -> (Vec<Result<LogRecord, WalError>>, bool) {
+    fn commit(
+        &mut self,
+        conn: &mut MysqlConnection,
+        changes: Vec<&Change>,
+    ) -> (Vec<Result<LogRecord, WalError>>, bool) {
         let records = self.stamp(&changes);
         match conn.transaction(|c| apply_batch(c, &records)) {
             Ok(()) => {

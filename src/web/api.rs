@@ -13,23 +13,35 @@ use std::sync::atomic::Ordering;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
-            .app_data(web::PathConfig::default().error_handler(|e: PathError, _| WebError::NotFound(format!("not found: {e}")).into()))
-            .app_data(web::QueryConfig::default().error_handler(|e: QueryPayloadError, _| WebError::BadRequest(e.to_string()).into()))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e: PathError, _| WebError::NotFound(format!("not found: {e}")).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e: QueryPayloadError, _| WebError::BadRequest(e.to_string()).into()),
+            )
             .route("/shows/{id}/seats", web::get().to(seat_map))
             .route("/shows/{id}/holds", web::post().to(place_hold))
             .route("/holds/{hold_id}/confirm", web::post().to(confirm_hold))
             .route("/bookings/{code}", web::get().to(get_booking))
             .route("/bookings/{code}/cancel", web::post().to(cancel_booking))
             .route("/stats", web::get().to(stats))
-            .default_service(web::to(|| async { Err::<HttpResponse, _>(WebError::NotFound("no such API endpoint".into())) })),
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(WebError::NotFound("no such API endpoint".into()))
+            })),
     );
 }
 
 /// Maps body errors: too large → 413, anything else (not JSON, wrong shape) → 400.
 pub fn json_error(e: JsonPayloadError, limit: usize) -> actix_web::Error {
     match e {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => WebError::TooLarge(limit).into(),
-        JsonPayloadError::ContentType => WebError::BadRequest("send the body as JSON (Content-Type: application/json)".into()).into(),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            WebError::TooLarge(limit).into()
+        }
+        JsonPayloadError::ContentType => {
+            WebError::BadRequest("send the body as JSON (Content-Type: application/json)".into()).into()
+        }
         other => WebError::BadRequest(format!("the body is not valid JSON for this request: {other}")).into(),
     }
 }
@@ -55,7 +67,12 @@ struct HoldBody {
     seats: Vec<String>,
 }
 
-async fn place_hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>, body: web::Json<HoldBody>) -> Result<HttpResponse, WebError> {
+async fn place_hold(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    body: web::Json<HoldBody>,
+) -> Result<HttpResponse, WebError> {
     let seats = SeatSelection::parse(&body.seats)?;
     let key = idempotency_key(&req)?;
     let receipt = state.shows.get(ShowId(path.into_inner())).send(PlaceHold { seats, key }).await??;
@@ -69,7 +86,12 @@ struct ConfirmBody {
     email: String,
 }
 
-async fn confirm_hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Json<ConfirmBody>) -> Result<HttpResponse, WebError> {
+async fn confirm_hold(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<ConfirmBody>,
+) -> Result<HttpResponse, WebError> {
     let hold = HoldId::parse(&path)?;
     let name = CustomerName::parse(&body.name)?;
     let email = Email::parse(&body.email)?;
@@ -84,9 +106,14 @@ struct EmailQuery {
     email: String,
 }
 
-async fn get_booking(state: web::Data<AppState>, path: web::Path<String>, query: web::Query<EmailQuery>) -> Result<HttpResponse, WebError> {
+async fn get_booking(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<EmailQuery>,
+) -> Result<HttpResponse, WebError> {
     let code = BookingCode::parse(&path)?;
-    let email = Email::parse(&query.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+    let email =
+        Email::parse(&query.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
     let c = code.to_string();
     let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
     match booking.filter(|b| b.email == email.as_str()) {
@@ -105,15 +132,24 @@ struct CancelBody {
     email: String,
 }
 
-async fn cancel_booking(state: web::Data<AppState>, path: web::Path<String>, body: web::Json<CancelBody>) -> Result<HttpResponse, WebError> {
+async fn cancel_booking(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<CancelBody>,
+) -> Result<HttpResponse, WebError> {
     let code = BookingCode::parse(&path)?;
-    let email = Email::parse(&body.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+    let email =
+        Email::parse(&body.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
     let receipt = cancel(&state, code, email).await?;
     Ok(HttpResponse::Ok().json(receipt))
 }
 
 /// Finds the booking's show, then asks that show's actor to cancel.
-pub async fn cancel(state: &AppState, code: BookingCode, email: Email) -> Result<crate::actors::show::BookingReceipt, WebError> {
+pub async fn cancel(
+    state: &AppState,
+    code: BookingCode,
+    email: Email,
+) -> Result<crate::actors::show::BookingReceipt, WebError> {
     let c = code.to_string();
     let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
     let Some(b) = booking.filter(|b| b.email == email.as_str()) else {

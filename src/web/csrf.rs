@@ -16,17 +16,15 @@ pub fn token(req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
         return (c.value().to_string(), None);
     }
     let token = random_token(LEN);
-    let cookie = Cookie::build(COOKIE, token.clone())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
+    let cookie = Cookie::build(COOKIE, token.clone()).path("/").http_only(true).same_site(SameSite::Strict).finish();
     (token, Some(cookie))
 }
 
 /// Checks a submitted form's token against the cookie.
 pub fn verify(req: &HttpRequest, submitted: Option<&str>) -> Result<(), WebError> {
-    let refused = || WebError::Forbidden("the form has expired or did not come from this site; reload the page and try again".into());
+    let refused = || {
+        WebError::Forbidden("the form has expired or did not come from this site; reload the page and try again".into())
+    };
     let cookie = req.cookie(COOKIE).ok_or_else(refused)?;
     let submitted = submitted.ok_or_else(refused)?;
     if well_formed(submitted) && constant_time_eq(cookie.value().as_bytes(), submitted.as_bytes()) {

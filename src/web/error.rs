@@ -77,13 +77,16 @@ impl From<BookingError> for WebError {
     fn from(e: BookingError) -> Self {
         let msg = e.to_string();
         match e {
-            BookingError::ShowNotFound | BookingError::HoldNotFound | BookingError::BookingNotFound => WebError::NotFound(msg),
+            BookingError::ShowNotFound | BookingError::HoldNotFound | BookingError::BookingNotFound => {
+                WebError::NotFound(msg)
+            }
             BookingError::SeatsTaken(taken) => WebError::Conflict { message: msg, taken },
             BookingError::HoldBusy | BookingError::KeyInProgress => WebError::Conflict { message: msg, taken: vec![] },
             BookingError::HoldExpired => WebError::Gone(msg),
-            BookingError::ShowStarted | BookingError::ShowWithdrawn | BookingError::UnknownSeats(_) | BookingError::TooLateToCancel(_) => {
-                WebError::Unprocessable(msg)
-            }
+            BookingError::ShowStarted
+            | BookingError::ShowWithdrawn
+            | BookingError::UnknownSeats(_)
+            | BookingError::TooLateToCancel(_) => WebError::Unprocessable(msg),
             BookingError::Unavailable(_) => WebError::Unavailable(msg),
         }
     }

@@ -2,7 +2,9 @@
 use super::error::WebError;
 use super::form::FormData;
 use super::{api, csrf, AppState};
-use crate::actors::show::{BookingReceipt, ConfirmHold, GetHold, GetSeatMap, HoldView, PlaceHold, ReleaseHold, SeatMapView};
+use crate::actors::show::{
+    BookingReceipt, ConfirmHold, GetHold, GetSeatMap, HoldView, PlaceHold, ReleaseHold, SeatMapView,
+};
 use crate::db::catalog::{self, ListedShow};
 use crate::db::models::{booking_state, split_seats, Movie, Show, Theater};
 use crate::db::orders::find_booking;
@@ -58,7 +60,13 @@ fn respond(state: &AppState, page: Result<Page, WebError>) -> HttpResponse {
 }
 
 /// Renders `template`; `ctx` gets the CSRF token.
-fn page(state: &AppState, req: &HttpRequest, template: &str, mut ctx: Context, status: StatusCode) -> Result<Page, WebError> {
+fn page(
+    state: &AppState,
+    req: &HttpRequest,
+    template: &str,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<Page, WebError> {
     let (token, cookie) = csrf::token(req);
     ctx.insert("csrf", &token);
     Ok(Page { status, body: state.render(template, &ctx)?, cookie })
@@ -102,7 +110,10 @@ async fn index(state: web::Data<AppState>, req: HttpRequest, query: web::Query<L
 async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) -> Result<Page, WebError> {
     let today = Utc::now().with_timezone(&HOME_TZ).date_naive();
     let wanted_date = match query.date.as_deref().filter(|d| !d.is_empty()) {
-        Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| WebError::BadRequest(format!("'{d}' is not a date (YYYY-MM-DD)")))?),
+        Some(d) => Some(
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| WebError::BadRequest(format!("'{d}' is not a date (YYYY-MM-DD)")))?,
+        ),
         None => None,
     };
     let theater = match query.theater.as_deref().filter(|t| !t.is_empty()) {
@@ -114,7 +125,8 @@ async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) ->
         .db
         .run(move |c| Ok((catalog::show_dates(c, today - chrono::Duration::days(1))?, catalog::all_theaters(c)?)))
         .await?;
-    let date = wanted_date.or_else(|| dates.iter().copied().find(|d| *d >= today).or(dates.first().copied())).unwrap_or(today);
+    let date =
+        wanted_date.or_else(|| dates.iter().copied().find(|d| *d >= today).or(dates.first().copied())).unwrap_or(today);
     let listed = state.db.run(move |c| catalog::shows_on(c, date, theater)).await?;
     let now = Utc::now().naive_utc();
     let needle = search.to_lowercase();
@@ -135,12 +147,21 @@ async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) ->
     }
     let mut ctx = Context::new();
     ctx.insert("movies", &cards.into_values().collect::<Vec<_>>());
-    let mut date_opts: Vec<_> = dates.iter().map(|d| json!({"value": d.to_string(), "label": date_label(*d), "selected": *d == date})).collect();
+    let mut date_opts: Vec<_> = dates
+        .iter()
+        .map(|d| json!({"value": d.to_string(), "label": date_label(*d), "selected": *d == date}))
+        .collect();
     if !dates.contains(&date) {
         date_opts.insert(0, json!({"value": date.to_string(), "label": date_label(date), "selected": true}));
     }
     ctx.insert("dates", &date_opts);
-    ctx.insert("theaters", &theaters.iter().map(|t| json!({"id": t.id, "name": t.name, "selected": Some(t.id) == theater})).collect::<Vec<_>>());
+    ctx.insert(
+        "theaters",
+        &theaters
+            .iter()
+            .map(|t| json!({"id": t.id, "name": t.name, "selected": Some(t.id) == theater}))
+            .collect::<Vec<_>>(),
+    );
     ctx.insert("q", &search);
     ctx.insert("selected_date", &date.to_string());
     page(state, req, "index.html", ctx, StatusCode::OK)
@@ -153,7 +174,8 @@ async fn movie(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Str
 async fn movie_page(state: &AppState, req: &HttpRequest, raw_id: &str) -> Result<Page, WebError> {
     let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such movie".into()))?;
     let from = Utc::now().with_timezone(&HOME_TZ).date_naive() - chrono::Duration::days(1);
-    let (movie, shows) = state.db.run(move |c| Ok((catalog::movie(c, id)?, catalog::movie_shows(c, id, from)?))).await?;
+    let (movie, shows) =
+        state.db.run(move |c| Ok((catalog::movie(c, id)?, catalog::movie_shows(c, id, from)?))).await?;
     let movie: Movie = movie.ok_or_else(|| WebError::NotFound("no such movie".into()))?;
     let now = Utc::now().naive_utc();
     let mut days: Vec<serde_json::Value> = Vec::new();
@@ -206,12 +228,18 @@ async fn show(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
     respond(&state, show_page(&state, &req, &path, None).await)
 }
 
-async fn show_page(state: &AppState, req: &HttpRequest, raw_id: &str, error: Option<WebError>) -> Result<Page, WebError> {
+async fn show_page(
+    state: &AppState,
+    req: &HttpRequest,
+    raw_id: &str,
+    error: Option<WebError>,
+) -> Result<Page, WebError> {
     use actix_web::ResponseError;
     let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
     let map = state.shows.get(ShowId(id)).send(GetSeatMap).await??;
     let header = show_header(state, id, Some(&map)).await?;
-    let prices: BTreeMap<&str, (&str, String)> = map.categories.iter().map(|c| (c.code.as_str(), (c.name.as_str(), money(c.price_cents)))).collect();
+    let prices: BTreeMap<&str, (&str, String)> =
+        map.categories.iter().map(|c| (c.code.as_str(), (c.name.as_str(), money(c.price_cents)))).collect();
     let rows: Vec<_> = map
         .rows
         .iter()
@@ -224,7 +252,13 @@ async fn show_page(state: &AppState, req: &HttpRequest, raw_id: &str, error: Opt
         .collect();
     let mut ctx = Context::new();
     ctx.insert("show", &header);
-    ctx.insert("categories", &map.categories.iter().map(|c| json!({"code": c.code, "name": c.name, "price": money(c.price_cents)})).collect::<Vec<_>>());
+    ctx.insert(
+        "categories",
+        &map.categories
+            .iter()
+            .map(|c| json!({"code": c.code, "name": c.name, "price": money(c.price_cents)}))
+            .collect::<Vec<_>>(),
+    );
     ctx.insert("rows", &rows);
     ctx.insert("max_seats", &MAX_SEATS_PER_HOLD);
     ctx.insert("version", &map.version);
@@ -243,7 +277,9 @@ async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         };
         match attempt.await {
             Ok(receipt) => Ok(Err(receipt.hold_id)),
-            Err(e @ (WebError::Conflict { .. } | WebError::Unprocessable(_))) => Ok(Ok(show_page(&state, &req, &path, Some(e)).await?)),
+            Err(e @ (WebError::Conflict { .. } | WebError::Unprocessable(_))) => {
+                Ok(Ok(show_page(&state, &req, &path, Some(e)).await?))
+            }
             Err(e) => Err(e),
         }
     }
@@ -274,7 +310,14 @@ async fn hold_page(state: web::Data<AppState>, req: HttpRequest, path: web::Path
     respond(&state, result.await)
 }
 
-async fn render_hold(state: &AppState, req: &HttpRequest, hold: HoldId, error: Option<WebError>, name: &str, email: &str) -> Result<Page, WebError> {
+async fn render_hold(
+    state: &AppState,
+    req: &HttpRequest,
+    hold: HoldId,
+    error: Option<WebError>,
+    name: &str,
+    email: &str,
+) -> Result<Page, WebError> {
     use actix_web::ResponseError;
     let view = state.shows.get(hold.show()).send(GetHold { hold }).await??;
     if let Some(code) = &view.booking_code {
@@ -284,16 +327,24 @@ async fn render_hold(state: &AppState, req: &HttpRequest, hold: HoldId, error: O
             move |c| find_booking(c, &code)
         });
         if let Some(b) = receipt.await? {
-            return confirmed_page(state, req, &BookingReceipt {
-                code: b.code,
-                show_id: b.show_id,
-                hold_id: b.hold_id,
-                name: b.name,
-                email: b.email,
-                seats: split_seats(&b.seats),
-                total_cents: b.total_cents,
-                state: if b.state == booking_state::CANCELLED { booking_state::CANCELLED } else { booking_state::CONFIRMED },
-            })
+            return confirmed_page(
+                state,
+                req,
+                &BookingReceipt {
+                    code: b.code,
+                    show_id: b.show_id,
+                    hold_id: b.hold_id,
+                    name: b.name,
+                    email: b.email,
+                    seats: split_seats(&b.seats),
+                    total_cents: b.total_cents,
+                    state: if b.state == booking_state::CANCELLED {
+                        booking_state::CANCELLED
+                    } else {
+                        booking_state::CONFIRMED
+                    },
+                },
+            )
             .await;
         }
     }
@@ -314,7 +365,12 @@ async fn confirmed_page(state: &AppState, req: &HttpRequest, b: &BookingReceipt)
     page(state, req, "confirmed.html", ctx, StatusCode::OK)
 }
 
-async fn confirm(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+async fn confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
     let result = async {
         let form = parse_form(&body, &req)?;
         let hold = HoldId::parse(&path)?;
@@ -330,7 +386,12 @@ async fn confirm(state: web::Data<AppState>, req: HttpRequest, path: web::Path<S
     respond(&state, result.await)
 }
 
-async fn release(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+async fn release(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
     let result = async {
         parse_form(&body, &req)?;
         let hold = HoldId::parse(&path)?;
@@ -372,7 +433,13 @@ fn not_found_lookup(state: &AppState, req: &HttpRequest, code: &str, email: &str
     page(state, req, "lookup.html", ctx, StatusCode::NOT_FOUND)
 }
 
-async fn booking_page(state: &AppState, req: &HttpRequest, code: BookingCode, email: Email, notice: Option<&str>) -> Result<Page, WebError> {
+async fn booking_page(
+    state: &AppState,
+    req: &HttpRequest,
+    code: BookingCode,
+    email: Email,
+    notice: Option<&str>,
+) -> Result<Page, WebError> {
     let c = code.to_string();
     let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
     let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
@@ -399,11 +466,17 @@ async fn booking_page(state: &AppState, req: &HttpRequest, code: BookingCode, em
     page(state, req, "booking.html", ctx, StatusCode::OK)
 }
 
-async fn cancel(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+async fn cancel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
     let result = async {
         let form = parse_form(&body, &req)?;
         let code = BookingCode::parse(&path)?;
-        let email = Email::parse(form.get("email").unwrap_or("")).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+        let email = Email::parse(form.get("email").unwrap_or(""))
+            .map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
         api::cancel(&state, code.clone(), email.clone()).await?;
         booking_page(&state, &req, code, email, Some("Your booking was cancelled; its seats are free again.")).await
     };

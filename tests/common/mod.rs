@@ -110,10 +110,18 @@ impl TestApp {
             timezone: "America/Los_Angeles".into(),
             layout_id,
         };
-        let movie = Movie { id: self.id(), external_key: format!("movie {layout_id}"), title: format!("Test Movie {layout_id}"), duration_minutes: Some(120), poster_url: None };
+        let movie = Movie {
+            id: self.id(),
+            external_key: format!("movie {layout_id}"),
+            title: format!("Test Movie {layout_id}"),
+            duration_minutes: Some(120),
+            poster_url: None,
+        };
         let start_utc = (chrono::Utc::now() + starts_in).naive_utc();
         let tz: chrono_tz::Tz = theater.timezone.parse().unwrap();
-        let local = chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(start_utc, chrono::Utc).with_timezone(&tz).naive_local();
+        let local = chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(start_utc, chrono::Utc)
+            .with_timezone(&tz)
+            .naive_local();
         let show = Show {
             id: self.id(),
             theater_id: theater.id,
@@ -134,11 +142,7 @@ impl TestApp {
 
     pub async fn count(&self, sql: &str) -> i64 {
         let sql = sql.to_string();
-        self.state
-            .db
-            .run(move |c| Ok(diesel::sql_query(sql).get_result::<Count>(c)?.n))
-            .await
-            .expect("count query")
+        self.state.db.run(move |c| Ok(diesel::sql_query(sql).get_result::<Count>(c)?.n)).await.expect("count query")
     }
 
     /// Rows in the tables a write touches: a refused request must change none of them.
@@ -170,7 +174,8 @@ impl TestApp {
     }
 
     pub async fn confirm(&self, hold_id: &str, name: &str, email: &str) -> (StatusCode, Value) {
-        self.post_json(&format!("/api/holds/{hold_id}/confirm"), &serde_json::json!({ "name": name, "email": email })).await
+        self.post_json(&format!("/api/holds/{hold_id}/confirm"), &serde_json::json!({ "name": name, "email": email }))
+            .await
     }
 
     pub async fn seat_states(&self, show: i64) -> std::collections::HashMap<String, String> {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README): sets up what the tests need on a fresh Debian machine, then
+# checks formatting and lints and runs every test.
+# - MariaDB: MARQUEE_TEST_DATABASE_URL if given, else a private server (scripts/mariadb.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+dpkg -s libmariadb-dev-compat >/dev/null 2>&1 || need+=(libmariadb-dev-compat)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]} from Debian's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+echo "== MariaDB"
+MARQUEE_TEST_DATABASE_URL=$(scripts/mariadb.sh)
+export MARQUEE_TEST_DATABASE_URL
+
+echo "== format and lints"
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi
