@@ -132,12 +132,22 @@ pub struct SeatMap {
     by_key: HashMap<String, Arc<str>>,
     /// Grows with every change; clients use it to tell fresh maps from stale ones.
     version: u64,
+    /// Seats whose state changed since the last [`SeatMap::take_changes`].
+    changed: Vec<usize>,
 }
 
 impl SeatMap {
     pub fn new(layout: Arc<Layout>) -> Self {
         let states = vec![SeatState::Free; layout.seats.len()];
-        Self { layout, states, holds: HashMap::new(), bookings: HashMap::new(), by_key: HashMap::new(), version: 0 }
+        Self {
+            layout,
+            states,
+            holds: HashMap::new(),
+            bookings: HashMap::new(),
+            by_key: HashMap::new(),
+            version: 0,
+            changed: Vec::new(),
+        }
     }
 
     pub fn layout(&self) -> &Arc<Layout> {
@@ -206,6 +216,7 @@ impl SeatMap {
         let id: Arc<str> = Arc::from(id);
         for &i in &seats {
             self.states[i] = SeatState::Held(id.clone());
+            self.changed.push(i);
         }
         if let Some(k) = &key {
             self.by_key.insert(k.clone(), id.clone());
@@ -236,6 +247,7 @@ impl SeatMap {
         for &i in &seats {
             if matches!(&self.states[i], SeatState::Held(h) if &**h == id) {
                 self.states[i] = SeatState::Free;
+                self.changed.push(i);
             }
         }
         if let Some(k) = key {
@@ -292,6 +304,7 @@ impl SeatMap {
         let code_arc: Arc<str> = Arc::from(code);
         for &i in &booking.seats {
             self.states[i] = SeatState::Booked(code_arc.clone());
+            self.changed.push(i);
         }
         if let Some(h) = self.holds.get_mut(booking.hold_id.as_str()) {
             h.status = HoldStatus::Confirmed(code.to_string());
@@ -319,6 +332,7 @@ impl SeatMap {
         for &i in &b.seats {
             if matches!(&self.states[i], SeatState::Booked(c) if &**c == code) {
                 self.states[i] = SeatState::Free;
+                self.changed.push(i);
             }
         }
         self.version += 1;
@@ -340,10 +354,19 @@ impl SeatMap {
             let code_arc: Arc<str> = Arc::from(code);
             for &i in &booking.seats {
                 self.states[i] = SeatState::Booked(code_arc.clone());
+                self.changed.push(i);
             }
         }
         self.bookings.insert(code.to_string(), booking);
         self.version += 1;
+    }
+
+    /// The seats that changed since the last call (each once), for live updates.
+    pub fn take_changes(&mut self) -> Vec<usize> {
+        let mut c = std::mem::take(&mut self.changed);
+        c.sort_unstable();
+        c.dedup();
+        c
     }
 
     /// Seat indexes for stored labels (unknown labels are skipped).
@@ -432,8 +455,11 @@ mod tests {
         // A confirmed hold never expires and is not ended.
         assert!(!map.end_hold("h"));
         assert_eq!(map.states()[0].name(), "booked");
+        map.take_changes();
         map.cancel("CODE2345");
         assert_eq!(map.free_count(), 8);
+        assert_eq!(map.take_changes(), vec![0, 4]);
+        assert!(map.take_changes().is_empty());
     }
 
     #[test]

@@ -17,6 +17,17 @@ use futures::channel::oneshot;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Seats of one show whose state changed, as watchers receive them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeatChange {
+    pub show_id: i64,
+    /// The map's version after the change.
+    pub version: u64,
+    /// Seat label and its new state (`free`, `held`, `booked`).
+    pub seats: Vec<(String, &'static str)>,
+}
 
 /// What every show actor shares: where to read and write, and the rules' settings.
 #[derive(Clone)]
@@ -42,6 +53,8 @@ enum Loading {
 }
 
 struct Ready {
+    /// Live seat changes for whoever watches this show (websockets).
+    events: broadcast::Sender<Arc<SeatChange>>,
     starts_at: DateTime<Utc>,
     on_sale: bool,
     map: SeatMap,
@@ -184,13 +197,29 @@ impl ShowActor {
                 log::warn!("show {}: stored hold {} overlaps a booking; ignored", self.id, h.id);
             }
         }
+        map.take_changes();
         Ready {
+            events: broadcast::channel(256).0,
             starts_at: snap.show.starts_at_utc.and_utc(),
             on_sale: snap.show.in_feed,
             map,
             waiters: HashMap::new(),
             timer: None,
         }
+    }
+
+    /// Sends the seats that changed to the show's watchers.
+    fn publish(&mut self) {
+        let show_id = self.id.0;
+        let Loading::Ready(r) = &mut self.state else { return };
+        let changed = r.map.take_changes();
+        if changed.is_empty() || r.events.receiver_count() == 0 {
+            return;
+        }
+        let states = r.map.states();
+        let layout = r.map.layout();
+        let seats = changed.iter().map(|&i| (layout.seats[i].0.to_string(), states[i].name())).collect();
+        let _ = r.events.send(Arc::new(SeatChange { show_id, version: r.map.version(), seats }));
     }
 
     /// Makes sure a timer fires at the earliest expiry.
@@ -222,11 +251,13 @@ impl ShowActor {
                 r.map.end_hold(id);
             }
             log::debug!("show {show_id}: {} holds expired", due.len());
-            let write = self.deps.writer.append(Change::HoldsEnded(HoldsEnded {
+            let write_change = Change::HoldsEnded(HoldsEnded {
                 show_id,
                 hold_ids: due,
                 state: crate::db::models::hold_state::EXPIRED.to_string(),
-            }));
+            });
+            self.publish();
+            let write = self.deps.writer.append(write_change);
             actix::spawn(async move {
                 if let Err(e) = write.await {
                     log::warn!("show {show_id}: could not log expired holds: {e}");
@@ -344,6 +375,7 @@ impl Handler<PlaceHold> for ShowActor {
         let labels = r.map.labels(&seats);
         let key = msg.key.map(|k| k.as_str().to_string());
         r.map.place_hold(hold.as_str(), seats, expires_at, key.clone(), HoldStatus::Pending);
+        self.publish();
         let write = self.deps.writer.append(Change::HoldPlaced(HoldPlaced {
             hold_id: hold.to_string(),
             show_id: show_id.0,
@@ -356,17 +388,19 @@ impl Handler<PlaceHold> for ShowActor {
             let Loading::Ready(r) = &mut act.state else {
                 return Err(BookingError::Unavailable("the show was unloaded".into()));
             };
-            match res {
+            let result = match res {
                 Ok(_) => {
                     r.map.mark_active(hold.as_str());
-                    act.schedule_expiry(ctx);
                     Ok(HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at })
                 }
                 Err(e) => {
                     r.map.end_hold(hold.as_str());
                     Err(wal_to_booking(e))
                 }
-            }
+            };
+            act.publish();
+            act.schedule_expiry(ctx);
+            result
         }))
     }
 }
@@ -446,6 +480,7 @@ impl Handler<ConfirmHold> for ShowActor {
             for waiter in r.waiters.remove(&hold_id).unwrap_or_default() {
                 let _ = waiter.send(result.clone());
             }
+            act.publish();
             result
         }))
     }
@@ -477,6 +512,7 @@ impl Handler<ReleaseHold> for ShowActor {
             }
         }
         r.map.end_hold(&id);
+        self.publish();
         let write = self.deps.writer.append(Change::HoldsEnded(HoldsEnded {
             show_id,
             hold_ids: vec![id],
@@ -517,6 +553,7 @@ impl Handler<CancelBooking> for ShowActor {
         }
         r.map.cancel(&code);
         let receipt = Self::receipt(&r.map, show_id, &code);
+        self.publish();
         let write = self.deps.writer.append(Change::BookingCancelled(BookingCancelled {
             code,
             show_id,
@@ -637,5 +674,21 @@ impl Handler<ShowInfoChanged> for ShowActor {
             }
             r.on_sale = msg.on_sale;
         }
+    }
+}
+
+/// Watch the show's seats: the map as it is now, and every change after it.
+#[derive(Message)]
+#[rtype(result = "Result<(SeatMapView, broadcast::Receiver<Arc<SeatChange>>), BookingError>")]
+pub struct Subscribe;
+
+impl Handler<Subscribe> for ShowActor {
+    type Result = Result<(SeatMapView, broadcast::Receiver<Arc<SeatChange>>), BookingError>;
+
+    fn handle(&mut self, _: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        // Subscribing first, in the same message, means no change falls between the two.
+        let rx = self.ready()?.events.subscribe();
+        let view = <Self as Handler<GetSeatMap>>::handle(self, GetSeatMap, ctx)?;
+        Ok((view, rx))
     }
 }
