@@ -22,6 +22,8 @@ pub struct Settings {
     pub assets_dir: String,
     /// MAX_BODY_BYTES: the largest request body accepted.
     pub max_body_bytes: usize,
+    /// NODE_ID, PEERS / PEER_DISCOVERY, CLUSTER_SECRET and the timeouts.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +53,13 @@ fn minutes(name: &'static str, default: f64) -> Result<Duration, ConfigError> {
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cluster =
+            crate::cluster::ClusterConfig::from_env().map_err(|e| ConfigError { name: "cluster", reason: e.0 })?;
+        let database_url: String = var("DATABASE_URL", "mysql://root@127.0.0.1:3306/marquee".to_string())?;
         Ok(Self {
-            database_url: var("DATABASE_URL", "mysql://root@127.0.0.1:3306/marquee".to_string())?,
+            // `{node_id}` gives each node of a shared server its own schema.
+            database_url: database_url.replace("{node_id}", &cluster.node_id.to_string()),
+            cluster,
             bind: var("MARQUEE_BIND", "0.0.0.0:8000".to_string())?,
             hold_duration: minutes("HOLD_MINUTES", 8.0)?,
             cancel_cutoff: minutes("CANCEL_CUTOFF_MINUTES", 60.0)?,

@@ -2,6 +2,7 @@
 pub mod actors;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod domain;

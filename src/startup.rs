@@ -2,18 +2,24 @@
 use crate::actors::directory::ShowDirectory;
 use crate::actors::lamport::LamportClock;
 use crate::actors::show::ShowDeps;
+use crate::cluster::client::Rpc;
+use crate::cluster::config::PeerSource;
+use crate::cluster::election::ElectionCoordinator;
+use crate::cluster::replication::{CommitTracker, ReplicationStreamer};
+use crate::cluster::{ClusterConfig, ClusterState};
 use crate::config::Settings;
 use crate::db::schema::write_log;
 use crate::db::{create_database_if_missing, Db, DbError};
+use crate::wal::writer::last_position;
 use crate::wal::LogWriter;
 use crate::web::{self, api, pages, AppState};
-use actix::Actor;
+use actix::{Actor, Addr, AsyncContext};
 use actix_web::dev::Server;
 use actix_web::middleware::Logger;
 use actix_web::{web as aw, App, HttpServer};
 use diesel::prelude::*;
 use std::net::TcpListener;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,14 +46,20 @@ pub fn open_database(settings: &Settings) -> Result<Db, DbError> {
     Ok(db)
 }
 
-/// The log writer and the clock it stamps with, continuing from what is stored.
-pub fn start_log(db: &Db) -> Result<LogWriter, DbError> {
+fn start_clock(db: &Db) -> Result<Addr<LamportClock>, DbError> {
     let mut conn = db.get()?;
     let lamport: Option<i64> = write_log::table.select(diesel::dsl::max(write_log::lamport)).first(&mut conn)?;
-    let epoch: Option<i64> = write_log::table.select(diesel::dsl::max(write_log::epoch)).first(&mut conn)?;
+    Ok(LamportClock::new(lamport.unwrap_or(0).max(0) as u64).start())
+}
+
+/// A log writer for offline work (imports from the command line, seeding benchmarks):
+/// this node alone, as its own master.
+pub fn start_log(db: &Db) -> Result<LogWriter, DbError> {
+    let mut conn = db.get()?;
+    let pos = last_position(&mut conn)?;
     drop(conn);
-    let clock = LamportClock::new(lamport.unwrap_or(0).max(0) as u64).start();
-    LogWriter::start(db.clone(), clock, Arc::new(AtomicI64::new(epoch.unwrap_or(0))))
+    let cluster = Arc::new(ClusterState::new(ClusterConfig::single(1), pos.last_epoch.max(0) as u64, Vec::new()));
+    LogWriter::start(db.clone(), start_clock(db)?, cluster, Arc::new(CommitTracker::default()), None)
 }
 
 impl Application {
@@ -58,22 +70,68 @@ impl Application {
 
     pub fn build_on(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
         let db = open_database(&settings)?;
-        let writer = start_log(&db)?;
+        let mut conn = db.get()?;
+        let pos = last_position(&mut conn)?;
+        let (stored_epoch, voted_for) = crate::db::node::load(&mut conn)?;
+        drop(conn);
+        let epoch = stored_epoch.max(pos.last_epoch.max(0) as u64);
+        let peers = match &settings.cluster.peers {
+            PeerSource::Static(p) => p.clone(),
+            PeerSource::Dns { .. } => Vec::new(),
+        };
+        let cluster = Arc::new(ClusterState::new(settings.cluster.clone(), epoch, peers));
+        let clock = start_clock(&db)?;
+        let tracker = Arc::new(CommitTracker::default());
+        let (committed_tx, committed_rx) = futures::channel::mpsc::unbounded();
+        let writer = LogWriter::start(db.clone(), clock.clone(), cluster.clone(), tracker.clone(), Some(committed_tx))?;
+        let rpc = Rpc { cluster: cluster.clone(), clock: clock.clone() };
+        let streamer = {
+            let (rpc, db, tracker) = (rpc.clone(), db.clone(), tracker.clone());
+            ReplicationStreamer::create(move |ctx| {
+                ctx.add_stream(committed_rx);
+                ReplicationStreamer::new(rpc, db, tracker, pos.last_lsn)
+            })
+        };
         let arbiters = (0..settings.workers).map(|_| actix::Arbiter::new().handle()).collect();
         let deps = ShowDeps {
             db: db.clone(),
+            cluster: cluster.clone(),
             writer: writer.clone(),
             hold_duration: settings.hold_duration,
             cancel_cutoff: settings.cancel_cutoff,
             layouts: Default::default(),
         };
+        let shows = Arc::new(ShowDirectory::new(arbiters, deps));
+        let coordinator = ElectionCoordinator::new(
+            rpc.clone(),
+            db.clone(),
+            writer.clone(),
+            tracker,
+            streamer.clone(),
+            shows.clone(),
+            clock,
+            epoch,
+            voted_for.filter(|_| stored_epoch == epoch),
+        )
+        .start();
         let tera = tera::Tera::new(&format!("{}/**/*.html", settings.templates_dir))?;
+        log::info!(
+            "node {} starting: epoch {epoch}, log at {}, {} peers configured",
+            cluster.node_id,
+            pos.last_lsn,
+            cluster.peers().len()
+        );
         let state = AppState {
             db,
             tera: Arc::new(tera),
-            shows: Arc::new(ShowDirectory::new(arbiters, deps)),
+            shows,
             writer,
             settings: Arc::new(settings),
+            cluster,
+            coordinator,
+            streamer,
+            rpc,
+            resyncing: Arc::new(AtomicBool::new(false)),
         };
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;

@@ -35,6 +35,17 @@ impl ShowDirectory {
         addr
     }
 
+    /// Forgets every actor, so each show reloads from the database on its next use (after
+    /// this node's state was rebuilt from another node's log).
+    pub fn reset(&self) {
+        self.actors.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The actor of `show` if it is loaded.
+    pub fn loaded_one(&self, show: ShowId) -> Option<Addr<ShowActor>> {
+        self.actors.lock().unwrap_or_else(|p| p.into_inner()).get(&show).filter(|a| a.connected()).cloned()
+    }
+
     /// Every started actor, for broadcasting replicated changes.
     pub fn loaded(&self) -> Vec<(ShowId, Addr<ShowActor>)> {
         let actors = self.actors.lock().unwrap_or_else(|p| p.into_inner());

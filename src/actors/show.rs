@@ -33,6 +33,7 @@ pub struct SeatChange {
 #[derive(Clone)]
 pub struct ShowDeps {
     pub db: Db,
+    pub cluster: Arc<crate::cluster::ClusterState>,
     pub writer: LogWriter,
     pub hold_duration: Duration,
     pub cancel_cutoff: Duration,
@@ -62,7 +63,7 @@ struct Ready {
     timer: Option<(DateTime<Utc>, SpawnHandle)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct HoldReceipt {
     pub hold_id: String,
     pub show_id: i64,
@@ -70,7 +71,7 @@ pub struct HoldReceipt {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct BookingReceipt {
     pub code: String,
     pub show_id: i64,
@@ -79,7 +80,7 @@ pub struct BookingReceipt {
     pub email: String,
     pub seats: Vec<String>,
     pub total_cents: i32,
-    pub state: &'static str,
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +245,11 @@ impl ShowActor {
 
     fn expire_due(&mut self, ctx: &mut Context<Self>) {
         let show_id = self.id.0;
+        if !self.deps.cluster.writable() {
+            // Only the master expires holds; a follower learns of it from the log.
+            ctx.run_later(std::time::Duration::from_secs(1), |act, ctx| act.expire_due(ctx));
+            return;
+        }
         let Ok(r) = self.ready() else { return };
         let due = r.map.due(Utc::now());
         if !due.is_empty() {
@@ -276,7 +282,7 @@ impl ShowActor {
             email: b.email.clone(),
             seats: map.labels(&b.seats),
             total_cents: b.total_cents,
-            state: if b.cancelled { booking_state::CANCELLED } else { booking_state::CONFIRMED },
+            state: if b.cancelled { booking_state::CANCELLED } else { booking_state::CONFIRMED }.to_string(),
         })
     }
 }
@@ -317,6 +323,8 @@ impl Actor for ShowActor {
 fn wal_to_booking(e: WalError) -> BookingError {
     match e {
         WalError::Conflict(_) => BookingError::Unavailable("the write conflicted; try again".into()),
+        WalError::NotMaster => BookingError::Unavailable("this node cannot take writes now (no master with a majority); try again".into()),
+        WalError::NoQuorum => BookingError::Unavailable("the cluster did not confirm this write in time; its outcome is unknown, retry with the same Idempotency-Key".into()),
         other => BookingError::Unavailable(other.to_string()),
     }
 }
@@ -690,5 +698,65 @@ impl Handler<Subscribe> for ShowActor {
         let rx = self.ready()?.events.subscribe();
         let view = <Self as Handler<GetSeatMap>>::handle(self, GetSeatMap, ctx)?;
         Ok((view, rx))
+    }
+}
+
+/// A change this node received from the master's log: bring the seat map in line.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Replicated(pub Change);
+
+impl Handler<Replicated> for ShowActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Replicated, ctx: &mut Context<Self>) {
+        let Loading::Ready(r) = &mut self.state else { return };
+        match msg.0 {
+            Change::HoldPlaced(h) => {
+                if r.map.hold(&h.hold_id).is_none() {
+                    let seats = r.map.indexes(&h.seats);
+                    r.map.place_hold(&h.hold_id, seats, h.expires_at.and_utc(), h.idempotency_key, HoldStatus::Active);
+                }
+            }
+            Change::HoldsEnded(e) => {
+                for id in &e.hold_ids {
+                    r.map.end_hold(id);
+                }
+            }
+            Change::BookingConfirmed(b) => {
+                if r.map.booking(&b.code).is_none() {
+                    let seats = r.map.indexes(&b.seats);
+                    if r.map.hold(&b.hold_id).is_some() {
+                        r.map.finish_confirm(
+                            &b.code,
+                            BookingEntry {
+                                hold_id: b.hold_id,
+                                name: b.name,
+                                email: b.email,
+                                seats,
+                                total_cents: b.total_cents,
+                                cancelled: false,
+                            },
+                        );
+                    } else {
+                        r.map.restore_booking(
+                            &b.code,
+                            BookingEntry {
+                                hold_id: b.hold_id,
+                                name: b.name,
+                                email: b.email,
+                                seats,
+                                total_cents: b.total_cents,
+                                cancelled: false,
+                            },
+                        );
+                    }
+                }
+            }
+            Change::BookingCancelled(c) => r.map.cancel(&c.code),
+            Change::Catalog(_) => {}
+        }
+        self.publish();
+        self.schedule_expiry(ctx);
     }
 }

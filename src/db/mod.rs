@@ -2,6 +2,7 @@
 //! Diesel runs only inside [`Db::run`], on actix-web's blocking thread pool.
 pub mod catalog;
 pub mod models;
+pub mod node;
 pub mod orders;
 pub mod schema;
 

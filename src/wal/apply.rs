@@ -169,3 +169,18 @@ fn apply_catalog(conn: &mut MysqlConnection, c: &CatalogChange) -> Result<(), Di
     }
     Ok(())
 }
+
+/// Deletes every replicated row, before a node rebuilds itself from the master's log.
+pub fn wipe(conn: &mut MysqlConnection) -> Result<(), DieselError> {
+    diesel::delete(booking_seats::table).execute(conn)?;
+    diesel::delete(bookings::table).execute(conn)?;
+    diesel::delete(holds::table).execute(conn)?;
+    diesel::delete(shows::table).execute(conn)?;
+    diesel::delete(movies::table).execute(conn)?;
+    diesel::delete(theaters::table).execute(conn)?;
+    diesel::delete(layout_rows::table).execute(conn)?;
+    diesel::delete(seat_categories::table).execute(conn)?;
+    diesel::delete(layouts::table).execute(conn)?;
+    diesel::delete(write_log::table).execute(conn)?;
+    Ok(())
+}

@@ -1,9 +1,14 @@
 //! Group commit. One thread owns the log's tail: it takes every change waiting in its queue,
-//! numbers them, and commits them in one transaction; a caller hears back only once its
-//! change is durable. Under load one commit carries hundreds of changes.
-use super::apply::apply_batch;
+//! numbers them, and commits them in one transaction. On a master a caller hears back once
+//! its change is durable here and on a majority of nodes (the [`CommitTracker`]); on a
+//! follower the same thread applies the entries the master ships, so one thread alone ever
+//! writes the log.
+use super::apply::{apply_batch, wipe};
 use super::change::{Change, LogRecord};
 use crate::actors::lamport::{LamportClock, Tick};
+use crate::cluster::messages::LogPosition;
+use crate::cluster::replication::CommitTracker;
+use crate::cluster::ClusterState;
 use crate::db::schema::write_log;
 use crate::db::{Db, DbError};
 use actix::Addr;
@@ -11,7 +16,7 @@ use chrono::Utc;
 use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use futures::channel::oneshot;
+use futures::channel::{mpsc as fmpsc, oneshot};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use std::time::Duration;
 /// The most changes one transaction carries.
 const MAX_BATCH: usize = 512;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WalError {
     /// The change contradicts the database (a unique key): nothing was written.
     #[error("the change conflicts with what is stored: {0}")]
@@ -29,6 +34,18 @@ pub enum WalError {
     Database(String),
     #[error("the log writer has stopped")]
     Stopped,
+    /// This node does not take writes now (not the master, or no majority).
+    #[error("this node is not the master right now")]
+    NotMaster,
+    /// Committed here but not confirmed by a majority in time: the outcome is unknown.
+    #[error("the write was not confirmed by a majority of the cluster in time")]
+    NoQuorum,
+    /// Replicated entries do not follow on from this node's log.
+    #[error("the entries do not follow this node's log")]
+    Gap,
+    /// This node's log disagrees with the master's: it must resync.
+    #[error("this node's log has diverged from the master's")]
+    Diverged,
 }
 
 /// Counters of the writer, for the stats endpoint and the benchmark.
@@ -37,11 +54,24 @@ pub struct WriterStats {
     pub transactions: AtomicU64,
     pub records: AtomicU64,
     pub last_lsn: AtomicI64,
+    pub last_epoch: AtomicI64,
 }
 
-struct Job {
-    change: Change,
-    reply: oneshot::Sender<Result<LogRecord, WalError>>,
+enum Job {
+    Append {
+        change: Change,
+        reply: oneshot::Sender<Result<LogRecord, WalError>>,
+    },
+    Replicated {
+        prev: LogPosition,
+        master_last: i64,
+        records: Vec<LogRecord>,
+        reply: oneshot::Sender<Result<LogPosition, WalError>>,
+    },
+    Resync {
+        records: Vec<LogRecord>,
+        reply: oneshot::Sender<Result<LogPosition, WalError>>,
+    },
 }
 
 /// A handle to the log writer thread; cheap to clone.
@@ -49,82 +79,202 @@ struct Job {
 pub struct LogWriter {
     tx: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
+    cluster: Arc<ClusterState>,
+    tracker: Arc<CommitTracker>,
 }
 
 impl LogWriter {
-    /// Starts the writer thread, continuing the log after the last stored LSN.
-    pub fn start(db: Db, clock: Addr<LamportClock>, epoch: Arc<AtomicI64>) -> Result<Self, DbError> {
+    /// Starts the writer thread, continuing the log after the last stored LSN. Every
+    /// commit it makes as master is sent to `committed` (for replication).
+    pub fn start(
+        db: Db,
+        clock: Addr<LamportClock>,
+        cluster: Arc<ClusterState>,
+        tracker: Arc<CommitTracker>,
+        committed: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
+    ) -> Result<Self, DbError> {
         let mut conn = db.get()?;
-        let last = last_lsn(&mut conn)?;
+        let last = last_position(&mut conn)?;
         drop(conn);
         let stats = Arc::new(WriterStats::default());
-        stats.last_lsn.store(last, Ordering::SeqCst);
+        stats.last_lsn.store(last.last_lsn, Ordering::SeqCst);
+        stats.last_epoch.store(last.last_epoch, Ordering::SeqCst);
+        if cluster.is_single() {
+            tracker.advance(last.last_lsn);
+        }
         let (tx, rx) = mpsc::channel();
-        let thread_stats = stats.clone();
+        let tail = Tail {
+            db,
+            clock,
+            cluster: cluster.clone(),
+            tracker: tracker.clone(),
+            committed,
+            stats: stats.clone(),
+            next_lsn: last.last_lsn + 1,
+            last_epoch: last.last_epoch,
+        };
         std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || Tail { db, clock, epoch, stats: thread_stats, next_lsn: last + 1 }.run(rx))
+            .spawn(move || tail.run(rx))
             .map_err(|e| DbError::Connect(format!("cannot start the log writer: {e}")))?;
-        Ok(Self { tx, stats })
+        Ok(Self { tx, stats, cluster, tracker })
     }
 
     /// Queues `change` at once (so changes keep the order of the calls) and resolves once
-    /// it is committed with its effect.
+    /// it is committed here and held by a majority of the cluster.
     pub fn append(&self, change: Change) -> impl std::future::Future<Output = Result<LogRecord, WalError>> {
         let (reply, rx) = oneshot::channel();
-        let queued = self.tx.send(Job { change, reply }).is_ok();
+        let queued = if self.cluster.writable() { self.tx.send(Job::Append { change, reply }).is_ok() } else { false };
+        let (writable, tracker, timeout) =
+            (self.cluster.writable(), self.tracker.clone(), self.cluster.config.replication_timeout);
         async move {
+            if !writable {
+                return Err(WalError::NotMaster);
+            }
             if !queued {
                 return Err(WalError::Stopped);
             }
-            rx.await.map_err(|_| WalError::Stopped)?
+            let record = rx.await.map_err(|_| WalError::Stopped)??;
+            if tracker.wait(record.lsn, timeout).await {
+                Ok(record)
+            } else {
+                Err(WalError::NoQuorum)
+            }
         }
+    }
+
+    /// Applies entries shipped by the master (a follower), after the entry `prev`.
+    pub async fn apply_replicated(
+        &self,
+        prev: LogPosition,
+        master_last: i64,
+        records: Vec<LogRecord>,
+    ) -> Result<LogPosition, WalError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job::Replicated { prev, master_last, records, reply }).map_err(|_| WalError::Stopped)?;
+        rx.await.map_err(|_| WalError::Stopped)?
+    }
+
+    /// Replaces this node's whole state with `records` (the master's full log).
+    pub async fn resync(&self, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job::Resync { records, reply }).map_err(|_| WalError::Stopped)?;
+        rx.await.map_err(|_| WalError::Stopped)?
     }
 
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
     }
+
+    pub fn position(&self) -> LogPosition {
+        LogPosition {
+            last_lsn: self.stats.last_lsn.load(Ordering::SeqCst),
+            last_epoch: self.stats.last_epoch.load(Ordering::SeqCst),
+        }
+    }
 }
 
-pub fn last_lsn(conn: &mut MysqlConnection) -> Result<i64, DbError> {
-    let max: Option<i64> = write_log::table.select(diesel::dsl::max(write_log::lsn)).first(conn)?;
-    Ok(max.unwrap_or(0))
+pub fn last_position(conn: &mut MysqlConnection) -> Result<LogPosition, DbError> {
+    let last: Option<(i64, i64)> = write_log::table
+        .select((write_log::lsn, write_log::epoch))
+        .order(write_log::lsn.desc())
+        .first(conn)
+        .optional()?;
+    Ok(last.map(|(l, e)| LogPosition { last_lsn: l, last_epoch: e }).unwrap_or_default())
+}
+
+pub fn epoch_at(conn: &mut MysqlConnection, lsn: i64) -> Result<Option<i64>, DieselError> {
+    write_log::table.find(lsn).select(write_log::epoch).first(conn).optional()
+}
+
+/// Entries after `after`, at most `limit`.
+pub fn read_log(conn: &mut MysqlConnection, after: i64, limit: i64) -> Result<Vec<LogRecord>, DbError> {
+    let rows: Vec<crate::db::models::WriteLogRow> = write_log::table
+        .filter(write_log::lsn.gt(after))
+        .order(write_log::lsn.asc())
+        .limit(limit)
+        .select(crate::db::models::WriteLogRow::as_select())
+        .load(conn)?;
+    rows.into_iter()
+        .map(|r| LogRecord::from_row(r).map_err(|e| DbError::Query(DieselError::DeserializationError(Box::new(e)))))
+        .collect()
 }
 
 struct Tail {
     db: Db,
     clock: Addr<LamportClock>,
-    epoch: Arc<AtomicI64>,
+    cluster: Arc<ClusterState>,
+    tracker: Arc<CommitTracker>,
+    committed: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
     stats: Arc<WriterStats>,
     next_lsn: i64,
+    last_epoch: i64,
 }
 
 impl Tail {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        let mut conn = None;
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
+        let mut conn: Option<crate::db::Conn> = None;
+        let mut pending: Option<Job> = None;
+        loop {
+            let first = match pending.take() {
+                Some(j) => j,
+                None => match rx.recv() {
+                    Ok(j) => j,
                     Err(_) => break,
-                }
-            }
+                },
+            };
             if conn.is_none() {
                 conn = self.connect();
             }
-            let Some(c) = conn.as_mut() else {
-                for job in jobs {
-                    let _ = job.reply.send(Err(WalError::Database("no database connection".into())));
+            match first {
+                Job::Append { change, reply } => {
+                    let mut jobs = vec![(change, reply)];
+                    while jobs.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(Job::Append { change, reply }) => jobs.push((change, reply)),
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let (changes, replies): (Vec<Change>, Vec<_>) = jobs.into_iter().unzip();
+                    let results = match conn.as_mut() {
+                        None => vec![Err(WalError::Database("no database connection".into())); changes.len()],
+                        Some(_) if !self.cluster.writable() => vec![Err(WalError::NotMaster); changes.len()],
+                        Some(c) => {
+                            let (results, healthy) = self.commit(c, &changes);
+                            if !healthy {
+                                conn = None;
+                            }
+                            results
+                        }
+                    };
+                    for (reply, res) in replies.into_iter().zip(results) {
+                        let _ = reply.send(res);
+                    }
                 }
-                continue;
-            };
-            let (results, healthy) = self.commit(c, jobs.iter().map(|j| &j.change).collect());
-            if !healthy {
-                conn = None;
-            }
-            for (job, res) in jobs.into_iter().zip(results) {
-                let _ = job.reply.send(res);
+                Job::Replicated { prev, master_last, records, reply } => {
+                    let res = match conn.as_mut() {
+                        None => Err(WalError::Database("no database connection".into())),
+                        Some(c) => self.replicate(c, prev, master_last, records),
+                    };
+                    if matches!(res, Err(WalError::Database(_))) {
+                        conn = None;
+                    }
+                    let _ = reply.send(res);
+                }
+                Job::Resync { records, reply } => {
+                    let res = match conn.as_mut() {
+                        None => Err(WalError::Database("no database connection".into())),
+                        Some(c) => self.resync(c, records),
+                    };
+                    if matches!(res, Err(WalError::Database(_))) {
+                        conn = None;
+                    }
+                    let _ = reply.send(res);
+                }
             }
         }
         log::info!("log writer stopped");
@@ -132,9 +282,10 @@ impl Tail {
 
     fn connect(&mut self) -> Option<crate::db::Conn> {
         match self.db.get() {
-            Ok(mut c) => match last_lsn(&mut c) {
+            Ok(mut c) => match last_position(&mut c) {
                 Ok(last) => {
-                    self.next_lsn = last + 1;
+                    self.next_lsn = last.last_lsn + 1;
+                    self.last_epoch = last.last_epoch;
                     Some(c)
                 }
                 Err(e) => {
@@ -150,10 +301,10 @@ impl Tail {
         }
     }
 
-    fn stamp(&mut self, changes: &[&Change]) -> Vec<LogRecord> {
+    fn stamp(&mut self, changes: &[Change]) -> Vec<LogRecord> {
         let n = changes.len() as u64;
         let first = futures::executor::block_on(self.clock.send(Tick { events: n })).unwrap_or(0);
-        let epoch = self.epoch.load(Ordering::SeqCst);
+        let epoch = self.cluster.epoch() as i64;
         let now = Utc::now().naive_utc();
         changes
             .iter()
@@ -163,7 +314,7 @@ impl Tail {
                 epoch,
                 lamport: (first + i as u64) as i64,
                 created_at: now,
-                change: (*c).clone(),
+                change: c.clone(),
             })
             .collect()
     }
@@ -171,15 +322,11 @@ impl Tail {
     /// Commits the batch in one transaction; if that fails, each change alone, so one bad
     /// change fails only its own caller. Returns the results and whether the connection is
     /// still good.
-    fn commit(
-        &mut self,
-        conn: &mut MysqlConnection,
-        changes: Vec<&Change>,
-    ) -> (Vec<Result<LogRecord, WalError>>, bool) {
-        let records = self.stamp(&changes);
+    fn commit(&mut self, conn: &mut MysqlConnection, changes: &[Change]) -> (Vec<Result<LogRecord, WalError>>, bool) {
+        let records = self.stamp(changes);
         match conn.transaction(|c| apply_batch(c, &records)) {
             Ok(()) => {
-                self.committed(records.len());
+                self.committed(&records);
                 return (records.into_iter().map(Ok).collect(), true);
             }
             Err(e) if changes.len() == 1 => {
@@ -193,16 +340,16 @@ impl Tail {
         }
         let mut results = Vec::with_capacity(changes.len());
         for change in changes {
-            let rec = self.stamp(&[change]).remove(0);
+            let rec = self.stamp(std::slice::from_ref(change)).remove(0);
             match conn.transaction(|c| apply_batch(c, std::slice::from_ref(&rec))) {
                 Ok(()) => {
-                    self.committed(1);
+                    self.committed(std::slice::from_ref(&rec));
                     results.push(Ok(rec));
                 }
                 Err(e) if is_connection_error(&e) => {
                     log::error!("log writer: {e}");
                     results.push(Err(to_wal_error(e)));
-                    while results.len() < results.capacity() {
+                    while results.len() < changes.len() {
                         results.push(Err(WalError::Database("connection lost".into())));
                     }
                     return (results, false);
@@ -213,11 +360,87 @@ impl Tail {
         (results, true)
     }
 
-    fn committed(&mut self, n: usize) {
-        self.next_lsn += n as i64;
+    fn committed(&mut self, records: &[LogRecord]) {
+        let Some(last) = records.last() else { return };
+        self.next_lsn = last.lsn + 1;
+        self.last_epoch = last.epoch;
         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
-        self.stats.records.fetch_add(n as u64, Ordering::Relaxed);
-        self.stats.last_lsn.store(self.next_lsn - 1, Ordering::SeqCst);
+        self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.stats.last_epoch.store(last.epoch, Ordering::SeqCst);
+        self.stats.last_lsn.store(last.lsn, Ordering::SeqCst);
+        if self.cluster.is_single() {
+            self.tracker.advance(last.lsn);
+        } else if let Some(tx) = &self.committed {
+            let _ = tx.unbounded_send(records.to_vec());
+        }
+    }
+
+    fn position(&self) -> LogPosition {
+        LogPosition { last_lsn: self.next_lsn - 1, last_epoch: self.last_epoch }
+    }
+
+    fn epoch_at(&self, conn: &mut MysqlConnection, lsn: i64) -> Result<Option<i64>, WalError> {
+        if lsn == 0 {
+            return Ok(Some(0));
+        }
+        if lsn == self.next_lsn - 1 {
+            return Ok(Some(self.last_epoch));
+        }
+        epoch_at(conn, lsn).map_err(|e| WalError::Database(e.to_string()))
+    }
+
+    fn replicate(
+        &mut self,
+        conn: &mut MysqlConnection,
+        prev: LogPosition,
+        master_last: i64,
+        records: Vec<LogRecord>,
+    ) -> Result<LogPosition, WalError> {
+        if prev.last_lsn > self.next_lsn - 1 {
+            return Err(WalError::Gap);
+        }
+        if self.epoch_at(conn, prev.last_lsn)? != Some(prev.last_epoch) {
+            return Err(WalError::Diverged);
+        }
+        let mut fresh = Vec::with_capacity(records.len());
+        for r in records {
+            if r.lsn < self.next_lsn {
+                // Already here: it must be the very same entry.
+                if self.epoch_at(conn, r.lsn)? != Some(r.epoch) {
+                    return Err(WalError::Diverged);
+                }
+            } else if r.lsn == self.next_lsn + fresh.len() as i64 {
+                fresh.push(r);
+            } else {
+                return Err(WalError::Gap);
+            }
+        }
+        if !fresh.is_empty() {
+            conn.transaction(|c| apply_batch(c, &fresh)).map_err(to_wal_error)?;
+            self.committed(&fresh);
+        }
+        if self.next_lsn - 1 > master_last {
+            return Err(WalError::Diverged);
+        }
+        Ok(self.position())
+    }
+
+    fn resync(&mut self, conn: &mut MysqlConnection, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
+        conn.transaction(|c| {
+            wipe(c)?;
+            for chunk in records.chunks(1000) {
+                apply_batch(c, chunk)?;
+            }
+            Ok::<_, DieselError>(())
+        })
+        .map_err(to_wal_error)?;
+        let last = records.last().map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
+        self.next_lsn = last.0 + 1;
+        self.last_epoch = last.1;
+        self.stats.last_lsn.store(last.0, Ordering::SeqCst);
+        self.stats.last_epoch.store(last.1, Ordering::SeqCst);
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        Ok(self.position())
     }
 }
 

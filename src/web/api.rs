@@ -1,8 +1,9 @@
 //! The JSON API: a contract used by the site's scripts, the benchmark, the tests and
 //! the other nodes.
 use super::error::WebError;
+use super::writes;
 use super::AppState;
-use crate::actors::show::{CancelBooking, ConfirmHold, GetSeatMap, PlaceHold};
+use crate::actors::show::{GetHold, GetSeatMap};
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -23,7 +24,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             )
             .route("/shows/{id}/seats", web::get().to(seat_map))
             .route("/shows/{id}/holds", web::post().to(place_hold))
+            .route("/holds/{hold_id}", web::get().to(get_hold))
             .route("/holds/{hold_id}/confirm", web::post().to(confirm_hold))
+            .route("/holds/{hold_id}/release", web::post().to(release_hold))
             .route("/bookings/{code}", web::get().to(get_booking))
             .route("/bookings/{code}/cancel", web::post().to(cancel_booking))
             .route("/stats", web::get().to(stats))
@@ -75,7 +78,7 @@ async fn place_hold(
 ) -> Result<HttpResponse, WebError> {
     let seats = SeatSelection::parse(&body.seats)?;
     let key = idempotency_key(&req)?;
-    let receipt = state.shows.get(ShowId(path.into_inner())).send(PlaceHold { seats, key }).await??;
+    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, writes::is_forwarded(&req)).await?;
     Ok(HttpResponse::Created().json(receipt))
 }
 
@@ -97,8 +100,27 @@ async fn confirm_hold(
     let email = Email::parse(&body.email)?;
     // Confirming is idempotent by hold id; a key is checked for shape only.
     idempotency_key(&req)?;
-    let receipt = state.shows.get(hold.show()).send(ConfirmHold { hold, name, email }).await??;
+    let receipt = writes::confirm(&state, hold, name, email, writes::is_forwarded(&req)).await?;
     Ok(HttpResponse::Created().json(receipt))
+}
+
+async fn get_hold(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let hold = HoldId::parse(&path)?;
+    let view = writes::read_own_write(&state, || async {
+        Ok(state.shows.get(hold.show()).send(GetHold { hold: hold.clone() }).await??)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn release_hold(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let hold = HoldId::parse(&path)?;
+    writes::release(&state, hold, writes::is_forwarded(&req)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "released": true })))
 }
 
 #[derive(Deserialize)]
@@ -114,8 +136,13 @@ async fn get_booking(
     let code = BookingCode::parse(&path)?;
     let email =
         Email::parse(&query.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
-    let c = code.to_string();
-    let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
+    let booking = writes::read_own_write(&state, || async {
+        let c = code.to_string();
+        let b = state.db.run(move |conn| find_booking(conn, &c)).await?;
+        b.ok_or_else(|| WebError::NotFound("no booking with this code and email".into()))
+    })
+    .await
+    .ok();
     match booking.filter(|b| b.email == email.as_str()) {
         Some(b) => Ok(HttpResponse::Ok().json(serde_json::json!({
             "code": b.code, "show_id": b.show_id, "name": b.name, "email": b.email,
@@ -134,28 +161,15 @@ struct CancelBody {
 
 async fn cancel_booking(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<CancelBody>,
 ) -> Result<HttpResponse, WebError> {
     let code = BookingCode::parse(&path)?;
     let email =
         Email::parse(&body.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
-    let receipt = cancel(&state, code, email).await?;
+    let receipt = writes::cancel(&state, code, email, writes::is_forwarded(&req)).await?;
     Ok(HttpResponse::Ok().json(receipt))
-}
-
-/// Finds the booking's show, then asks that show's actor to cancel.
-pub async fn cancel(
-    state: &AppState,
-    code: BookingCode,
-    email: Email,
-) -> Result<crate::actors::show::BookingReceipt, WebError> {
-    let c = code.to_string();
-    let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
-    let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
-        return Err(WebError::NotFound("no booking with this code and email".into()));
-    };
-    Ok(state.shows.get(ShowId(b.show_id)).send(CancelBooking { code, email }).await??)
 }
 
 async fn stats(state: web::Data<AppState>) -> HttpResponse {

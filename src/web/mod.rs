@@ -3,13 +3,21 @@ pub mod api;
 pub mod csrf;
 pub mod error;
 pub mod form;
+pub mod internal;
 pub mod pages;
+pub mod writes;
 
 use crate::actors::ShowDirectory;
+use crate::cluster::client::Rpc;
+use crate::cluster::election::ElectionCoordinator;
+use crate::cluster::replication::ReplicationStreamer;
+use crate::cluster::ClusterState;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::wal::LogWriter;
+use actix::Addr;
 use actix_web::{web, HttpResponse};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 pub use error::WebError;
@@ -22,6 +30,13 @@ pub struct AppState {
     pub shows: Arc<ShowDirectory>,
     pub writer: LogWriter,
     pub settings: Arc<Settings>,
+    pub cluster: Arc<ClusterState>,
+    pub coordinator: Addr<ElectionCoordinator>,
+    pub streamer: Addr<ReplicationStreamer>,
+    /// For calls to other nodes (with this node's Lamport clock).
+    pub rpc: Rpc,
+    /// This node is rebuilding itself from the master's log.
+    pub resyncing: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -51,6 +66,7 @@ impl AppState {
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     api::config(cfg);
+    internal::config(cfg);
     pages::config(cfg);
 }
 

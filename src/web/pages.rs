@@ -1,11 +1,9 @@
 //! The server-rendered site. Every page works with plain forms; scripts only enhance.
 use super::error::WebError;
 use super::form::FormData;
-use super::{api, csrf, AppState};
-use crate::actors::show::{
-    BookingReceipt, ConfirmHold, GetHold, GetSeatMap, HoldView, PlaceHold, ReleaseHold, SeatMapView,
-};
-use crate::db::catalog::{self, ListedShow};
+use super::{csrf, writes, AppState};
+use crate::actors::show::{BookingReceipt, GetHold, GetSeatMap, HoldView, SeatMapView};
+use crate::db::catalog;
 use crate::db::models::{booking_state, split_seats, Movie, Show, Theater};
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, SeatSelection, ShowId, MAX_SEATS_PER_HOLD};
@@ -273,7 +271,7 @@ async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         let id: i64 = path.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
         let attempt = async {
             let seats = SeatSelection::parse(&form.all("seat"))?;
-            Ok::<_, WebError>(state.shows.get(ShowId(id)).send(PlaceHold { seats, key: None }).await??)
+            writes::place_hold(&state, ShowId(id), seats, None, false).await
         };
         match attempt.await {
             Ok(receipt) => Ok(Err(receipt.hold_id)),
@@ -319,7 +317,10 @@ async fn render_hold(
     email: &str,
 ) -> Result<Page, WebError> {
     use actix_web::ResponseError;
-    let view = state.shows.get(hold.show()).send(GetHold { hold }).await??;
+    let view = writes::read_own_write(state, || async {
+        Ok(state.shows.get(hold.show()).send(GetHold { hold: hold.clone() }).await??)
+    })
+    .await?;
     if let Some(code) = &view.booking_code {
         // Already confirmed (a reload, or a second tab): show the booking.
         let receipt = state.db.run({
@@ -338,11 +339,7 @@ async fn render_hold(
                     email: b.email,
                     seats: split_seats(&b.seats),
                     total_cents: b.total_cents,
-                    state: if b.state == booking_state::CANCELLED {
-                        booking_state::CANCELLED
-                    } else {
-                        booking_state::CONFIRMED
-                    },
+                    state: b.state,
                 },
             )
             .await;
@@ -380,7 +377,7 @@ async fn confirm(
             Ok(v) => v,
             Err(e) => return render_hold(&state, &req, hold, Some(e.into()), raw_name, raw_email).await,
         };
-        let receipt = state.shows.get(hold.show()).send(ConfirmHold { hold, name, email }).await??;
+        let receipt = writes::confirm(&state, hold, name, email, false).await?;
         confirmed_page(&state, &req, &receipt).await
     };
     respond(&state, result.await)
@@ -396,7 +393,7 @@ async fn release(
         parse_form(&body, &req)?;
         let hold = HoldId::parse(&path)?;
         let show = hold.show();
-        state.shows.get(show).send(ReleaseHold { hold }).await??;
+        writes::release(&state, hold, false).await?;
         Ok::<_, WebError>(show)
     };
     match result.await {
@@ -440,8 +437,13 @@ async fn booking_page(
     email: Email,
     notice: Option<&str>,
 ) -> Result<Page, WebError> {
-    let c = code.to_string();
-    let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
+    let booking = writes::read_own_write(state, || async {
+        let c = code.to_string();
+        let b = state.db.run(move |conn| find_booking(conn, &c)).await?;
+        b.ok_or_else(|| WebError::NotFound("no booking".into()))
+    })
+    .await
+    .ok();
     let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
         return not_found_lookup(state, req, code.as_str(), email.as_str());
     };
@@ -477,7 +479,7 @@ async fn cancel(
         let code = BookingCode::parse(&path)?;
         let email = Email::parse(form.get("email").unwrap_or(""))
             .map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
-        api::cancel(&state, code.clone(), email.clone()).await?;
+        writes::cancel(&state, code.clone(), email.clone(), false).await?;
         booking_page(&state, &req, code, email, Some("Your booking was cancelled; its seats are free again.")).await
     };
     respond(&state, result.await)
@@ -486,8 +488,4 @@ async fn cancel(
 /// Any other path: the not-found page (JSON under /api is answered by the API scope).
 pub async fn not_found(state: web::Data<AppState>) -> HttpResponse {
     state.error_page(&WebError::NotFound("There is nothing at this address.".into()))
-}
-
-pub fn listed_show_time(s: &ListedShow) -> String {
-    s.starts_at_local.format("%H:%M").to_string()
 }

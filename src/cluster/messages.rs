@@ -1,0 +1,125 @@
+//! What nodes say to each other under `/internal/`. Every request and every answer carries
+//! the sender's id, epoch and Lamport time.
+use super::NodeId;
+use crate::wal::LogRecord;
+use serde::{Deserialize, Serialize};
+
+/// The envelope of every node-to-node message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope<T> {
+    pub from: NodeId,
+    pub epoch: u64,
+    pub lamport: u64,
+    pub body: T,
+}
+
+/// Bully: "I am starting an election" (sent to higher ids only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Election {}
+
+/// Bully: "I am alive and higher; I take it from here."
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElectionOk {}
+
+/// "I am the master of this epoch" — a node accepts at most one master per epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coordinator {}
+
+/// Where a node's log ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPosition {
+    pub last_lsn: i64,
+    pub last_epoch: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorReply {
+    pub accepted: bool,
+    pub position: LogPosition,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub master_position: LogPosition,
+    pub commit_lsn: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatReply {
+    pub position: LogPosition,
+}
+
+/// Log entries for a follower, following the entry at `prev_lsn` (of `prev_epoch`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Append {
+    pub prev_lsn: i64,
+    pub prev_epoch: i64,
+    /// The master's last LSN when it sent this: a follower with more is diverged.
+    pub master_last_lsn: i64,
+    pub entries: Vec<LogRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendReply {
+    /// `applied`, `gap` (send from `position.last_lsn`), or `diverged` (the follower
+    /// resyncs from the master).
+    pub outcome: AppendOutcome,
+    pub position: LogPosition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppendOutcome {
+    Applied,
+    Gap,
+    Diverged,
+}
+
+/// Asks for the log after `after`, at most `limit` entries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRequest {
+    pub after: i64,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPage {
+    pub entries: Vec<LogRecord>,
+    pub position: LogPosition,
+}
+
+/// A node's view of itself, for the cluster page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub role: String,
+    pub epoch: u64,
+    pub master_id: Option<NodeId>,
+    pub lamport: u64,
+    pub last_lsn: i64,
+    pub last_epoch: i64,
+    pub commit_lsn: i64,
+    pub writable: bool,
+    /// Milliseconds since this node last heard its master (followers).
+    pub last_heartbeat_ms: Option<u64>,
+}
+
+/// The answer when the sender's epoch is older than ours: it must catch up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StaleEpoch {
+    pub stale: bool,
+    pub epoch: u64,
+    pub master_id: Option<NodeId>,
+}

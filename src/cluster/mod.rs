@@ -1,0 +1,21 @@
+//! The cluster: identical nodes, one master. The master alone writes; a write is
+//! acknowledged once a majority holds it. Bully elections with epochs pick the master.
+//!
+//! - `config`: NODE_ID, PEERS, CLUSTER_SECRET, timeouts.
+//! - `discovery`: where the peers are (a fixed list, or a DNS name under compose).
+//! - `auth`: node-to-node requests are signed with the shared secret.
+//! - `messages`, `client`: the RPC over HTTP under `/internal/`.
+//! - `bully`: the election rules, as plain methods; `election`: the actor running them.
+//! - `replication`: shipping the log to followers and tracking what a majority holds.
+pub mod auth;
+pub mod bully;
+pub mod client;
+pub mod config;
+pub mod discovery;
+pub mod election;
+pub mod messages;
+pub mod replication;
+pub mod state;
+
+pub use config::{ClusterConfig, NodeId, Peer};
+pub use state::{ClusterState, Role};

@@ -1,0 +1,442 @@
+//! Replication. On the master, the ReplicationStreamer ships the ordered log to every
+//! follower (one request in flight per follower, each carrying everything that is new),
+//! tracks what each has acknowledged, and moves the commit point: the highest LSN that a
+//! majority holds. Writers wait on the [`CommitTracker`] for that point to pass them.
+//! Followers apply what they receive through their own log writer (see `web::internal`).
+use super::client::{Rpc, RpcError};
+use super::messages::{Append, AppendOutcome, AppendReply, LogPosition};
+use super::{NodeId, Peer};
+use crate::db::Db;
+use crate::wal::writer::{epoch_at, read_log};
+use crate::wal::LogRecord;
+use actix::prelude::*;
+use futures::channel::oneshot;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The highest LSN a majority holds, and the writes waiting for it.
+#[derive(Debug, Default)]
+pub struct CommitTracker {
+    commit_lsn: AtomicI64,
+    waiters: Mutex<BTreeMap<i64, Vec<oneshot::Sender<bool>>>>,
+}
+
+impl CommitTracker {
+    pub fn commit_lsn(&self) -> i64 {
+        self.commit_lsn.load(Ordering::SeqCst)
+    }
+
+    /// Resolves true once `lsn` is held by a majority, false on timeout or step-down.
+    pub fn wait(&self, lsn: i64, timeout: Duration) -> impl std::future::Future<Output = bool> {
+        let rx = {
+            let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            if self.commit_lsn() >= lsn {
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                w.entry(lsn).or_default().push(tx);
+                Some(rx)
+            }
+        };
+        async move {
+            match rx {
+                None => true,
+                Some(rx) => matches!(actix_rt::time::timeout(timeout, rx).await, Ok(Ok(true))),
+            }
+        }
+    }
+
+    /// The commit point moved to `lsn`: release the writes at or below it.
+    pub fn advance(&self, lsn: i64) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if lsn > self.commit_lsn() {
+            self.commit_lsn.store(lsn, Ordering::SeqCst);
+        }
+        let rest = w.split_off(&(lsn + 1));
+        for (_, senders) in std::mem::replace(&mut *w, rest) {
+            for s in senders {
+                let _ = s.send(true);
+            }
+        }
+    }
+
+    /// This node stopped being master: the writes still waiting will not be confirmed here.
+    pub fn fail_all(&self) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, senders) in std::mem::take(&mut *w) {
+            for s in senders {
+                let _ = s.send(false);
+            }
+        }
+    }
+}
+
+/// The commit point: the highest LSN held by `majority` of the nodes, given the master's
+/// own last LSN and what each follower acknowledged.
+pub fn majority_lsn(own: i64, followers: &[i64], majority: usize) -> i64 {
+    let mut all: Vec<i64> = followers.to_vec();
+    all.push(own);
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    all.get(majority.saturating_sub(1)).copied().unwrap_or(0)
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    matched: Option<i64>,
+    /// The follower confirmed that its log matches ours up to `matched`.
+    verified: bool,
+    in_flight: bool,
+    last_ack: Option<Instant>,
+}
+
+pub struct ReplicationStreamer {
+    rpc: Rpc,
+    db: Db,
+    tracker: Arc<CommitTracker>,
+    client: Option<awc::Client>,
+    recent: VecDeque<LogRecord>,
+    followers: HashMap<NodeId, Progress>,
+    peers: Vec<Peer>,
+    master: bool,
+    last_lsn: i64,
+    on_stale: Option<Recipient<super::election::SawEpoch>>,
+}
+
+const RECENT: usize = 20_000;
+const BATCH: usize = 2_000;
+
+impl ReplicationStreamer {
+    pub fn new(rpc: Rpc, db: Db, tracker: Arc<CommitTracker>, last_lsn: i64) -> Self {
+        Self {
+            rpc,
+            db,
+            tracker,
+            client: None,
+            recent: VecDeque::new(),
+            followers: HashMap::new(),
+            peers: Vec::new(),
+            master: false,
+            last_lsn,
+            on_stale: None,
+        }
+    }
+
+    fn update_commit(&self) {
+        if !self.master {
+            return;
+        }
+        let acked: Vec<i64> = self
+            .peers
+            .iter()
+            .map(|p| self.followers.get(&p.id).filter(|f| f.verified).and_then(|f| f.matched).unwrap_or(0))
+            .collect();
+        let majority = super::bully::majority(self.peers.len() + 1);
+        self.tracker.advance(majority_lsn(self.last_lsn, &acked, majority));
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if !self.master {
+            return;
+        }
+        let ids: Vec<NodeId> = self.peers.iter().map(|p| p.id).collect();
+        for id in ids {
+            let f = self.followers.entry(id).or_default();
+            let Some(m) = f.matched else { continue };
+            if f.in_flight || m > self.last_lsn {
+                continue;
+            }
+            if m == self.last_lsn && f.verified {
+                continue;
+            }
+            f.in_flight = true;
+            self.send_after(id, m, ctx);
+        }
+    }
+
+    /// Entries after `m` from memory, or None when they are older than what is kept.
+    fn cached_after(&self, m: i64) -> Option<(i64, Vec<LogRecord>)> {
+        let first = self.recent.front()?.lsn;
+        if m + 1 < first || (m >= first && m > self.last_lsn) {
+            return None;
+        }
+        let prev_epoch = if m == 0 {
+            0
+        } else if m >= first {
+            self.recent.get((m - first) as usize)?.epoch
+        } else {
+            return None;
+        };
+        let start = (m + 1 - first).max(0) as usize;
+        Some((prev_epoch, self.recent.iter().skip(start).take(BATCH).cloned().collect()))
+    }
+
+    fn send_after(&mut self, id: NodeId, m: i64, ctx: &mut Context<Self>) {
+        let Some(peer) = self.peers.iter().find(|p| p.id == id).cloned() else { return };
+        let rpc = self.rpc.clone();
+        let client = self.client.get_or_insert_with(|| Rpc::http_client(Duration::from_secs(10))).clone();
+        let cached = self.cached_after(m);
+        let db = self.db.clone();
+        let master_last = self.last_lsn;
+        let work = async move {
+            let (prev_epoch, entries) = match cached {
+                Some(c) => c,
+                None => db
+                    .run(move |c| {
+                        let e = if m == 0 { Some(0) } else { epoch_at(c, m)? };
+                        Ok((e.unwrap_or(-1), read_log(c, m, BATCH as i64)?))
+                    })
+                    .await
+                    .map_err(|e| RpcError::BadAnswer("local log".into(), e.to_string()))?,
+            };
+            let body = Append { prev_lsn: m, prev_epoch, master_last_lsn: master_last, entries };
+            rpc.call::<_, AppendReply>(&client, &peer, "/internal/append", body).await
+        };
+        ctx.spawn(work.into_actor(self).map(move |res, act, ctx| {
+            let Some(f) = act.followers.get_mut(&id) else { return };
+            f.in_flight = false;
+            match res {
+                Ok(reply) => {
+                    f.last_ack = Some(Instant::now());
+                    match reply.body.outcome {
+                        AppendOutcome::Applied => {
+                            f.matched = Some(reply.body.position.last_lsn);
+                            f.verified = true;
+                        }
+                        AppendOutcome::Gap => {
+                            f.matched = Some(reply.body.position.last_lsn.min(act.last_lsn));
+                            f.verified = false;
+                        }
+                        AppendOutcome::Diverged => {
+                            f.matched = None;
+                            f.verified = false;
+                        }
+                    }
+                    act.update_commit();
+                    act.pump(ctx);
+                }
+                Err(RpcError::StaleEpoch { epoch, master_id, .. }) => {
+                    if let Some(r) = &act.on_stale {
+                        r.do_send(super::election::SawEpoch { epoch, master_id });
+                    }
+                }
+                Err(e) => log::debug!("replication to node {id}: {e}"),
+            }
+        }));
+    }
+}
+
+impl Actor for ReplicationStreamer {
+    type Context = Context<Self>;
+}
+
+/// New entries committed by this node's log writer.
+impl StreamHandler<Vec<LogRecord>> for ReplicationStreamer {
+    fn handle(&mut self, records: Vec<LogRecord>, ctx: &mut Context<Self>) {
+        for r in records {
+            self.last_lsn = self.last_lsn.max(r.lsn);
+            self.recent.push_back(r);
+        }
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+        self.update_commit();
+        self.pump(ctx);
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+/// Who the followers are, and whether this node is the master now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRole {
+    pub master: bool,
+    pub peers: Vec<Peer>,
+    pub last_lsn: i64,
+}
+
+impl Handler<SetRole> for ReplicationStreamer {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetRole, ctx: &mut Context<Self>) {
+        let was = self.master;
+        self.master = msg.master;
+        self.peers = msg.peers;
+        self.last_lsn = self.last_lsn.max(msg.last_lsn);
+        if msg.master != was {
+            self.followers.clear();
+            if !msg.master {
+                self.tracker.fail_all();
+            } else {
+                // Everything this node holds now was committed by earlier masters.
+                self.tracker.advance(0);
+            }
+        }
+        self.followers.retain(|id, _| self.peers.iter().any(|p| p.id == *id));
+        self.update_commit();
+        self.pump(ctx);
+    }
+}
+
+/// A follower told us (in a heartbeat answer) where its log ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FollowerPosition {
+    pub id: NodeId,
+    pub position: LogPosition,
+}
+
+impl Handler<FollowerPosition> for ReplicationStreamer {
+    type Result = ();
+
+    fn handle(&mut self, msg: FollowerPosition, ctx: &mut Context<Self>) {
+        if !self.master {
+            return;
+        }
+        let last = self.last_lsn;
+        let f = self.followers.entry(msg.id).or_default();
+        f.last_ack = Some(Instant::now());
+        if f.matched.is_none() && !f.in_flight {
+            // Probe from where it says it is; the follower checks that entry's epoch.
+            f.matched = Some(msg.position.last_lsn.min(last));
+        }
+        self.update_commit();
+        self.pump(ctx);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OnStale(pub Recipient<super::election::SawEpoch>);
+
+impl Handler<OnStale> for ReplicationStreamer {
+    type Result = ();
+    fn handle(&mut self, msg: OnStale, _: &mut Context<Self>) {
+        self.on_stale = Some(msg.0);
+    }
+}
+
+/// What each follower acknowledged, for the cluster page.
+#[derive(Message)]
+#[rtype(result = "HashMap<NodeId, (Option<i64>, Option<u64>)>")]
+pub struct Acks;
+
+impl Handler<Acks> for ReplicationStreamer {
+    type Result = MessageResult<Acks>;
+    fn handle(&mut self, _: Acks, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.followers
+                .iter()
+                .map(|(id, f)| (*id, (f.matched, f.last_ack.map(|t| t.elapsed().as_millis() as u64))))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_point_is_what_a_majority_holds() {
+        assert_eq!(majority_lsn(10, &[], 1), 10);
+        assert_eq!(majority_lsn(10, &[4, 7], 2), 7);
+        assert_eq!(majority_lsn(10, &[0, 0], 2), 0);
+        assert_eq!(majority_lsn(10, &[10, 3, 2, 9], 3), 9);
+    }
+
+    #[actix_rt::test]
+    async fn waiters_are_released_in_order_or_failed() {
+        let t = CommitTracker::default();
+        let a = t.wait(3, Duration::from_secs(5));
+        let b = t.wait(5, Duration::from_secs(5));
+        t.advance(4);
+        assert!(a.await);
+        t.fail_all();
+        assert!(!b.await);
+        assert!(t.wait(2, Duration::from_millis(1)).await, "already committed");
+        assert!(!t.wait(9, Duration::from_millis(10)).await, "times out");
+    }
+}
+
+/// How a node caught up with a peer's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// The peer's newer entries were appended.
+    Appended(usize),
+    /// Our log disagreed with the peer's: the whole state was rebuilt from its log.
+    Resynced,
+}
+
+/// Makes this node's log equal to `peer`'s: appends what it lacks when the logs agree,
+/// rebuilds from the peer's whole log when they disagree.
+pub async fn catch_up(rpc: &Rpc, peer: &Peer, writer: &crate::wal::LogWriter) -> Result<CatchUp, String> {
+    use super::messages::{LogPage, LogRequest};
+    let client = Rpc::http_client(Duration::from_secs(30));
+    let mine = writer.position();
+    let mut appended = 0usize;
+    let mut prev = mine;
+    // Ask from our last entry on, so its epoch can be checked against the peer's.
+    let mut after = (mine.last_lsn - 1).max(0);
+    let mut first_page = true;
+    loop {
+        let page: LogPage = rpc
+            .call(&client, peer, "/internal/log", LogRequest { after, limit: BATCH as i64 })
+            .await
+            .map_err(|e| e.to_string())?
+            .body;
+        let mut entries = page.entries;
+        if first_page && mine.last_lsn > 0 {
+            first_page = false;
+            match entries.first() {
+                Some(e) if e.lsn == mine.last_lsn && e.epoch == mine.last_epoch => {
+                    entries.remove(0);
+                }
+                _ => return resync_from(rpc, &client, peer, writer).await,
+            }
+        }
+        let Some(last) = entries.last().map(|e| e.lsn) else { return Ok(CatchUp::Appended(appended)) };
+        let n = entries.len();
+        match writer.apply_replicated(prev, page.position.last_lsn, entries).await {
+            Ok(pos) => {
+                appended += n;
+                prev = pos;
+                after = last;
+            }
+            Err(crate::wal::WalError::Diverged) => return resync_from(rpc, &client, peer, writer).await,
+            Err(e) => return Err(e.to_string()),
+        }
+        if last >= page.position.last_lsn {
+            return Ok(CatchUp::Appended(appended));
+        }
+    }
+}
+
+pub async fn resync_from(
+    rpc: &Rpc,
+    client: &awc::Client,
+    peer: &Peer,
+    writer: &crate::wal::LogWriter,
+) -> Result<CatchUp, String> {
+    use super::messages::{LogPage, LogRequest};
+    log::warn!("log diverged from node {}'s: rebuilding this node from its log", peer.id);
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: LogPage = rpc
+            .call(client, peer, "/internal/log", LogRequest { after, limit: BATCH as i64 })
+            .await
+            .map_err(|e| e.to_string())?
+            .body;
+        let Some(last) = page.entries.last().map(|e| e.lsn) else { break };
+        all.extend(page.entries);
+        after = last;
+        if last >= page.position.last_lsn {
+            break;
+        }
+    }
+    writer.resync(all).await.map_err(|e| e.to_string())?;
+    Ok(CatchUp::Resynced)
+}
