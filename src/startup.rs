@@ -86,10 +86,10 @@ impl Application {
         let writer = LogWriter::start(db.clone(), clock.clone(), cluster.clone(), tracker.clone(), Some(committed_tx))?;
         let rpc = Rpc { cluster: cluster.clone(), clock: clock.clone() };
         let streamer = {
-            let (rpc, db, tracker) = (rpc.clone(), db.clone(), tracker.clone());
+            let (rpc, db, tracker, writer) = (rpc.clone(), db.clone(), tracker.clone(), writer.clone());
             ReplicationStreamer::create(move |ctx| {
                 ctx.add_stream(committed_rx);
-                ReplicationStreamer::new(rpc, db, tracker, pos.last_lsn)
+                ReplicationStreamer::new(rpc, db, tracker, writer)
             })
         };
         let arbiters = (0..settings.workers).map(|_| actix::Arbiter::new().handle()).collect();

@@ -85,6 +85,9 @@ impl ElectionCoordinator {
     /// Makes the shared state and the streamer agree with the bully state, and stores the
     /// epoch and vote.
     fn publish(&mut self, ctx: &mut Context<Self>) {
+        if self.bully.role != Role::Master {
+            self.synced = false;
+        }
         let c = self.cluster().clone();
         let was_master = c.role() == Role::Master;
         let epoch_changed = c.epoch() != self.bully.epoch;
@@ -95,11 +98,7 @@ impl ElectionCoordinator {
             self.tracker.fail_all();
             self.acks.clear();
         }
-        self.streamer.do_send(SetRole {
-            master: self.bully.role == Role::Master,
-            peers: c.peers(),
-            last_lsn: self.writer.position().last_lsn,
-        });
+        self.streamer.do_send(SetRole { master: self.bully.role == Role::Master && self.synced, peers: c.peers() });
         if epoch_changed {
             self.persist(ctx);
         }
@@ -161,11 +160,7 @@ impl ElectionCoordinator {
                         peers.iter().map(|p| p.id).collect::<Vec<_>>()
                     );
                     act.cluster().set_peers(peers.clone());
-                    act.streamer.do_send(SetRole {
-                        master: act.bully.role == Role::Master,
-                        peers,
-                        last_lsn: act.writer.position().last_lsn,
-                    });
+                    act.streamer.do_send(SetRole { master: act.bully.role == Role::Master && act.synced, peers });
                 }
             }
             Err(e) => log::warn!("peer discovery: {e}"),
@@ -328,7 +323,7 @@ impl ElectionCoordinator {
             let sync = async move {
                 if let Some(peer) = best {
                     log::info!("node {me}: pulling entries from node {}", peer.id);
-                    catch_up(&rpc, &peer, &writer).await?;
+                    catch_up(&rpc, &peer, &writer, epoch).await?;
                 }
                 shows.reset();
                 Ok::<_, String>(())
@@ -341,11 +336,7 @@ impl ElectionCoordinator {
                 match res {
                     Ok(()) => {
                         log::info!("node {me}: master of epoch {epoch} (log at {})", act.writer.position().last_lsn);
-                        act.streamer.do_send(SetRole {
-                            master: true,
-                            peers: act.cluster().peers(),
-                            last_lsn: act.writer.position().last_lsn,
-                        });
+                        act.streamer.do_send(SetRole { master: true, peers: act.cluster().peers() });
                         act.synced = true;
                         act.cluster().set_writable(true);
                         act.heartbeat(ctx);

@@ -100,7 +100,7 @@ pub struct ReplicationStreamer {
     followers: HashMap<NodeId, Progress>,
     peers: Vec<Peer>,
     master: bool,
-    last_lsn: i64,
+    writer: crate::wal::LogWriter,
     on_stale: Option<Recipient<super::election::SawEpoch>>,
 }
 
@@ -108,7 +108,7 @@ const RECENT: usize = 20_000;
 const BATCH: usize = 2_000;
 
 impl ReplicationStreamer {
-    pub fn new(rpc: Rpc, db: Db, tracker: Arc<CommitTracker>, last_lsn: i64) -> Self {
+    pub fn new(rpc: Rpc, db: Db, tracker: Arc<CommitTracker>, writer: crate::wal::LogWriter) -> Self {
         Self {
             rpc,
             db,
@@ -118,9 +118,14 @@ impl ReplicationStreamer {
             followers: HashMap::new(),
             peers: Vec::new(),
             master: false,
-            last_lsn,
+            writer,
             on_stale: None,
         }
+    }
+
+    /// The end of this node's log, as the log writer has it now.
+    fn last_lsn(&self) -> i64 {
+        self.writer.position().last_lsn
     }
 
     fn update_commit(&self) {
@@ -133,7 +138,7 @@ impl ReplicationStreamer {
             .map(|p| self.followers.get(&p.id).filter(|f| f.verified).and_then(|f| f.matched).unwrap_or(0))
             .collect();
         let majority = super::bully::majority(self.peers.len() + 1);
-        self.tracker.advance(majority_lsn(self.last_lsn, &acked, majority));
+        self.tracker.advance(majority_lsn(self.last_lsn(), &acked, majority));
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
@@ -141,13 +146,14 @@ impl ReplicationStreamer {
             return;
         }
         let ids: Vec<NodeId> = self.peers.iter().map(|p| p.id).collect();
+        let last_lsn = self.last_lsn();
         for id in ids {
             let f = self.followers.entry(id).or_default();
             let Some(m) = f.matched else { continue };
-            if f.in_flight || m > self.last_lsn {
+            if f.in_flight || m > last_lsn {
                 continue;
             }
-            if m == self.last_lsn && f.verified {
+            if m == last_lsn && f.verified {
                 continue;
             }
             f.in_flight = true;
@@ -155,10 +161,11 @@ impl ReplicationStreamer {
         }
     }
 
-    /// Entries after `m` from memory, or None when they are older than what is kept.
+    /// Entries after `m` from memory, or None when memory does not hold them (older than
+    /// what is kept, or the log was rebuilt since).
     fn cached_after(&self, m: i64) -> Option<(i64, Vec<LogRecord>)> {
-        let first = self.recent.front()?.lsn;
-        if m + 1 < first || (m >= first && m > self.last_lsn) {
+        let (first, back) = (self.recent.front()?.lsn, self.recent.back()?.lsn);
+        if back != self.last_lsn() || m + 1 < first || m > back {
             return None;
         }
         let prev_epoch = if m == 0 {
@@ -178,7 +185,7 @@ impl ReplicationStreamer {
         let client = self.client.get_or_insert_with(|| Rpc::http_client(Duration::from_secs(10))).clone();
         let cached = self.cached_after(m);
         let db = self.db.clone();
-        let master_last = self.last_lsn;
+        let master_last = self.last_lsn();
         let work = async move {
             let (prev_epoch, entries) = match cached {
                 Some(c) => c,
@@ -190,10 +197,13 @@ impl ReplicationStreamer {
                     .await
                     .map_err(|e| RpcError::BadAnswer("local log".into(), e.to_string()))?,
             };
+            // Entries read from the database may be newer than `master_last`.
+            let master_last = master_last.max(entries.last().map(|e| e.lsn).unwrap_or(0));
             let body = Append { prev_lsn: m, prev_epoch, master_last_lsn: master_last, entries };
             rpc.call::<_, AppendReply>(&client, &peer, "/internal/append", body).await
         };
         ctx.spawn(work.into_actor(self).map(move |res, act, ctx| {
+            let last_lsn = act.last_lsn();
             let Some(f) = act.followers.get_mut(&id) else { return };
             f.in_flight = false;
             match res {
@@ -205,7 +215,7 @@ impl ReplicationStreamer {
                             f.verified = true;
                         }
                         AppendOutcome::Gap => {
-                            f.matched = Some(reply.body.position.last_lsn.min(act.last_lsn));
+                            f.matched = Some(reply.body.position.last_lsn.min(last_lsn));
                             f.verified = false;
                         }
                         AppendOutcome::Diverged => {
@@ -235,7 +245,10 @@ impl Actor for ReplicationStreamer {
 impl StreamHandler<Vec<LogRecord>> for ReplicationStreamer {
     fn handle(&mut self, records: Vec<LogRecord>, ctx: &mut Context<Self>) {
         for r in records {
-            self.last_lsn = self.last_lsn.max(r.lsn);
+            // Keep memory one contiguous run of the log (a rebuilt log starts it afresh).
+            if self.recent.back().is_some_and(|b| b.lsn + 1 != r.lsn) {
+                self.recent.clear();
+            }
             self.recent.push_back(r);
         }
         while self.recent.len() > RECENT {
@@ -254,7 +267,6 @@ impl StreamHandler<Vec<LogRecord>> for ReplicationStreamer {
 pub struct SetRole {
     pub master: bool,
     pub peers: Vec<Peer>,
-    pub last_lsn: i64,
 }
 
 impl Handler<SetRole> for ReplicationStreamer {
@@ -264,7 +276,6 @@ impl Handler<SetRole> for ReplicationStreamer {
         let was = self.master;
         self.master = msg.master;
         self.peers = msg.peers;
-        self.last_lsn = self.last_lsn.max(msg.last_lsn);
         if msg.master != was {
             self.followers.clear();
             if !msg.master {
@@ -295,7 +306,7 @@ impl Handler<FollowerPosition> for ReplicationStreamer {
         if !self.master {
             return;
         }
-        let last = self.last_lsn;
+        let last = self.last_lsn();
         let f = self.followers.entry(msg.id).or_default();
         f.last_ack = Some(Instant::now());
         if f.matched.is_none() && !f.in_flight {
@@ -372,8 +383,9 @@ pub enum CatchUp {
 
 /// Makes this node's log equal to `peer`'s: appends what it lacks when the logs agree,
 /// rebuilds from the peer's whole log when they disagree.
-pub async fn catch_up(rpc: &Rpc, peer: &Peer, writer: &crate::wal::LogWriter) -> Result<CatchUp, String> {
-    use super::messages::{LogPage, LogRequest};
+/// Runs in `epoch`: the peer must answer from that epoch, and nothing is applied once
+/// this node has moved to another.
+pub async fn catch_up(rpc: &Rpc, peer: &Peer, writer: &crate::wal::LogWriter, epoch: u64) -> Result<CatchUp, String> {
     let client = Rpc::http_client(Duration::from_secs(30));
     let mine = writer.position();
     let mut appended = 0usize;
@@ -382,11 +394,7 @@ pub async fn catch_up(rpc: &Rpc, peer: &Peer, writer: &crate::wal::LogWriter) ->
     let mut after = (mine.last_lsn - 1).max(0);
     let mut first_page = true;
     loop {
-        let page: LogPage = rpc
-            .call(&client, peer, "/internal/log", LogRequest { after, limit: BATCH as i64 })
-            .await
-            .map_err(|e| e.to_string())?
-            .body;
+        let page = fetch_page(rpc, &client, peer, after, epoch).await?;
         let mut entries = page.entries;
         if first_page && mine.last_lsn > 0 {
             first_page = false;
@@ -394,18 +402,18 @@ pub async fn catch_up(rpc: &Rpc, peer: &Peer, writer: &crate::wal::LogWriter) ->
                 Some(e) if e.lsn == mine.last_lsn && e.epoch == mine.last_epoch => {
                     entries.remove(0);
                 }
-                _ => return resync_from(rpc, &client, peer, writer).await,
+                _ => return resync_from(rpc, &client, peer, writer, epoch).await,
             }
         }
         let Some(last) = entries.last().map(|e| e.lsn) else { return Ok(CatchUp::Appended(appended)) };
         let n = entries.len();
-        match writer.apply_replicated(prev, page.position.last_lsn, entries).await {
+        match writer.apply_replicated(epoch, prev, page.position.last_lsn, entries).await {
             Ok(pos) => {
                 appended += n;
                 prev = pos;
                 after = last;
             }
-            Err(crate::wal::WalError::Diverged) => return resync_from(rpc, &client, peer, writer).await,
+            Err(crate::wal::WalError::Diverged) => return resync_from(rpc, &client, peer, writer, epoch).await,
             Err(e) => return Err(e.to_string()),
         }
         if last >= page.position.last_lsn {
@@ -414,22 +422,44 @@ pub async fn catch_up(rpc: &Rpc, peer: &Peer, writer: &crate::wal::LogWriter) ->
     }
 }
 
+/// A page of `peer`'s log after `after`, answered from `epoch` (else an error: the peer is
+/// not, or no longer, where this node thinks it is).
+async fn fetch_page(
+    rpc: &Rpc,
+    client: &awc::Client,
+    peer: &Peer,
+    after: i64,
+    epoch: u64,
+) -> Result<super::messages::LogPage, String> {
+    use super::messages::LogRequest;
+    let answer = rpc
+        .call(client, peer, "/internal/log", LogRequest { after, limit: BATCH as i64 })
+        .await
+        .map_err(|e| e.to_string())?;
+    if answer.epoch != epoch || rpc.cluster.epoch() != epoch {
+        return Err(format!(
+            "node {} answered from epoch {} while this node is in epoch {}",
+            peer.id,
+            answer.epoch,
+            rpc.cluster.epoch()
+        ));
+    }
+    Ok(answer.body)
+}
+
+/// Rebuilds this node from `peer`'s whole log, fetched in `epoch`.
 pub async fn resync_from(
     rpc: &Rpc,
     client: &awc::Client,
     peer: &Peer,
     writer: &crate::wal::LogWriter,
+    epoch: u64,
 ) -> Result<CatchUp, String> {
-    use super::messages::{LogPage, LogRequest};
     log::warn!("log diverged from node {}'s: rebuilding this node from its log", peer.id);
     let mut all = Vec::new();
     let mut after = 0;
     loop {
-        let page: LogPage = rpc
-            .call(client, peer, "/internal/log", LogRequest { after, limit: BATCH as i64 })
-            .await
-            .map_err(|e| e.to_string())?
-            .body;
+        let page = fetch_page(rpc, client, peer, after, epoch).await?;
         let Some(last) = page.entries.last().map(|e| e.lsn) else { break };
         all.extend(page.entries);
         after = last;
@@ -437,6 +467,6 @@ pub async fn resync_from(
             break;
         }
     }
-    writer.resync(all).await.map_err(|e| e.to_string())?;
+    writer.resync(epoch, all).await.map_err(|e| e.to_string())?;
     Ok(CatchUp::Resynced)
 }

@@ -1,7 +1,7 @@
 //! What the web layer and the log writer need to know of the cluster, shared and cheap to
 //! read: this node's role, the epoch, the master, whether writes may be taken now.
 use super::config::{ClusterConfig, NodeId, Peer};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::RwLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -42,7 +42,8 @@ pub struct ClusterState {
     pub node_id: NodeId,
     pub config: ClusterConfig,
     epoch: AtomicU64,
-    writable: AtomicBool,
+    /// The epoch in which this node may take writes (master with a majority), or -1.
+    writable_in: AtomicI64,
     shared: RwLock<Shared>,
 }
 
@@ -55,7 +56,7 @@ impl ClusterState {
             config,
             epoch: AtomicU64::new(epoch),
             // A cluster of one is its own master from the start.
-            writable: AtomicBool::new(single),
+            writable_in: AtomicI64::new(if single { epoch as i64 } else { -1 }),
             shared: RwLock::new(Shared {
                 role: if single { Role::Master } else { Role::Follower },
                 master: single.then_some(node_id),
@@ -87,11 +88,18 @@ impl ClusterState {
 
     /// Master, synced, and heard by a majority: writes may be taken.
     pub fn writable(&self) -> bool {
-        self.writable.load(Ordering::SeqCst)
+        self.writable_epoch().is_some()
+    }
+
+    /// The epoch this node writes in, while it may take writes. Entries are stamped with
+    /// it, never with an epoch this node learned of later (it is no master of that one).
+    pub fn writable_epoch(&self) -> Option<u64> {
+        let w = self.writable_in.load(Ordering::SeqCst);
+        (w >= 0 && w as u64 == self.epoch()).then_some(w as u64)
     }
 
     pub fn set_writable(&self, w: bool) {
-        self.writable.store(w, Ordering::SeqCst);
+        self.writable_in.store(if w { self.epoch() as i64 } else { -1 }, Ordering::SeqCst);
     }
 
     pub fn role(&self) -> Role {
@@ -107,7 +115,7 @@ impl ClusterState {
         s.role = role;
         s.master = master;
         if role != Role::Master {
-            self.writable.store(false, Ordering::SeqCst);
+            self.writable_in.store(-1, Ordering::SeqCst);
         }
     }
 

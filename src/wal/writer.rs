@@ -46,6 +46,9 @@ pub enum WalError {
     /// This node's log disagrees with the master's: it must resync.
     #[error("this node's log has diverged from the master's")]
     Diverged,
+    /// The entries belong to an epoch this node has moved past.
+    #[error("the entries come from an epoch this node has left")]
+    StaleEpoch,
 }
 
 /// Counters of the writer, for the stats endpoint and the benchmark.
@@ -63,12 +66,14 @@ enum Job {
         reply: oneshot::Sender<Result<LogRecord, WalError>>,
     },
     Replicated {
+        epoch: u64,
         prev: LogPosition,
         master_last: i64,
         records: Vec<LogRecord>,
         reply: oneshot::Sender<Result<LogPosition, WalError>>,
     },
     Resync {
+        epoch: u64,
         records: Vec<LogRecord>,
         reply: oneshot::Sender<Result<LogPosition, WalError>>,
     },
@@ -146,19 +151,20 @@ impl LogWriter {
     /// Applies entries shipped by the master (a follower), after the entry `prev`.
     pub async fn apply_replicated(
         &self,
+        epoch: u64,
         prev: LogPosition,
         master_last: i64,
         records: Vec<LogRecord>,
     ) -> Result<LogPosition, WalError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Replicated { prev, master_last, records, reply }).map_err(|_| WalError::Stopped)?;
+        self.tx.send(Job::Replicated { epoch, prev, master_last, records, reply }).map_err(|_| WalError::Stopped)?;
         rx.await.map_err(|_| WalError::Stopped)?
     }
 
     /// Replaces this node's whole state with `records` (the master's full log).
-    pub async fn resync(&self, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
+    pub async fn resync(&self, epoch: u64, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Resync { records, reply }).map_err(|_| WalError::Stopped)?;
+        self.tx.send(Job::Resync { epoch, records, reply }).map_err(|_| WalError::Stopped)?;
         rx.await.map_err(|_| WalError::Stopped)?
     }
 
@@ -242,22 +248,25 @@ impl Tail {
                     let (changes, replies): (Vec<Change>, Vec<_>) = jobs.into_iter().unzip();
                     let results = match conn.as_mut() {
                         None => vec![Err(WalError::Database("no database connection".into())); changes.len()],
-                        Some(_) if !self.cluster.writable() => vec![Err(WalError::NotMaster); changes.len()],
-                        Some(c) => {
-                            let (results, healthy) = self.commit(c, &changes);
-                            if !healthy {
-                                conn = None;
+                        Some(c) => match self.cluster.writable_epoch() {
+                            None => vec![Err(WalError::NotMaster); changes.len()],
+                            Some(epoch) => {
+                                let (results, healthy) = self.commit(c, epoch, &changes);
+                                if !healthy {
+                                    conn = None;
+                                }
+                                results
                             }
-                            results
-                        }
+                        },
                     };
                     for (reply, res) in replies.into_iter().zip(results) {
                         let _ = reply.send(res);
                     }
                 }
-                Job::Replicated { prev, master_last, records, reply } => {
+                Job::Replicated { epoch, prev, master_last, records, reply } => {
                     let res = match conn.as_mut() {
                         None => Err(WalError::Database("no database connection".into())),
+                        Some(_) if self.cluster.epoch() != epoch => Err(WalError::StaleEpoch),
                         Some(c) => self.replicate(c, prev, master_last, records),
                     };
                     if matches!(res, Err(WalError::Database(_))) {
@@ -265,9 +274,12 @@ impl Tail {
                     }
                     let _ = reply.send(res);
                 }
-                Job::Resync { records, reply } => {
+                Job::Resync { epoch, records, reply } => {
                     let res = match conn.as_mut() {
                         None => Err(WalError::Database("no database connection".into())),
+                        Some(_) if self.cluster.epoch() != epoch || self.cluster.writable() => {
+                            Err(WalError::StaleEpoch)
+                        }
                         Some(c) => self.resync(c, records),
                     };
                     if matches!(res, Err(WalError::Database(_))) {
@@ -301,17 +313,16 @@ impl Tail {
         }
     }
 
-    fn stamp(&mut self, changes: &[Change]) -> Vec<LogRecord> {
+    fn stamp(&mut self, epoch: u64, changes: &[Change]) -> Vec<LogRecord> {
         let n = changes.len() as u64;
         let first = futures::executor::block_on(self.clock.send(Tick { events: n })).unwrap_or(0);
-        let epoch = self.cluster.epoch() as i64;
         let now = Utc::now().naive_utc();
         changes
             .iter()
             .enumerate()
             .map(|(i, c)| LogRecord {
                 lsn: self.next_lsn + i as i64,
-                epoch,
+                epoch: epoch as i64,
                 lamport: (first + i as u64) as i64,
                 created_at: now,
                 change: c.clone(),
@@ -322,8 +333,13 @@ impl Tail {
     /// Commits the batch in one transaction; if that fails, each change alone, so one bad
     /// change fails only its own caller. Returns the results and whether the connection is
     /// still good.
-    fn commit(&mut self, conn: &mut MysqlConnection, changes: &[Change]) -> (Vec<Result<LogRecord, WalError>>, bool) {
-        let records = self.stamp(changes);
+    fn commit(
+        &mut self,
+        conn: &mut MysqlConnection,
+        epoch: u64,
+        changes: &[Change],
+    ) -> (Vec<Result<LogRecord, WalError>>, bool) {
+        let records = self.stamp(epoch, changes);
         match conn.transaction(|c| apply_batch(c, &records)) {
             Ok(()) => {
                 self.committed(&records);
@@ -340,7 +356,7 @@ impl Tail {
         }
         let mut results = Vec::with_capacity(changes.len());
         for change in changes {
-            let rec = self.stamp(std::slice::from_ref(change)).remove(0);
+            let rec = self.stamp(epoch, std::slice::from_ref(change)).remove(0);
             match conn.transaction(|c| apply_batch(c, std::slice::from_ref(&rec))) {
                 Ok(()) => {
                     self.committed(std::slice::from_ref(&rec));
@@ -362,6 +378,7 @@ impl Tail {
 
     fn committed(&mut self, records: &[LogRecord]) {
         let Some(last) = records.last() else { return };
+        log::debug!("committed {}..={} (epoch {})", records[0].lsn, last.lsn, last.epoch);
         self.next_lsn = last.lsn + 1;
         self.last_epoch = last.epoch;
         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
@@ -396,6 +413,15 @@ impl Tail {
         master_last: i64,
         records: Vec<LogRecord>,
     ) -> Result<LogPosition, WalError> {
+        log::debug!(
+            "replicate: prev {:?}, {} entries {:?}..{:?}, local last {} (epoch {})",
+            prev,
+            records.len(),
+            records.first().map(|r| (r.lsn, r.epoch)),
+            records.last().map(|r| (r.lsn, r.epoch)),
+            self.next_lsn - 1,
+            self.last_epoch
+        );
         if prev.last_lsn > self.next_lsn - 1 {
             return Err(WalError::Gap);
         }

@@ -30,6 +30,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/bookings/{code}", web::get().to(get_booking))
             .route("/bookings/{code}/cancel", web::post().to(cancel_booking))
             .route("/stats", web::get().to(stats))
+            .route("/cluster", web::get().to(super::internal::cluster))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(WebError::NotFound("no such API endpoint".into()))
             })),

@@ -1,6 +1,6 @@
 //! Node-to-node endpoints under `/internal/`. Each request must be signed with the cluster
 //! secret (else 401, logged) and carry an epoch no older than ours (else 409 with ours).
-//! `GET /api/cluster` (public, read-only) assembles every node's status.
+//! [`cluster`] answers `GET /api/cluster` (public, read-only): every node's status.
 use super::error::WebError;
 use super::AppState;
 use crate::actors::lamport::Merge;
@@ -39,7 +39,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 Err::<HttpResponse, _>(WebError::NotFound("no such endpoint".into()))
             })),
     );
-    cfg.route("/api/cluster", web::get().to(cluster));
 }
 
 /// Checks the signature and parses the envelope; merges the sender's Lamport time.
@@ -140,7 +139,7 @@ async fn append(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
     let a = env.body;
     let prev = crate::cluster::messages::LogPosition { last_lsn: a.prev_lsn, last_epoch: a.prev_epoch };
     let entries = a.entries.clone();
-    let outcome = match state.writer.apply_replicated(prev, a.master_last_lsn, a.entries).await {
+    let outcome = match state.writer.apply_replicated(env.epoch, prev, a.master_last_lsn, a.entries).await {
         Ok(pos) => {
             notify_actors(
                 &state,
@@ -150,9 +149,10 @@ async fn append(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
         }
         Err(WalError::Gap) => AppendOutcome::Gap,
         Err(WalError::Diverged) => {
-            start_resync(&state, env.from);
+            start_resync(&state, env.from, env.epoch);
             AppendOutcome::Diverged
         }
+        Err(WalError::StaleEpoch) => return stale(state.cluster.epoch(), state.cluster.master()),
         Err(e) => {
             log::error!("cannot apply replicated entries: {e}");
             return HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "cannot apply entries now"}));
@@ -176,7 +176,7 @@ fn notify_actors<'a>(state: &AppState, changes: impl Iterator<Item = &'a Change>
 }
 
 /// This node's log disagrees with the master's: rebuild it from the master's whole log.
-fn start_resync(state: &AppState, master: u64) {
+fn start_resync(state: &AppState, master: u64, epoch: u64) {
     if state.resyncing.swap(true, Ordering::SeqCst) {
         return;
     }
@@ -188,7 +188,7 @@ fn start_resync(state: &AppState, master: u64) {
         (state.rpc.clone(), state.writer.clone(), state.shows.clone(), state.resyncing.clone());
     actix_web::rt::spawn(async move {
         let client = Rpc::http_client(Duration::from_secs(30));
-        match resync_from(&rpc, &client, &peer, &writer).await {
+        match resync_from(&rpc, &client, &peer, &writer, epoch).await {
             Ok(_) => log::info!("rebuilt from node {}'s log; now at {}", peer.id, writer.position().last_lsn),
             Err(e) => log::error!("resync from node {} failed: {e}", peer.id),
         }
@@ -281,6 +281,6 @@ pub async fn cluster_view(state: &AppState) -> serde_json::Value {
     })
 }
 
-async fn cluster(state: web::Data<AppState>) -> HttpResponse {
+pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(cluster_view(&state).await)
 }

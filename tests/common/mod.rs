@@ -1,5 +1,6 @@
 //! Test helpers: a real node on port 0 against a fresh MariaDB schema, dropped afterwards.
 #![allow(dead_code)]
+pub mod cluster;
 use actix_web::http::StatusCode;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -91,51 +92,11 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    fn id(&self) -> i64 {
-        self.next_id.fetch_add(1, Ordering::SeqCst)
-    }
-
     /// Adds a theater with a `rows` x `seats` layout and one show starting `starts_in` from
     /// now; returns the show id.
     pub async fn seed_show(&self, rows: usize, seats: usize, starts_in: chrono::Duration) -> i64 {
-        let layout_id = self.id();
-        let mut change = layout_change(layout_id, "Test hall", rows, seats, rows / 2);
-        let theater = Theater {
-            id: self.id(),
-            external_id: format!("T{layout_id}"),
-            tid: "AAAAA".into(),
-            name: "Test Theater".into(),
-            latitude: 34.0,
-            longitude: -118.2,
-            timezone: "America/Los_Angeles".into(),
-            layout_id,
-        };
-        let movie = Movie {
-            id: self.id(),
-            external_key: format!("movie {layout_id}"),
-            title: format!("Test Movie {layout_id}"),
-            duration_minutes: Some(120),
-            poster_url: None,
-        };
-        let start_utc = (chrono::Utc::now() + starts_in).naive_utc();
-        let tz: chrono_tz::Tz = theater.timezone.parse().unwrap();
-        let local = chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(start_utc, chrono::Utc)
-            .with_timezone(&tz)
-            .naive_local();
-        let show = Show {
-            id: self.id(),
-            theater_id: theater.id,
-            movie_id: movie.id,
-            layout_id,
-            local_date: local.date(),
-            starts_at_local: local,
-            starts_at_utc: start_utc,
-            in_feed: true,
-        };
-        let id = show.id;
-        change.theaters.push(theater);
-        change.movies.push(movie);
-        change.shows.push(show);
+        let base = self.next_id.fetch_add(10, Ordering::SeqCst);
+        let (change, id) = show_change(base, rows, seats, starts_in);
         self.state.writer.append(Change::Catalog(Box::new(change))).await.expect("seed");
         id
     }
@@ -189,4 +150,53 @@ impl TestApp {
             .map(|s| (s["seat"].as_str().unwrap().to_string(), s["state"].as_str().unwrap().to_string()))
             .collect()
     }
+}
+
+/// A catalog change with one theater (a `rows` x `seats` layout), one movie and one show
+/// starting `starts_in` from now; ids from `base` on. Returns it and the show's id.
+pub fn show_change(
+    base: i64,
+    rows: usize,
+    seats: usize,
+    starts_in: chrono::Duration,
+) -> (marquee::wal::change::CatalogChange, i64) {
+    let layout_id = base;
+    let mut change = layout_change(layout_id, "Test hall", rows, seats, rows / 2);
+    let theater = Theater {
+        id: base + 1,
+        external_id: format!("T{layout_id}"),
+        tid: "AAAAA".into(),
+        name: "Test Theater".into(),
+        latitude: 34.0,
+        longitude: -118.2,
+        timezone: "America/Los_Angeles".into(),
+        layout_id,
+    };
+    let movie = Movie {
+        id: base + 2,
+        external_key: format!("movie {layout_id}"),
+        title: format!("Test Movie {layout_id}"),
+        duration_minutes: Some(120),
+        poster_url: None,
+    };
+    let start_utc = (chrono::Utc::now() + starts_in).naive_utc();
+    let tz: chrono_tz::Tz = theater.timezone.parse().unwrap();
+    let local = chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(start_utc, chrono::Utc)
+        .with_timezone(&tz)
+        .naive_local();
+    let show = Show {
+        id: base + 3,
+        theater_id: theater.id,
+        movie_id: movie.id,
+        layout_id,
+        local_date: local.date(),
+        starts_at_local: local,
+        starts_at_utc: start_utc,
+        in_feed: true,
+    };
+    let id = show.id;
+    change.theaters.push(theater);
+    change.movies.push(movie);
+    change.shows.push(show);
+    (change, id)
 }

@@ -1,0 +1,278 @@
+//! Three real nodes on loopback against one MariaDB (a schema each): replication, failover
+//! under load, a paused master, a restarted follower, and a minority that must refuse
+//! writes. Every client operation is recorded and the end state is checked against that
+//! history: an acknowledged booking that is missing is a lost write, a seat in two
+//! bookings is a double sale; both must be zero.
+mod common;
+
+use common::cluster::{book, Cluster, History, Op, Outcome};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ROWS: usize = 20;
+const SEATS: usize = 20;
+
+fn random_seats(n: usize) -> Vec<String> {
+    let mut rng = rand::thread_rng();
+    let mut all: Vec<String> = (0..ROWS)
+        .flat_map(|r| (1..=SEATS).map(move |s| format!("{}{s}", marquee::catalog::layout::row_label(r))))
+        .collect();
+    all.shuffle(&mut rng);
+    all.truncate(n);
+    all
+}
+
+/// `clients` clients booking through random nodes among `targets` until `stop`.
+fn start_load(
+    c: &Cluster,
+    targets: Rc<std::cell::RefCell<Vec<usize>>>,
+    clients: usize,
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+) -> Vec<actix_rt::task::JoinHandle<()>> {
+    let urls: Vec<String> = (0..c.nodes.len()).map(|i| c.url(i, "")).collect();
+    let show = c.show;
+    (0..clients)
+        .map(|who| {
+            let (urls, history, stop, targets) = (urls.clone(), history.clone(), stop.clone(), targets.clone());
+            actix_rt::spawn(async move {
+                let client = awc::Client::builder().timeout(Duration::from_secs(4)).disable_redirects().finish();
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let node = {
+                        let t = targets.borrow();
+                        t[rand::thread_rng().gen_range(0..t.len())]
+                    };
+                    let seats = random_seats(rand::thread_rng().gen_range(1..=2));
+                    let invoked = Instant::now();
+                    let outcome = book(&client, &urls[node], show, &seats, who).await;
+                    let unknown = matches!(outcome, Outcome::Unknown(_));
+                    history.record(Op { client: who, node, seats, invoked, completed: Instant::now(), outcome });
+                    if unknown {
+                        actix_rt::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn stop_load(stop: &AtomicBool, handles: Vec<actix_rt::task::JoinHandle<()>>) {
+    stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        let _ = actix_rt::time::timeout(Duration::from_secs(15), h).await;
+    }
+}
+
+/// Every running node agrees with the history and with the others.
+fn assert_consistent(c: &Cluster, history: &History) {
+    let running: Vec<usize> = (0..c.nodes.len()).filter(|i| c.is_running(*i)).collect();
+    let reference = c.bookings(running[0]);
+    for &i in &running {
+        let bookings = c.bookings(i);
+        let (lost, doubles) = history.check(&bookings);
+        assert!(lost.is_empty(), "node {}: acknowledged bookings lost: {lost:?}\n{}", c.nodes[i].id, c.tail_logs());
+        assert!(doubles.is_empty(), "node {}: seats sold twice: {doubles:?}", c.nodes[i].id);
+        assert_eq!(bookings, reference, "node {} disagrees with node {}", c.nodes[i].id, c.nodes[running[0]].id);
+        assert_eq!(
+            c.log(i),
+            c.log(running[0]),
+            "logs differ between node {} and node {}",
+            c.nodes[i].id,
+            c.nodes[running[0]].id
+        );
+    }
+}
+
+fn summary(history: &History) -> String {
+    let ops = history.ops();
+    let booked = ops.iter().filter(|o| matches!(o.outcome, Outcome::Booked(_))).count();
+    let failed = ops.iter().filter(|o| matches!(o.outcome, Outcome::Failed(_))).count();
+    let unknown = ops.iter().filter(|o| matches!(o.outcome, Outcome::Unknown(_))).count();
+    format!("{} operations: {booked} acknowledged, {failed} refused, {unknown} unknown", ops.len())
+}
+
+#[actix_rt::test]
+async fn a_booking_through_a_follower_is_on_every_node() {
+    let c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let outcome = book(&client, &c.url(follower, ""), c.show, &["A1".to_string(), "A2".to_string()], 1).await;
+    let Outcome::Booked(code) = outcome else {
+        panic!("booking through a follower failed: {outcome:?}\n{}", c.tail_logs())
+    };
+    assert!(c.wait_converged(Duration::from_secs(10)).await);
+    for i in 0..3 {
+        assert_eq!(c.bookings(i).get(&code), Some(&vec!["A1".to_string(), "A2".to_string()]), "node {}", i + 1);
+    }
+    // The same entries, with the same LSN and Lamport time, on every node.
+    let log = c.log(master);
+    assert!(log.iter().any(|e| e.3 == "booking_confirmed"));
+    for i in 0..3 {
+        assert_eq!(c.log(i), log);
+    }
+    // Every node serves the seat map it replicated.
+    for i in 0..3 {
+        let mut res = client.get(c.url(i, &format!("/api/shows/{}/seats", c.show))).send().await.unwrap();
+        let map: serde_json::Value = res.json().limit(1 << 20).await.unwrap();
+        assert_eq!(map["rows"][0]["seats"][0]["state"], "booked", "node {}", i + 1);
+    }
+}
+
+#[actix_rt::test]
+async fn killing_the_master_under_load_loses_no_acknowledged_booking() {
+    let mut c = Cluster::start(3, ROWS, SEATS).await;
+    let history = Arc::new(History::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let targets = Rc::new(std::cell::RefCell::new(vec![0, 1, 2]));
+    let load = start_load(&c, targets.clone(), 50, history.clone(), stop.clone());
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    let master = c.wait_for_master(Duration::from_secs(10)).await.unwrap();
+    targets.borrow_mut().retain(|i| *i != master);
+    let killed_at = Instant::now();
+    c.kill(master);
+    let new_master =
+        c.wait_for_master(Duration::from_secs(30)).await.unwrap_or_else(|| panic!("no new master\n{}", c.tail_logs()));
+    let elected_in = killed_at.elapsed();
+    assert_ne!(new_master, master);
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    stop_load(&stop, load).await;
+    let ops = history.ops();
+    let first_after = ops
+        .iter()
+        .filter(|o| o.invoked >= killed_at && matches!(o.outcome, Outcome::Booked(_)))
+        .map(|o| o.completed)
+        .min();
+    let writes_resumed = first_after.map(|t| t - killed_at);
+    println!("failover: new master elected after {elected_in:?}; first acknowledged booking after the kill at {writes_resumed:?}; {}", summary(&history));
+    assert!(writes_resumed.is_some(), "writes did not resume: {}", summary(&history));
+    assert!(
+        ops.iter().any(|o| o.completed < killed_at && matches!(o.outcome, Outcome::Booked(_))),
+        "no booking before the kill"
+    );
+    assert!(c.wait_converged(Duration::from_secs(20)).await, "the survivors did not converge\n{}", c.tail_logs());
+    assert_consistent(&c, &history);
+}
+
+#[actix_rt::test]
+async fn a_paused_master_steps_down_when_it_wakes_and_nothing_is_lost() {
+    let mut c = Cluster::start(3, ROWS, SEATS).await;
+    let history = Arc::new(History::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let targets = Rc::new(std::cell::RefCell::new(vec![0, 1, 2]));
+    let load = start_load(&c, targets.clone(), 30, history.clone(), stop.clone());
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    let old = c.wait_for_master(Duration::from_secs(10)).await.unwrap();
+    let old_epoch = c.status(old).await.unwrap()["epoch"].as_u64().unwrap();
+    c.pause(old);
+    let new =
+        c.wait_for_master(Duration::from_secs(30)).await.unwrap_or_else(|| panic!("no new master\n{}", c.tail_logs()));
+    assert_ne!(new, old);
+    // Longer than the failure timeout, then wake it up.
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    c.resume(old);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = c.status(old).await;
+        // It learned the newer epoch (and, being the highest id, may win the next
+        // election: a master again, but of a new epoch, after catching up).
+        if let Some(s) = &s {
+            if s["epoch"].as_u64() > Some(old_epoch)
+                && (s["role"] == "follower" || s["master_id"].as_u64() == Some(c.nodes[old].id))
+            {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the old master did not step down: {s:?}\n{}", c.tail_logs());
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    stop_load(&stop, load).await;
+    println!("pause: {}", summary(&history));
+    assert!(c.wait_for_master(Duration::from_secs(20)).await.is_some());
+    assert!(c.wait_converged(Duration::from_secs(30)).await, "the nodes did not converge\n{}", c.tail_logs());
+    assert_consistent(&c, &history);
+}
+
+#[actix_rt::test]
+async fn a_restarted_follower_catches_up() {
+    let mut c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    c.kill(follower);
+    let history = Arc::new(History::default());
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    for who in 0..20 {
+        let seats = vec![format!("{}{}", marquee::catalog::layout::row_label(who / 10), who % 10 + 1)];
+        let invoked = Instant::now();
+        let outcome = book(&client, &c.url(master, ""), c.show, &seats, who).await;
+        assert!(matches!(outcome, Outcome::Booked(_)), "{outcome:?}");
+        history.record(Op { client: who, node: master, seats, invoked, completed: Instant::now(), outcome });
+    }
+    c.spawn(follower);
+    assert!(c.wait_for_master(Duration::from_secs(30)).await.is_some());
+    assert!(
+        c.wait_converged(Duration::from_secs(30)).await,
+        "the restarted follower did not catch up\n{}",
+        c.tail_logs()
+    );
+    assert_consistent(&c, &history);
+    let maps: Vec<serde_json::Value> = futures::future::join_all((0..3).map(|i| {
+        let client = &client;
+        let url = c.url(i, &format!("/api/shows/{}/seats", c.show));
+        async move {
+            let mut v: serde_json::Value = client.get(url).send().await.unwrap().json().limit(1 << 20).await.unwrap();
+            v["version"] = serde_json::Value::Null;
+            v
+        }
+    }))
+    .await;
+    assert_eq!(maps[0]["rows"], maps[1]["rows"]);
+    assert_eq!(maps[0]["rows"], maps[2]["rows"]);
+}
+
+#[actix_rt::test]
+async fn a_node_left_alone_refuses_writes_and_serves_pages() {
+    let mut c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let survivor = (0..3).find(|i| *i != master).unwrap();
+    for i in 0..3 {
+        if i != survivor {
+            c.kill(i);
+        }
+    }
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    // Within a bounded time the lone node refuses writes with a clear 503 ...
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut res = client
+            .post(c.url(survivor, &format!("/api/shows/{}/holds", c.show)))
+            .send_json(&serde_json::json!({"seats": ["T20"]}))
+            .await
+            .unwrap();
+        if res.status() == 503 {
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert!(body["error"].as_str().unwrap().contains("master"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lone node still answers {} to writes", res.status());
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+    }
+    // ... and keeps serving reads.
+    for path in [
+        "/".to_string(),
+        format!("/shows/{}", c.show),
+        format!("/api/shows/{}/seats", c.show),
+        "/api/cluster".to_string(),
+    ] {
+        let res = client.get(c.url(survivor, &path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    let status = c.status(survivor).await.unwrap();
+    assert_eq!(status["writable"], false);
+}

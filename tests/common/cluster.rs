@@ -1,0 +1,382 @@
+//! A cluster of real `marquee serve` processes on loopback, each with its own fresh schema,
+//! and a recorder of every client operation for checking the end state against history.
+use super::{fresh_db_name, server_url, show_change};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "cluster-test-secret-0123456789";
+
+pub struct Node {
+    pub id: u64,
+    pub port: u16,
+    pub db_name: String,
+    child: Option<Child>,
+    log: String,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    paused: Vec<bool>,
+    pub client: awc::Client,
+    pub show: i64,
+}
+
+/// A free port below Linux's ephemeral range, so no outgoing connection takes it between
+/// now and the node's start.
+fn free_port() -> u16 {
+    use rand::Rng;
+    loop {
+        let port = rand::thread_rng().gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts `n` nodes; node 1's database is seeded with one show of `rows` x `seats`
+    /// before start, so the first master has to pull it (or ship it) to the others.
+    pub async fn start(n: usize, rows: usize, seats: usize) -> Cluster {
+        let tag = fresh_db_name();
+        let nodes: Vec<Node> = (1..=n as u64)
+            .map(|id| Node { id, port: free_port(), db_name: format!("{tag}_{id}"), child: None, log: String::new() })
+            .collect();
+        // Seed node 1 offline, through the same log writer a node uses.
+        let url = format!("{}/{}", server_url(), nodes[0].db_name);
+        let mut settings = super::test_settings(&nodes[0].db_name);
+        settings.database_url = url;
+        let db = marquee::startup::open_database(&settings).expect("seed database");
+        let writer = marquee::startup::start_log(&db).expect("seed writer");
+        let (change, show) = show_change(100, rows, seats, chrono::Duration::days(2));
+        writer.append(marquee::wal::Change::Catalog(Box::new(change))).await.expect("seed");
+        let paused = vec![false; n];
+        let mut c = Cluster {
+            nodes,
+            paused,
+            client: awc::Client::builder().timeout(Duration::from_secs(10)).disable_redirects().finish(),
+            show,
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        if c.wait_for_master(Duration::from_secs(30)).await.is_none() {
+            panic!("no master was elected\n{}", c.tail_logs());
+        }
+        c
+    }
+
+    fn peers_of(&self, i: usize) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| format!("{}@127.0.0.1:{}", n.id, n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        let peers = self.peers_of(i);
+        let root = env!("CARGO_MANIFEST_DIR");
+        let node = &mut self.nodes[i];
+        node.log = format!("{root}/target/cluster-logs/{}.log", node.db_name);
+        std::fs::create_dir_all(format!("{root}/target/cluster-logs")).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_marquee"))
+            .arg("serve")
+            .env("NODE_ID", node.id.to_string())
+            .env("PEERS", peers)
+            .env("CLUSTER_SECRET", SECRET)
+            .env("DATABASE_URL", format!("{}/{}", server_url(), node.db_name))
+            .env("MARQUEE_BIND", format!("127.0.0.1:{}", node.port))
+            .env("MARQUEE_WORKERS", "2")
+            .env("DB_POOL_SIZE", "6")
+            .env("MARQUEE_TEMPLATES", format!("{root}/templates"))
+            .env("MARQUEE_ASSETS", format!("{root}/assets"))
+            .env(
+                "RUST_LOG",
+                std::env::var("CLUSTER_LOG").unwrap_or_else(|_| "info,actix_web=warn,actix_server=warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start marquee");
+        node.child = Some(child);
+    }
+
+    pub fn url(&self, i: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.nodes[i].port, path)
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        if let Some(c) = &self.nodes[i].child {
+            Command::new("kill").args([sig, &c.id().to_string()]).status().expect("kill");
+        }
+    }
+
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, "-STOP");
+        self.paused[i] = true;
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, "-CONT");
+        self.paused[i] = false;
+    }
+
+    /// Started and not paused.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some() && !self.paused[i]
+    }
+
+    pub async fn status(&self, i: usize) -> Option<Value> {
+        let mut res = self.client.get(self.url(i, "/api/cluster")).timeout(Duration::from_secs(2)).send().await.ok()?;
+        res.json::<Value>().limit(1 << 20).await.ok()
+    }
+
+    /// Waits until the running nodes agree on one writable master; returns its index.
+    pub async fn wait_for_master(&self, within: Duration) -> Option<usize> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            let mut masters = Vec::new();
+            let mut agreed = true;
+            for i in 0..self.nodes.len() {
+                if !self.is_running(i) {
+                    continue;
+                }
+                match self.status(i).await {
+                    Some(s) => {
+                        if s["role"] == "master" && s["writable"] == true {
+                            masters.push(i);
+                        }
+                        if s["master_id"].as_u64().is_none() {
+                            agreed = false;
+                        }
+                    }
+                    None => agreed = false,
+                }
+            }
+            if masters.len() == 1 && agreed {
+                let m = masters[0];
+                let id = self.nodes[m].id;
+                let mut all = true;
+                for i in 0..self.nodes.len() {
+                    if self.is_running(i)
+                        && self.status(i).await.map(|s| s["master_id"].as_u64() != Some(id)).unwrap_or(true)
+                    {
+                        all = false;
+                    }
+                }
+                if all {
+                    return Some(m);
+                }
+            }
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Waits until every running node's log is as long as the master's.
+    pub async fn wait_converged(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            let mut lsns = Vec::new();
+            for i in 0..self.nodes.len() {
+                if self.is_running(i) {
+                    lsns.push(self.status(i).await.and_then(|s| s["last_lsn"].as_i64()));
+                }
+            }
+            if lsns.iter().all(|l| l.is_some() && *l == lsns[0]) {
+                return true;
+            }
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    pub fn conn(&self, i: usize) -> MysqlConnection {
+        MysqlConnection::establish(&format!("{}/{}", server_url(), self.nodes[i].db_name)).expect("node database")
+    }
+
+    /// Confirmed bookings on node `i`: code → sorted seats.
+    pub fn bookings(&self, i: usize) -> BTreeMap<String, Vec<String>> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            code: String,
+            #[diesel(sql_type = Text)]
+            seats: String,
+        }
+        let rows: Vec<Row> = diesel::sql_query("SELECT code, seats FROM bookings WHERE state = 'confirmed'")
+            .load(&mut self.conn(i))
+            .unwrap();
+        rows.into_iter()
+            .map(|r| {
+                let mut s: Vec<String> = r.seats.split(',').map(str::to_string).collect();
+                s.sort();
+                (r.code, s)
+            })
+            .collect()
+    }
+
+    /// The log as (lsn, epoch, lamport, kind) on node `i`.
+    pub fn log(&self, i: usize) -> Vec<(i64, i64, i64, String)> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            lsn: i64,
+            #[diesel(sql_type = BigInt)]
+            epoch: i64,
+            #[diesel(sql_type = BigInt)]
+            lamport: i64,
+            #[diesel(sql_type = Text)]
+            kind: String,
+        }
+        let rows: Vec<Row> = diesel::sql_query("SELECT lsn, epoch, lamport, kind FROM write_log ORDER BY lsn")
+            .load(&mut self.conn(i))
+            .unwrap();
+        rows.into_iter().map(|r| (r.lsn, r.epoch, r.lamport, r.kind)).collect()
+    }
+
+    pub fn tail_logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                format!("--- node {} ---\n{}", n.id, lines[lines.len().saturating_sub(30)..].join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.resume(i);
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            // Keep the evidence of a failed test.
+            eprintln!("kept databases: {:?}", self.nodes.iter().map(|n| &n.db_name).collect::<Vec<_>>());
+            return;
+        }
+        if let Ok(mut c) = MysqlConnection::establish(&server_url()) {
+            for n in &self.nodes {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", n.db_name)).execute(&mut c);
+            }
+        }
+    }
+}
+
+/// What happened to one client operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Acknowledged: the booking code.
+    Booked(String),
+    /// Refused with a definite answer (seat taken, ...): nothing was done.
+    Failed(u16),
+    /// No answer, or an answer that says the outcome is unknown.
+    Unknown(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub client: usize,
+    pub node: usize,
+    pub seats: Vec<String>,
+    pub invoked: Instant,
+    pub completed: Instant,
+    pub outcome: Outcome,
+}
+
+/// Every client operation, as it happened.
+#[derive(Default)]
+pub struct History(pub Mutex<Vec<Op>>);
+
+impl History {
+    pub fn record(&self, op: Op) {
+        self.0.lock().unwrap().push(op);
+    }
+
+    pub fn ops(&self) -> Vec<Op> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Checks a node's final bookings against the history: every acknowledged booking is
+    /// there with its seats (else a lost write), and no seat is in two bookings (a double
+    /// sale). Returns (lost, double sales).
+    pub fn check(&self, bookings: &BTreeMap<String, Vec<String>>) -> (Vec<String>, Vec<String>) {
+        let mut lost = Vec::new();
+        for op in self.ops() {
+            if let Outcome::Booked(code) = &op.outcome {
+                let mut want = op.seats.clone();
+                want.sort();
+                if bookings.get(code) != Some(&want) {
+                    lost.push(format!("{code} {:?}", op.seats));
+                }
+            }
+        }
+        let mut owner: HashMap<&str, &str> = HashMap::new();
+        let mut doubles = Vec::new();
+        for (code, seats) in bookings {
+            for s in seats {
+                if let Some(other) = owner.insert(s, code) {
+                    doubles.push(format!("{s}: {other} and {code}"));
+                }
+            }
+        }
+        (lost, doubles)
+    }
+}
+
+/// One booking attempt through node `node`: hold `seats`, then confirm.
+pub async fn book(client: &awc::Client, base: &str, show: i64, seats: &[String], who: usize) -> Outcome {
+    let key = format!("c{who}-{}", marquee::domain::random_token(12));
+    let res = client
+        .post(format!("{base}/api/shows/{show}/holds"))
+        .insert_header(("Idempotency-Key", key))
+        .send_json(&serde_json::json!({ "seats": seats }))
+        .await;
+    let mut res = match res {
+        Ok(r) => r,
+        Err(e) => return Outcome::Unknown(format!("hold: {e}")),
+    };
+    let status = res.status().as_u16();
+    let body: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
+    match status {
+        201 => {}
+        503 | 500 => return Outcome::Unknown(format!("hold {status}: {}", body["error"])),
+        s => return Outcome::Failed(s),
+    }
+    let hold = body["hold_id"].as_str().unwrap_or_default().to_string();
+    let res = client
+        .post(format!("{base}/api/holds/{hold}/confirm"))
+        .send_json(&serde_json::json!({ "name": format!("Client {who}"), "email": format!("c{who}@example.com") }))
+        .await;
+    let mut res = match res {
+        Ok(r) => r,
+        Err(e) => return Outcome::Unknown(format!("confirm: {e}")),
+    };
+    let status = res.status().as_u16();
+    let body: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
+    match status {
+        201 => Outcome::Booked(body["code"].as_str().unwrap_or_default().to_string()),
+        503 | 500 => Outcome::Unknown(format!("confirm {status}: {}", body["error"])),
+        // The hold was acknowledged but the booking refused: nothing booked.
+        s => Outcome::Failed(s),
+    }
+}
