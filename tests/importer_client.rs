@@ -427,3 +427,18 @@ async fn faults_and_data_can_change_between_imports() {
     assert_eq!(second.feed.theaters[1..], first.feed.theaters[1..]);
     fixture.stop().await;
 }
+
+#[actix_rt::test]
+async fn an_https_url_speaks_tls_and_fails_cleanly_against_plain_http() {
+    let fixture = Fixture::start(Fault::None).await;
+    let https = fixture.base_url.replace("http://", "https://");
+    let err = fixture
+        .client(|c| c.base_url = https)
+        .fetch_catalog(|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ImportError::List(_)), "{err:?}");
+    assert!(err.to_string().contains("connection failed"), "{err}");
+    assert_eq!(fixture.handle.list_requests(), 0);
+    fixture.stop().await;
+}

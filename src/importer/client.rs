@@ -251,6 +251,7 @@ impl FlixsterClient {
         &self,
         mut progress: impl FnMut(Progress),
     ) -> Result<FetchReport, ImportError> {
+        ensure_crypto_provider();
         let http = awc::Client::builder()
             .timeout(self.cfg.timeout)
             .add_default_header(("X-RapidAPI-Host", self.host.clone()))
@@ -428,6 +429,16 @@ impl FlixsterClient {
                 }),
                 other => Failure::transient(FetchError::Body(other.to_string())),
             })
+    }
+}
+
+/// Installs rustls' ring provider as the process default, unless one is
+/// already installed: awc's HTTPS connector needs one and would panic if two
+/// providers were compiled in and neither was chosen.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race against another installer is fine: one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 
