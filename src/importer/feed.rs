@@ -174,6 +174,7 @@ impl FeedError {
 // Only the fields the importer reads; serde ignores the others.
 
 #[derive(Deserialize)]
+#[serde(expecting = "a theater object")]
 struct RawTheater {
     id: String,
     tid: Option<String>,
@@ -183,7 +184,7 @@ struct RawTheater {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "a movie object")]
 struct RawMovie {
     name: String,
     duration_minutes: Option<i64>,
@@ -192,23 +193,25 @@ struct RawMovie {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a poster object")]
 struct RawPoster {
     url: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "a movie variant object")]
 struct RawVariant {
     amenity_groups: Option<Vec<RawAmenityGroup>>,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an amenity group object")]
 struct RawAmenityGroup {
     showtimes: Option<Vec<RawShowtime>>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "a showtime object")]
 struct RawShowtime {
     provider_time: String,
 }
@@ -230,8 +233,7 @@ pub fn parse_theater_list(body: &[u8]) -> Result<Vec<TheaterListing>, FeedError>
     let mut theaters = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         let location = item_location("theater", index, item.get("id"));
-        let raw = RawTheater::deserialize(item)
-            .map_err(|e| FeedError::invalid(answer, &location, e.to_string()))?;
+        let raw: RawTheater = typed(item, answer, &location)?;
         let theater =
             theater_from_raw(raw).map_err(|p| FeedError::invalid(answer, &location, p))?;
         if !seen.insert(theater.external_id.clone()) {
@@ -294,8 +296,7 @@ pub fn parse_theater_detail(body: &[u8]) -> Result<Vec<MovieShowtimes>, FeedErro
     let mut by_title: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let location = item_location("movie", index, item.get("name"));
-        let raw = RawMovie::deserialize(item)
-            .map_err(|e| FeedError::invalid(answer, &location, e.to_string()))?;
+        let raw: RawMovie = typed(item, answer, &location)?;
         let movie =
             movie_from_raw(raw, date).map_err(|p| FeedError::invalid(answer, &location, p))?;
         match by_title.get(&movie.title) {
@@ -307,6 +308,26 @@ pub fn parse_theater_detail(body: &[u8]) -> Result<Vec<MovieShowtimes>, FeedErro
         }
     }
     Ok(movies)
+}
+
+/// Deserializes one list item; an error names the field (path) at fault,
+/// e.g. `theater #3 (id "abc"), field `latitude`: invalid type: ...`.
+fn typed<T: serde::de::DeserializeOwned>(
+    item: &Value,
+    answer: Answer,
+    location: &str,
+) -> Result<T, FeedError> {
+    serde_path_to_error::deserialize(item).map_err(|e| {
+        let path = e.path().to_string();
+        let location = match path.as_str() {
+            "." => location.to_owned(),
+            _ if e.inner().to_string().starts_with("missing field") => {
+                format!("{location}, in `{path}`")
+            }
+            _ => format!("{location}, field `{path}`"),
+        };
+        FeedError::invalid(answer, location, e.into_inner().to_string())
+    })
 }
 
 fn theater_from_raw(raw: RawTheater) -> Result<TheaterListing, String> {
@@ -798,10 +819,18 @@ mod tests {
         let msg = parse_theater_list(&list(json!([t])))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("theater #1 (id \"a1\")"), "{msg}");
-        assert!(
-            msg.contains("invalid type: string \"34.0\", expected f64"),
-            "{msg}"
+        assert_eq!(
+            msg,
+            "theater list, theater #1 (id \"a1\"), field `latitude`: \
+             invalid type: string \"34.0\", expected f64"
+        );
+
+        let msg = parse_theater_list(br#"{"data": {"theaters": [42]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "theater list, theater #1: invalid type: integer `42`, expected a theater object"
         );
 
         let msg = parse_theater_list(br#"{"data": {"theaters": {"id": 1}}}"#)
@@ -817,9 +846,21 @@ mod tests {
         let msg = parse_theater_detail(&detail(json!([m])))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("movie #1 (\"Dune\")"), "{msg}");
         assert!(
-            msg.contains("invalid type: string \"166 min\", expected i64"),
+            msg.contains(
+                "movie #1 (\"Dune\"), field `durationMinutes`: \
+                 invalid type: string \"166 min\", expected i64"
+            ),
+            "{msg}"
+        );
+
+        let mut m = movie("Dune", &["19:00:00"]);
+        m["movieVariants"][0]["amenityGroups"][0]["showtimes"] = json!("19:00");
+        let msg = parse_theater_detail(&detail(json!([m])))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("field `movieVariants[0].amenityGroups[0].showtimes`: invalid type"),
             "{msg}"
         );
 
@@ -859,7 +900,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("movie #1 (\"Dune\"): missing field `providerTime`"),
+            msg.contains(
+                "movie #1 (\"Dune\"), in `movieVariants[0].amenityGroups[0].showtimes[0]`: \
+                 missing field `providerTime`"
+            ),
             "{msg}"
         );
     }
