@@ -20,8 +20,7 @@ use futures::{StreamExt, TryFutureExt};
 use rand::Rng;
 
 use super::feed::{
-    parse_theater_detail, parse_theater_list, CatalogFeed, FeedError, MovieShowtimes, TheaterFeed,
-    TheaterListing,
+    parse_theater_detail, parse_theater_list, CatalogFeed, FeedError, MovieShowtimes, TheaterFeed, TheaterListing,
 };
 
 /// RapidAPI's host name for the Flixster API (the `X-RapidAPI-Host` header).
@@ -183,19 +182,11 @@ struct Failure {
 
 impl Failure {
     fn fatal(error: FetchError) -> Self {
-        Failure {
-            error,
-            retry: false,
-            retry_after: None,
-        }
+        Failure { error, retry: false, retry_after: None }
     }
 
     fn transient(error: FetchError) -> Self {
-        Failure {
-            error,
-            retry: true,
-            retry_after: None,
-        }
+        Failure { error, retry: true, retry_after: None }
     }
 }
 
@@ -220,12 +211,7 @@ impl FlixsterClient {
         if cfg.max_body_bytes == 0 {
             return bad("the answer size cap must be more than zero");
         }
-        let key = match cfg
-            .api_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-        {
+        let key = match cfg.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
             None => None,
             Some(key) => {
                 let Ok(mut value) = HeaderValue::from_str(key) else {
@@ -247,10 +233,7 @@ impl FlixsterClient {
 
     /// Fetches the theater list and every theater's detail. Fails as a whole
     /// on the first request that fails for good, naming the theater.
-    pub async fn fetch_catalog(
-        &self,
-        mut progress: impl FnMut(Progress),
-    ) -> Result<FetchReport, ImportError> {
+    pub async fn fetch_catalog(&self, mut progress: impl FnMut(Progress)) -> Result<FetchReport, ImportError> {
         ensure_crypto_provider();
         let http = awc::Client::builder()
             .timeout(self.cfg.timeout)
@@ -258,14 +241,8 @@ impl FlixsterClient {
             .finish();
         let counters = Counters::default();
 
-        let list_query = [
-            ("zipCode", self.cfg.zip.trim().to_owned()),
-            ("radius", self.cfg.radius_miles.to_string()),
-        ];
-        let body = self
-            .get(&http, "/theaters/list", &list_query, &counters)
-            .await
-            .map_err(ImportError::List)?;
+        let list_query = [("zipCode", self.cfg.zip.trim().to_owned()), ("radius", self.cfg.radius_miles.to_string())];
+        let body = self.get(&http, "/theaters/list", &list_query, &counters).await.map_err(ImportError::List)?;
         let listings = parse_theater_list(&body).map_err(ImportError::Feed)?;
         let total = listings.len();
         log::info!("Flixster: {total} theaters listed, fetching their showtimes");
@@ -274,19 +251,14 @@ impl FlixsterClient {
         let mut movies: Vec<Option<Vec<MovieShowtimes>>> = vec![None; total];
         let mut details = futures::stream::iter(listings.iter().enumerate())
             .map(|(index, theater)| {
-                self.fetch_detail(&http, theater, &counters)
-                    .map_ok(move |found| (index, found))
-                    .map_err(|source| ImportError::Theater {
-                        id: theater.external_id.clone(),
-                        name: theater.name.clone(),
-                        source,
-                    })
+                self.fetch_detail(&http, theater, &counters).map_ok(move |found| (index, found)).map_err(|source| {
+                    ImportError::Theater { id: theater.external_id.clone(), name: theater.name.clone(), source }
+                })
             })
             .buffer_unordered(self.cfg.concurrency);
         let mut done = 0;
         while let Some(result) = details.next().await {
-            let (index, found) =
-                result.inspect_err(|e| log::warn!("Flixster import failed: {e}"))?;
+            let (index, found) = result.inspect_err(|e| log::warn!("Flixster import failed: {e}"))?;
             movies[index] = Some(found);
             done += 1;
             progress(Progress { done, total });
@@ -296,10 +268,7 @@ impl FlixsterClient {
         let theaters = listings
             .into_iter()
             .zip(movies)
-            .map(|(theater, movies)| TheaterFeed {
-                theater,
-                movies: movies.unwrap_or_default(),
-            })
+            .map(|(theater, movies)| TheaterFeed { theater, movies: movies.unwrap_or_default() })
             .collect();
         let report = FetchReport {
             feed: CatalogFeed { theaters },
@@ -350,21 +319,11 @@ impl FlixsterClient {
             if !failure.retry || attempt > self.cfg.max_retries {
                 return Err(match attempt {
                     1 => failure.error,
-                    attempts => FetchError::GaveUp {
-                        attempts,
-                        last: Box::new(failure.error),
-                    },
+                    attempts => FetchError::GaveUp { attempts, last: Box::new(failure.error) },
                 });
             }
-            let delay = failure
-                .retry_after
-                .unwrap_or_else(|| self.backoff(attempt))
-                .min(self.cfg.max_retry_delay);
-            log::warn!(
-                "GET {url} {query:?}: {}; retrying in {} ms",
-                failure.error,
-                delay.as_millis()
-            );
+            let delay = failure.retry_after.unwrap_or_else(|| self.backoff(attempt)).min(self.cfg.max_retry_delay);
+            log::warn!("GET {url} {query:?}: {}; retrying in {} ms", failure.error, delay.as_millis());
             counters.retries.set(counters.retries.get() + 1);
             actix_rt::time::sleep(delay).await;
         }
@@ -372,20 +331,12 @@ impl FlixsterClient {
 
     /// `retry_base_delay * 2^(attempt-1)`, between half and all of it.
     fn backoff(&self, attempt: u32) -> Duration {
-        let full = self
-            .cfg
-            .retry_base_delay
-            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+        let full = self.cfg.retry_base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(16));
         let half = full / 2;
         half + half.mul_f64(rand::thread_rng().gen::<f64>())
     }
 
-    async fn attempt(
-        &self,
-        http: &awc::Client,
-        url: &str,
-        query: &[(&str, String)],
-    ) -> Result<Bytes, Failure> {
+    async fn attempt(&self, http: &awc::Client, url: &str, query: &[(&str, String)]) -> Result<Bytes, Failure> {
         let mut request = http
             .get(url)
             .query(&query)
@@ -411,24 +362,17 @@ impl FlixsterClient {
             return Err(Failure {
                 error: FetchError::Status {
                     status,
-                    message: api_message(&body)
-                        .filter(|m| Some(m.as_str()) != status.canonical_reason()),
+                    message: api_message(&body).filter(|m| Some(m.as_str()) != status.canonical_reason()),
                 },
                 retry: status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error(),
                 retry_after,
             });
         }
 
-        response
-            .body()
-            .limit(self.cfg.max_body_bytes)
-            .await
-            .map_err(|e| match e {
-                PayloadError::Overflow => Failure::fatal(FetchError::TooLarge {
-                    limit: self.cfg.max_body_bytes,
-                }),
-                other => Failure::transient(FetchError::Body(other.to_string())),
-            })
+        response.body().limit(self.cfg.max_body_bytes).await.map_err(|e| match e {
+            PayloadError::Overflow => Failure::fatal(FetchError::TooLarge { limit: self.cfg.max_body_bytes }),
+            other => Failure::transient(FetchError::Body(other.to_string())),
+        })
     }
 }
 
@@ -446,11 +390,7 @@ fn ensure_crypto_provider() {
 fn api_message(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let text = value.get("message")?.as_str()?;
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
+    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
     let clean = clean.trim();
     (!clean.is_empty()).then(|| clean.to_owned())
 }
@@ -461,10 +401,7 @@ mod tests {
 
     #[test]
     fn the_key_never_shows_in_debug_output() {
-        let cfg = FlixsterConfig {
-            api_key: Some("s3cr3t-key".into()),
-            ..FlixsterConfig::default()
-        };
+        let cfg = FlixsterConfig { api_key: Some("s3cr3t-key".into()), ..FlixsterConfig::default() };
         assert!(!format!("{cfg:?}").contains("s3cr3t"));
         let client = FlixsterClient::new(cfg).unwrap();
         assert!(!format!("{client:?}").contains("s3cr3t"));
@@ -473,44 +410,18 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_with_a_reason() {
         let cases = [
-            (
-                FlixsterConfig {
-                    base_url: "ftp://x".into(),
-                    ..Default::default()
-                },
-                "must start with http",
-            ),
-            (
-                FlixsterConfig {
-                    concurrency: 0,
-                    ..Default::default()
-                },
-                "concurrency",
-            ),
-            (
-                FlixsterConfig {
-                    api_key: Some("a\nb".into()),
-                    ..Default::default()
-                },
-                "API key has characters",
-            ),
-            (
-                FlixsterConfig {
-                    timeout: Duration::ZERO,
-                    ..Default::default()
-                },
-                "timeout",
-            ),
+            (FlixsterConfig { base_url: "ftp://x".into(), ..Default::default() }, "must start with http"),
+            (FlixsterConfig { concurrency: 0, ..Default::default() }, "concurrency"),
+            (FlixsterConfig { api_key: Some("a\nb".into()), ..Default::default() }, "API key has characters"),
+            (FlixsterConfig { timeout: Duration::ZERO, ..Default::default() }, "timeout"),
         ];
         for (cfg, want) in cases {
             let msg = FlixsterClient::new(cfg).unwrap_err().to_string();
             assert!(msg.contains(want), "{msg}");
         }
-        let ok = FlixsterClient::new(FlixsterConfig {
-            base_url: " http://127.0.0.1:8091/ ".into(),
-            ..Default::default()
-        })
-        .unwrap();
+        let ok =
+            FlixsterClient::new(FlixsterConfig { base_url: " http://127.0.0.1:8091/ ".into(), ..Default::default() })
+                .unwrap();
         assert_eq!(ok.config().base_url, "http://127.0.0.1:8091");
     }
 
@@ -529,15 +440,9 @@ mod tests {
     fn error_messages_read_well() {
         let e = FetchError::GaveUp {
             attempts: 4,
-            last: Box::new(FetchError::Status {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: None,
-            }),
+            last: Box::new(FetchError::Status { status: StatusCode::INTERNAL_SERVER_ERROR, message: None }),
         };
-        assert_eq!(
-            e.to_string(),
-            "gave up after 4 attempts: HTTP 500 Internal Server Error"
-        );
+        assert_eq!(e.to_string(), "gave up after 4 attempts: HTTP 500 Internal Server Error");
         let e = ImportError::Theater {
             id: "abc".into(),
             name: "Rex".into(),

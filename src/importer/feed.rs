@@ -80,20 +80,12 @@ impl CatalogFeed {
 
     /// Number of showtimes over all theaters and movies.
     pub fn showtime_count(&self) -> usize {
-        self.theaters
-            .iter()
-            .flat_map(|t| &t.movies)
-            .map(|m| m.times.len())
-            .sum()
+        self.theaters.iter().flat_map(|t| &t.movies).map(|m| m.times.len()).sum()
     }
 
     /// The earliest date of any movie in the catalog.
     pub fn earliest_date(&self) -> Option<NaiveDate> {
-        self.theaters
-            .iter()
-            .flat_map(|t| &t.movies)
-            .map(|m| m.date)
-            .min()
+        self.theaters.iter().flat_map(|t| &t.movies).map(|m| m.date).min()
     }
 }
 
@@ -126,11 +118,7 @@ pub enum FeedError {
     /// The JSON does not have the expected shape, or a value is out of range.
     /// `location` is e.g. `theater #3 (id "abc")` or `movie #2 ("Dune")`.
     #[error("{answer}, {location}: {problem}")]
-    Invalid {
-        answer: Answer,
-        location: String,
-        problem: String,
-    },
+    Invalid { answer: Answer, location: String, problem: String },
     /// A problem inside one theater's detail answer.
     #[error("theater {id} ({name}): {source}")]
     Theater {
@@ -153,20 +141,12 @@ pub enum FeedError {
 
 impl FeedError {
     fn invalid(answer: Answer, location: impl Into<String>, problem: impl Into<String>) -> Self {
-        FeedError::Invalid {
-            answer,
-            location: location.into(),
-            problem: problem.into(),
-        }
+        FeedError::Invalid { answer, location: location.into(), problem: problem.into() }
     }
 
     /// Wraps an error found in one theater's detail answer.
     pub fn in_theater(self, theater: &TheaterListing) -> Self {
-        FeedError::Theater {
-            id: theater.external_id.clone(),
-            name: theater.name.clone(),
-            source: Box::new(self),
-        }
+        FeedError::Theater { id: theater.external_id.clone(), name: theater.name.clone(), source: Box::new(self) }
     }
 }
 
@@ -225,8 +205,7 @@ struct RawShowtime {
 /// or repeats an id already listed.
 pub fn parse_theater_list(body: &[u8]) -> Result<Vec<TheaterListing>, FeedError> {
     let answer = Answer::TheaterList;
-    let root: Value =
-        serde_json::from_slice(body).map_err(|source| FeedError::Json { answer, source })?;
+    let root: Value = serde_json::from_slice(body).map_err(|source| FeedError::Json { answer, source })?;
     let items = array_at(&root, &["data", "theaters"], answer)?;
 
     let mut seen = HashSet::new();
@@ -234,14 +213,9 @@ pub fn parse_theater_list(body: &[u8]) -> Result<Vec<TheaterListing>, FeedError>
     for (index, item) in items.iter().enumerate() {
         let location = item_location("theater", index, item.get("id"));
         let raw: RawTheater = typed(item, answer, &location)?;
-        let theater =
-            theater_from_raw(raw).map_err(|p| FeedError::invalid(answer, &location, p))?;
+        let theater = theater_from_raw(raw).map_err(|p| FeedError::invalid(answer, &location, p))?;
         if !seen.insert(theater.external_id.clone()) {
-            return Err(FeedError::invalid(
-                answer,
-                location,
-                "this id is listed twice",
-            ));
+            return Err(FeedError::invalid(answer, location, "this id is listed twice"));
         }
         theaters.push(theater);
     }
@@ -256,28 +230,14 @@ pub fn parse_theater_list(body: &[u8]) -> Result<Vec<TheaterListing>, FeedError>
 /// entry (times united, the first known duration and poster kept).
 pub fn parse_theater_detail(body: &[u8]) -> Result<Vec<MovieShowtimes>, FeedError> {
     let answer = Answer::TheaterDetail;
-    let root: Value =
-        serde_json::from_slice(body).map_err(|source| FeedError::Json { answer, source })?;
+    let root: Value = serde_json::from_slice(body).map_err(|source| FeedError::Json { answer, source })?;
     let groupings = object_at(&root, &["data", "theaterShowtimeGroupings"], answer)?;
 
     let date_path = "data.theaterShowtimeGroupings.displayDate";
     let date = match groupings.get("displayDate") {
-        None | Some(Value::Null) => {
-            return Err(FeedError::invalid(
-                answer,
-                date_path,
-                "missing field `displayDate`",
-            ))
-        }
-        Some(Value::String(s)) => {
-            NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
-                FeedError::invalid(
-                    answer,
-                    date_path,
-                    format!("{s:?} is not a date (YYYY-MM-DD)"),
-                )
-            })?
-        }
+        None | Some(Value::Null) => return Err(FeedError::invalid(answer, date_path, "missing field `displayDate`")),
+        Some(Value::String(s)) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map_err(|_| FeedError::invalid(answer, date_path, format!("{s:?} is not a date (YYYY-MM-DD)")))?,
         Some(other) => {
             return Err(FeedError::invalid(
                 answer,
@@ -286,19 +246,14 @@ pub fn parse_theater_detail(body: &[u8]) -> Result<Vec<MovieShowtimes>, FeedErro
             ))
         }
     };
-    let items = array_at(
-        &root,
-        &["data", "theaterShowtimeGroupings", "movies"],
-        answer,
-    )?;
+    let items = array_at(&root, &["data", "theaterShowtimeGroupings", "movies"], answer)?;
 
     let mut movies: Vec<MovieShowtimes> = Vec::with_capacity(items.len());
     let mut by_title: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let location = item_location("movie", index, item.get("name"));
         let raw: RawMovie = typed(item, answer, &location)?;
-        let movie =
-            movie_from_raw(raw, date).map_err(|p| FeedError::invalid(answer, &location, p))?;
+        let movie = movie_from_raw(raw, date).map_err(|p| FeedError::invalid(answer, &location, p))?;
         match by_title.get(&movie.title) {
             Some(&at) => merge_movie(&mut movies[at], movie),
             None => {
@@ -312,11 +267,7 @@ pub fn parse_theater_detail(body: &[u8]) -> Result<Vec<MovieShowtimes>, FeedErro
 
 /// Deserializes one list item; an error names the field (path) at fault,
 /// e.g. `theater #3 (id "abc"), field `latitude`: invalid type: ...`.
-fn typed<T: serde::de::DeserializeOwned>(
-    item: &Value,
-    answer: Answer,
-    location: &str,
-) -> Result<T, FeedError> {
+fn typed<T: serde::de::DeserializeOwned>(item: &Value, answer: Answer, location: &str) -> Result<T, FeedError> {
     serde_path_to_error::deserialize(item).map_err(|e| {
         let path = e.path().to_string();
         let location = match path.as_str() {
@@ -336,52 +287,29 @@ fn theater_from_raw(raw: RawTheater) -> Result<TheaterListing, String> {
         return Err("field `id` is empty".into());
     }
     if external_id.len() > MAX_EXTERNAL_ID_LEN
-        || !external_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !external_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(format!(
-            "field `id` must be 1 to {MAX_EXTERNAL_ID_LEN} letters, digits, '-' or '_'"
-        ));
+        return Err(format!("field `id` must be 1 to {MAX_EXTERNAL_ID_LEN} letters, digits, '-' or '_'"));
     }
     let tid = raw.tid.unwrap_or_default().trim().to_owned();
     if tid.chars().count() > MAX_TID_LEN {
-        return Err(format!(
-            "field `tid` is longer than {MAX_TID_LEN} characters"
-        ));
+        return Err(format!("field `tid` is longer than {MAX_TID_LEN} characters"));
     }
     let name = clean_name(&raw.name, "name")?;
     if !(raw.latitude.is_finite() && (-90.0..=90.0).contains(&raw.latitude)) {
-        return Err(format!(
-            "field `latitude` {} is not within -90..90",
-            raw.latitude
-        ));
+        return Err(format!("field `latitude` {} is not within -90..90", raw.latitude));
     }
     if !(raw.longitude.is_finite() && (-180.0..=180.0).contains(&raw.longitude)) {
-        return Err(format!(
-            "field `longitude` {} is not within -180..180",
-            raw.longitude
-        ));
+        return Err(format!("field `longitude` {} is not within -180..180", raw.longitude));
     }
-    Ok(TheaterListing {
-        external_id,
-        tid,
-        name,
-        latitude: raw.latitude,
-        longitude: raw.longitude,
-    })
+    Ok(TheaterListing { external_id, tid, name, latitude: raw.latitude, longitude: raw.longitude })
 }
 
 fn movie_from_raw(raw: RawMovie, date: NaiveDate) -> Result<MovieShowtimes, String> {
     let title = clean_name(&raw.name, "name")?;
-    let duration_minutes = raw
-        .duration_minutes
-        .filter(|d| DURATION_RANGE.contains(d))
-        .and_then(|d| i32::try_from(d).ok());
-    let poster_url = raw
-        .poster_image
-        .and_then(|p| p.url)
-        .and_then(|u| clean_url(&u));
+    let duration_minutes =
+        raw.duration_minutes.filter(|d| DURATION_RANGE.contains(d)).and_then(|d| i32::try_from(d).ok());
+    let poster_url = raw.poster_image.and_then(|p| p.url).and_then(|u| clean_url(&u));
 
     let mut times = BTreeSet::new();
     let showtimes = raw
@@ -393,13 +321,7 @@ fn movie_from_raw(raw: RawMovie, date: NaiveDate) -> Result<MovieShowtimes, Stri
     for showtime in showtimes {
         times.insert(parse_time(&showtime.provider_time)?);
     }
-    Ok(MovieShowtimes {
-        title,
-        duration_minutes,
-        poster_url,
-        date,
-        times: times.into_iter().collect(),
-    })
+    Ok(MovieShowtimes { title, duration_minutes, poster_url, date, times: times.into_iter().collect() })
 }
 
 fn merge_movie(into: &mut MovieShowtimes, other: MovieShowtimes) {
@@ -419,9 +341,7 @@ fn clean_name(raw: &str, field: &str) -> Result<String, String> {
         return Err(format!("field `{field}` is empty"));
     }
     if name.chars().count() > MAX_NAME_LEN {
-        return Err(format!(
-            "field `{field}` is longer than {MAX_NAME_LEN} characters"
-        ));
+        return Err(format!("field `{field}` is longer than {MAX_NAME_LEN} characters"));
     }
     Ok(name.to_owned())
 }
@@ -431,9 +351,7 @@ fn clean_url(raw: &str) -> Option<String> {
     let url = raw.trim();
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
-    let has_host = url
-        .split_once("//")
-        .is_some_and(|(_, rest)| !rest.is_empty());
+    let has_host = url.split_once("//").is_some_and(|(_, rest)| !rest.is_empty());
     let clean = scheme_ok
         && has_host
         && url.len() <= MAX_POSTER_URL_LEN
@@ -488,11 +406,7 @@ fn value_at<'a>(root: &'a Value, path: &[&str], answer: Answer) -> Result<&'a Va
     for (depth, key) in path.iter().enumerate() {
         let walked = path[..depth].join(".");
         let Some(object) = here.as_object() else {
-            let at = if walked.is_empty() {
-                "the answer".to_owned()
-            } else {
-                format!("`{walked}`")
-            };
+            let at = if walked.is_empty() { "the answer".to_owned() } else { format!("`{walked}`") };
             return Err(FeedError::invalid(
                 answer,
                 path.join("."),
@@ -501,11 +415,7 @@ fn value_at<'a>(root: &'a Value, path: &[&str], answer: Answer) -> Result<&'a Va
         };
         here = match object.get(*key) {
             Some(Value::Null) | None => {
-                return Err(FeedError::invalid(
-                    answer,
-                    path.join("."),
-                    format!("missing field `{key}`"),
-                ))
+                return Err(FeedError::invalid(answer, path.join("."), format!("missing field `{key}`")))
             }
             Some(v) => v,
         };
@@ -513,19 +423,10 @@ fn value_at<'a>(root: &'a Value, path: &[&str], answer: Answer) -> Result<&'a Va
     Ok(here)
 }
 
-fn array_at<'a>(
-    root: &'a Value,
-    path: &[&str],
-    answer: Answer,
-) -> Result<&'a Vec<Value>, FeedError> {
+fn array_at<'a>(root: &'a Value, path: &[&str], answer: Answer) -> Result<&'a Vec<Value>, FeedError> {
     let v = value_at(root, path, answer)?;
-    v.as_array().ok_or_else(|| {
-        FeedError::invalid(
-            answer,
-            path.join("."),
-            format!("expected an array, found {}", json_kind(v)),
-        )
-    })
+    v.as_array()
+        .ok_or_else(|| FeedError::invalid(answer, path.join("."), format!("expected an array, found {}", json_kind(v))))
 }
 
 fn object_at<'a>(
@@ -535,11 +436,7 @@ fn object_at<'a>(
 ) -> Result<&'a serde_json::Map<String, Value>, FeedError> {
     let v = value_at(root, path, answer)?;
     v.as_object().ok_or_else(|| {
-        FeedError::invalid(
-            answer,
-            path.join("."),
-            format!("expected an object, found {}", json_kind(v)),
-        )
+        FeedError::invalid(answer, path.join("."), format!("expected an object, found {}", json_kind(v)))
     })
 }
 
@@ -570,9 +467,8 @@ pub fn load_dir(dir: &Path, shift_to: Option<NaiveDate>) -> Result<CatalogFeed, 
     let mut theaters = Vec::with_capacity(listings.len());
     for theater in listings {
         let path = detail_path(dir, &theater.external_id);
-        let movies = read_file(&path)
-            .and_then(|body| parse_theater_detail(&body))
-            .map_err(|e| e.in_theater(&theater))?;
+        let movies =
+            read_file(&path).and_then(|body| parse_theater_detail(&body)).map_err(|e| e.in_theater(&theater))?;
         theaters.push(TheaterFeed { theater, movies });
     }
     let mut feed = CatalogFeed { theaters };
@@ -585,10 +481,7 @@ pub fn load_dir(dir: &Path, shift_to: Option<NaiveDate>) -> Result<CatalogFeed, 
 /// Moves every date in `feed` by `days`.
 pub fn shift_feed(feed: &mut CatalogFeed, days: i64) -> Result<(), FeedError> {
     for movie in feed.theaters.iter_mut().flat_map(|t| &mut t.movies) {
-        movie.date = shift_days(movie.date, days).ok_or(FeedError::DateShift {
-            date: movie.date,
-            days,
-        })?;
+        movie.date = shift_days(movie.date, days).ok_or(FeedError::DateShift { date: movie.date, days })?;
     }
     Ok(())
 }
@@ -600,10 +493,7 @@ pub fn detail_path(dir: &Path, external_id: &str) -> PathBuf {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, FeedError> {
-    std::fs::read(path).map_err(|source| FeedError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| FeedError::Io { path: path.to_owned(), source })
 }
 
 #[cfg(test)]
@@ -644,9 +534,7 @@ mod tests {
     }
 
     fn list(theaters: Value) -> Vec<u8> {
-        json!({"data": {"theaters": theaters}})
-            .to_string()
-            .into_bytes()
+        json!({"data": {"theaters": theaters}}).to_string().into_bytes()
     }
 
     fn theater(id: &str) -> Value {
@@ -660,17 +548,10 @@ mod tests {
         assert_eq!(feed.pair_count(), 1168);
         assert_eq!(feed.earliest_date(), Some(date("2024-04-15")));
         for movie in feed.theaters.iter().flat_map(|t| &t.movies) {
-            assert!(
-                movie.times.windows(2).all(|w| w[0] < w[1]),
-                "{}",
-                movie.title
-            );
+            assert!(movie.times.windows(2).all(|w| w[0] < w[1]), "{}", movie.title);
         }
         // One name in the sample carries trailing spaces.
-        assert!(feed
-            .theaters
-            .iter()
-            .any(|t| t.theater.name == "AMC Anaheim GardenWalk 6"));
+        assert!(feed.theaters.iter().any(|t| t.theater.name == "AMC Anaheim GardenWalk 6"));
     }
 
     #[test]
@@ -714,10 +595,11 @@ mod tests {
     #[test]
     fn times_are_merged_sorted_and_deduplicated() {
         let mut m = movie("Dune", &["21:00:00", "19:00"]);
-        m["movieVariants"].as_array_mut().unwrap().push(
-            json!({"amenityGroups": [{"showtimes": [{"providerTime": "19:00:00"}]},
-                                           {"showtimes": [{"providerTime": "10:30:00"}]}]}),
-        );
+        m["movieVariants"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"amenityGroups": [{"showtimes": [{"providerTime": "19:00:00"}]},
+                                           {"showtimes": [{"providerTime": "10:30:00"}]}]}));
         let again = movie("Dune", &["23:15:00", "21:00:00"]);
         let movies = parse_theater_detail(&detail(json!([m, again]))).unwrap();
         assert_eq!(movies.len(), 1, "a repeated title is one entry");
@@ -743,10 +625,7 @@ mod tests {
         let durations: Vec<_> = got.iter().map(|m| m.duration_minutes).collect();
         assert_eq!(durations, [None, None, None, None, None, Some(600)]);
         let posters: Vec<_> = got.iter().map(|m| m.poster_url.as_deref()).collect();
-        assert_eq!(
-            posters,
-            [None, None, None, None, None, Some("HTTP://x.org/p.jpg")]
-        );
+        assert_eq!(posters, [None, None, None, None, None, Some("HTTP://x.org/p.jpg")]);
         assert_eq!(got[0].times.len(), 1);
         assert!(got[1..].iter().all(|m| m.times.is_empty()));
     }
@@ -754,27 +633,10 @@ mod tests {
     #[test]
     fn invalid_json_is_reported_as_such() {
         let err = parse_theater_list(b"{\"data\": {\"theaters\": [").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                FeedError::Json {
-                    answer: Answer::TheaterList,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with("theater list is not valid JSON"),
-            "{err}"
-        );
+        assert!(matches!(err, FeedError::Json { answer: Answer::TheaterList, .. }), "{err}");
+        assert!(err.to_string().starts_with("theater list is not valid JSON"), "{err}");
         let err = parse_theater_detail(b"<html>502 Bad Gateway</html>").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("theater detail is not valid JSON"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("theater detail is not valid JSON"), "{err}");
     }
 
     #[test]
@@ -795,20 +657,13 @@ mod tests {
     #[test]
     fn a_missing_envelope_is_named() {
         let err = parse_theater_list(br#"{"data": {}}"#).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "theater list, data.theaters: missing field `theaters`"
-        );
+        assert_eq!(err.to_string(), "theater list, data.theaters: missing field `theaters`");
         let err = parse_theater_list(br#"{"message": "You are not subscribed"}"#).unwrap_err();
         assert!(err.to_string().contains("missing field `data`"), "{err}");
         let err = parse_theater_list(b"[]").unwrap_err();
-        assert!(err
-            .to_string()
-            .contains("expected the answer to be an object, found an array"));
-        let err = parse_theater_detail(
-            br#"{"data": {"theaterShowtimeGroupings": {"displayDate": "2024-04-15"}}}"#,
-        )
-        .unwrap_err();
+        assert!(err.to_string().contains("expected the answer to be an object, found an array"));
+        let err = parse_theater_detail(br#"{"data": {"theaterShowtimeGroupings": {"displayDate": "2024-04-15"}}}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("missing field `movies`"), "{err}");
     }
 
@@ -816,36 +671,22 @@ mod tests {
     fn a_wrong_type_names_the_field_and_what_was_expected() {
         let mut t = theater("a1");
         t["latitude"] = json!("34.0");
-        let msg = parse_theater_list(&list(json!([t])))
-            .unwrap_err()
-            .to_string();
+        let msg = parse_theater_list(&list(json!([t]))).unwrap_err().to_string();
         assert_eq!(
             msg,
             "theater list, theater #1 (id \"a1\"), field `latitude`: \
              invalid type: string \"34.0\", expected f64"
         );
 
-        let msg = parse_theater_list(br#"{"data": {"theaters": [42]}}"#)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            msg,
-            "theater list, theater #1: invalid type: integer `42`, expected a theater object"
-        );
+        let msg = parse_theater_list(br#"{"data": {"theaters": [42]}}"#).unwrap_err().to_string();
+        assert_eq!(msg, "theater list, theater #1: invalid type: integer `42`, expected a theater object");
 
-        let msg = parse_theater_list(br#"{"data": {"theaters": {"id": 1}}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("data.theaters: expected an array, found an object"),
-            "{msg}"
-        );
+        let msg = parse_theater_list(br#"{"data": {"theaters": {"id": 1}}}"#).unwrap_err().to_string();
+        assert!(msg.contains("data.theaters: expected an array, found an object"), "{msg}");
 
         let mut m = movie("Dune", &["19:00:00"]);
         m["durationMinutes"] = json!("166 min");
-        let msg = parse_theater_detail(&detail(json!([m])))
-            .unwrap_err()
-            .to_string();
+        let msg = parse_theater_detail(&detail(json!([m]))).unwrap_err().to_string();
         assert!(
             msg.contains(
                 "movie #1 (\"Dune\"), field `durationMinutes`: \
@@ -856,49 +697,30 @@ mod tests {
 
         let mut m = movie("Dune", &["19:00:00"]);
         m["movieVariants"][0]["amenityGroups"][0]["showtimes"] = json!("19:00");
-        let msg = parse_theater_detail(&detail(json!([m])))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("field `movieVariants[0].amenityGroups[0].showtimes`: invalid type"),
-            "{msg}"
-        );
+        let msg = parse_theater_detail(&detail(json!([m]))).unwrap_err().to_string();
+        assert!(msg.contains("field `movieVariants[0].amenityGroups[0].showtimes`: invalid type"), "{msg}");
 
         let mut body: Value = serde_json::from_slice(&detail(json!([]))).unwrap();
         body["data"]["theaterShowtimeGroupings"]["displayDate"] = json!(20240415);
-        let msg = parse_theater_detail(body.to_string().as_bytes())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("displayDate: expected a date string, found a number"),
-            "{msg}"
-        );
+        let msg = parse_theater_detail(body.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(msg.contains("displayDate: expected a date string, found a number"), "{msg}");
     }
 
     #[test]
     fn a_missing_required_detail_field_is_named() {
         let mut body: Value = serde_json::from_slice(&detail(json!([]))).unwrap();
-        body["data"]["theaterShowtimeGroupings"]
-            .as_object_mut()
-            .unwrap()
-            .remove("displayDate");
-        let msg = parse_theater_detail(body.to_string().as_bytes())
-            .unwrap_err()
-            .to_string();
+        body["data"]["theaterShowtimeGroupings"].as_object_mut().unwrap().remove("displayDate");
+        let msg = parse_theater_detail(body.to_string().as_bytes()).unwrap_err().to_string();
         assert!(msg.contains("missing field `displayDate`"), "{msg}");
 
         let mut m = movie("Dune", &["19:00:00"]);
         m.as_object_mut().unwrap().remove("name");
-        let msg = parse_theater_detail(&detail(json!([movie("Civil War", &[]), m])))
-            .unwrap_err()
-            .to_string();
+        let msg = parse_theater_detail(&detail(json!([movie("Civil War", &[]), m]))).unwrap_err().to_string();
         assert!(msg.contains("movie #2: missing field `name`"), "{msg}");
 
         let mut m = movie("Dune", &["19:00:00"]);
         m["movieVariants"][0]["amenityGroups"][0]["showtimes"][0] = json!({"date": "x"});
-        let msg = parse_theater_detail(&detail(json!([m])))
-            .unwrap_err()
-            .to_string();
+        let msg = parse_theater_detail(&detail(json!([m]))).unwrap_err().to_string();
         assert!(
             msg.contains(
                 "movie #1 (\"Dune\"), in `movieVariants[0].amenityGroups[0].showtimes[0]`: \
@@ -911,40 +733,21 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused() {
         let cases = [
-            (
-                "latitude",
-                json!(91.5),
-                "field `latitude` 91.5 is not within -90..90",
-            ),
-            (
-                "longitude",
-                json!(-180.5),
-                "field `longitude` -180.5 is not within -180..180",
-            ),
+            ("latitude", json!(91.5), "field `latitude` 91.5 is not within -90..90"),
+            ("longitude", json!(-180.5), "field `longitude` -180.5 is not within -180..180"),
             ("name", json!("   "), "field `name` is empty"),
             ("name", json!("x".repeat(256)), "longer than 255 characters"),
-            (
-                "id",
-                json!("../../etc/passwd"),
-                "field `id` must be 1 to 64",
-            ),
+            ("id", json!("../../etc/passwd"), "field `id` must be 1 to 64"),
             ("id", json!(""), "field `id` is empty"),
         ];
         for (field, value, want) in cases {
             let mut t = theater("a1");
             t[field] = value;
-            let msg = parse_theater_list(&list(json!([t])))
-                .unwrap_err()
-                .to_string();
+            let msg = parse_theater_list(&list(json!([t]))).unwrap_err().to_string();
             assert!(msg.contains(want), "{field}: {msg}");
         }
-        let msg = parse_theater_list(&list(json!([theater("a1"), theater("a1")])))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("theater #2 (id \"a1\"): this id is listed twice"),
-            "{msg}"
-        );
+        let msg = parse_theater_list(&list(json!([theater("a1"), theater("a1")]))).unwrap_err().to_string();
+        assert!(msg.contains("theater #2 (id \"a1\"): this id is listed twice"), "{msg}");
 
         let ok = parse_theater_list(&list(json!([{"id": "z", "name": " Rex  ", "latitude": -90,
             "longitude": 180}])))
@@ -955,16 +758,12 @@ mod tests {
     #[test]
     fn bad_dates_and_times_are_refused() {
         for bad in ["25:00:00", "19h00", "", "7pm", "23:59:60"] {
-            let msg = parse_theater_detail(&detail(json!([movie("Dune", &[bad])])))
-                .unwrap_err()
-                .to_string();
+            let msg = parse_theater_detail(&detail(json!([movie("Dune", &[bad])]))).unwrap_err().to_string();
             assert!(msg.contains("is not a time of day"), "{bad}: {msg}");
         }
         let mut body: Value = serde_json::from_slice(&detail(json!([]))).unwrap();
         body["data"]["theaterShowtimeGroupings"]["displayDate"] = json!("15/04/2024");
-        let msg = parse_theater_detail(body.to_string().as_bytes())
-            .unwrap_err()
-            .to_string();
+        let msg = parse_theater_detail(body.to_string().as_bytes()).unwrap_err().to_string();
         assert!(msg.contains("\"15/04/2024\" is not a date"), "{msg}");
     }
 
@@ -972,26 +771,15 @@ mod tests {
     fn a_bad_file_in_a_data_set_names_its_theater() {
         let dir = std::env::temp_dir().join(format!("marquee-feed-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join(DETAIL_DIR)).unwrap();
-        std::fs::write(
-            dir.join(LIST_FILE),
-            list(json!([theater("a1"), theater("b2")])),
-        )
-        .unwrap();
-        std::fs::write(
-            detail_path(&dir, "a1"),
-            detail(json!([movie("Dune", &["19:00"])])),
-        )
-        .unwrap();
+        std::fs::write(dir.join(LIST_FILE), list(json!([theater("a1"), theater("b2")]))).unwrap();
+        std::fs::write(detail_path(&dir, "a1"), detail(json!([movie("Dune", &["19:00"])]))).unwrap();
 
         let msg = load_dir(&dir, None).unwrap_err().to_string();
         assert!(msg.starts_with("theater b2 (Rex): cannot read"), "{msg}");
 
         std::fs::write(detail_path(&dir, "b2"), b"{\"data\": ").unwrap();
         let msg = load_dir(&dir, None).unwrap_err().to_string();
-        assert!(
-            msg.starts_with("theater b2 (Rex): theater detail is not valid JSON"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("theater b2 (Rex): theater detail is not valid JSON"), "{msg}");
 
         std::fs::write(detail_path(&dir, "b2"), detail(json!([]))).unwrap();
         let feed = load_dir(&dir, Some(date("2030-01-01"))).unwrap();

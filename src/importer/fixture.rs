@@ -67,11 +67,7 @@ pub enum EditError {
     #[error("theater {theater_id:?} shows no movie {title:?}")]
     UnknownMovie { theater_id: String, title: String },
     #[error("{title:?} at theater {theater_id:?} has no showtime {time:?}")]
-    UnknownShowtime {
-        theater_id: String,
-        title: String,
-        time: String,
-    },
+    UnknownShowtime { theater_id: String, title: String, time: String },
 }
 
 /// Settings of the fixture server.
@@ -169,24 +165,13 @@ impl FixtureHandle {
     /// The listed theater ids, in list order.
     pub fn theater_ids(&self) -> Vec<String> {
         let state = self.lock();
-        let theaters = state
-            .list
-            .pointer("/data/theaters")
-            .and_then(Value::as_array);
-        theaters
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.get("id").and_then(Value::as_str).map(str::to_owned))
-            .collect()
+        let theaters = state.list.pointer("/data/theaters").and_then(Value::as_array);
+        theaters.into_iter().flatten().filter_map(|t| t.get("id").and_then(Value::as_str).map(str::to_owned)).collect()
     }
 
     /// Adds a movie to a theater's detail answer (on its `displayDate`).
     pub fn add_movie(&self, theater_id: &str, movie: &FixtureMovie) -> Result<(), EditError> {
-        let showtimes: Vec<Value> = movie
-            .times
-            .iter()
-            .map(|t| json!({ "providerTime": t }))
-            .collect();
+        let showtimes: Vec<Value> = movie.times.iter().map(|t| json!({ "providerTime": t })).collect();
         let entry = json!({
             "name": movie.title,
             "durationMinutes": movie.duration_minutes,
@@ -206,22 +191,14 @@ impl FixtureHandle {
         let before = movies.len();
         movies.retain(|m| m.get("name").and_then(Value::as_str) != Some(title));
         if movies.len() == before {
-            return Err(EditError::UnknownMovie {
-                theater_id: theater_id.to_owned(),
-                title: title.to_owned(),
-            });
+            return Err(EditError::UnknownMovie { theater_id: theater_id.to_owned(), title: title.to_owned() });
         }
         Ok(())
     }
 
     /// Removes one showtime (`HH:MM:SS` or `HH:MM`) of a movie at a theater,
     /// from every variant and amenity group that has it.
-    pub fn drop_showtime(
-        &self,
-        theater_id: &str,
-        title: &str,
-        time: &str,
-    ) -> Result<(), EditError> {
+    pub fn drop_showtime(&self, theater_id: &str, title: &str, time: &str) -> Result<(), EditError> {
         let unknown_showtime = || EditError::UnknownShowtime {
             theater_id: theater_id.to_owned(),
             title: title.to_owned(),
@@ -232,10 +209,7 @@ impl FixtureHandle {
         let movies = movies_mut(&mut state, theater_id)?;
         let mut found_movie = false;
         let mut dropped = false;
-        for movie in movies
-            .iter_mut()
-            .filter(|m| m.get("name").and_then(Value::as_str) == Some(title))
-        {
+        for movie in movies.iter_mut().filter(|m| m.get("name").and_then(Value::as_str) == Some(title)) {
             found_movie = true;
             for list in showtime_lists_mut(movie) {
                 let before = list.len();
@@ -248,10 +222,7 @@ impl FixtureHandle {
         }
         match (found_movie, dropped) {
             (true, true) => Ok(()),
-            (false, _) => Err(EditError::UnknownMovie {
-                theater_id: theater_id.to_owned(),
-                title: title.to_owned(),
-            }),
+            (false, _) => Err(EditError::UnknownMovie { theater_id: theater_id.to_owned(), title: title.to_owned() }),
             (true, false) => Err(unknown_showtime()),
         }
     }
@@ -266,9 +237,7 @@ impl FixtureHandle {
 }
 
 fn parse_time(s: &str) -> Option<NaiveTime> {
-    NaiveTime::parse_from_str(s, "%H:%M:%S")
-        .or_else(|_| NaiveTime::parse_from_str(s, "%H:%M"))
-        .ok()
+    NaiveTime::parse_from_str(s, "%H:%M:%S").or_else(|_| NaiveTime::parse_from_str(s, "%H:%M")).ok()
 }
 
 fn movies_mut<'a>(state: &'a mut State, theater_id: &str) -> Result<&'a mut Vec<Value>, EditError> {
@@ -293,9 +262,7 @@ fn showtime_lists_mut(movie: &mut Value) -> Vec<&mut Vec<Value>> {
 
 /// Today's date in Los Angeles, where the bundled theaters are.
 pub fn today_in_los_angeles() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::America::Los_Angeles)
-        .date_naive()
+    chrono::Utc::now().with_timezone(&chrono_tz::America::Los_Angeles).date_naive()
 }
 
 // ---- Loading the directory ------------------------------------------------------
@@ -306,10 +273,7 @@ struct Data {
 }
 
 fn invalid_data(path: &Path, problem: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("{}: {problem}", path.display()),
-    )
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {problem}", path.display()))
 }
 
 fn read_json(path: &Path) -> std::io::Result<Value> {
@@ -344,19 +308,15 @@ fn load_data(dir: &Path, today: NaiveDate) -> std::io::Result<Data> {
 }
 
 fn display_date(detail: &Value) -> Option<NaiveDate> {
-    let s = detail
-        .pointer("/data/theaterShowtimeGroupings/displayDate")?
-        .as_str()?;
+    let s = detail.pointer("/data/theaterShowtimeGroupings/displayDate")?.as_str()?;
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
 /// Moves `displayDate` and every `displayDates` entry; other fields stay.
 fn shift_detail(detail: &mut Value, days: i64) {
     let shift = |v: &mut Value| {
-        let moved = v
-            .as_str()
-            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-            .and_then(|d| shift_days(d, days));
+        let moved =
+            v.as_str().and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()).and_then(|d| shift_days(d, days));
         if let Some(d) = moved {
             *v = Value::String(d.format("%Y-%m-%d").to_string());
         }
@@ -367,10 +327,7 @@ fn shift_detail(detail: &mut Value, days: i64) {
     if let Some(date) = groupings.get_mut("displayDate") {
         shift(date);
     }
-    if let Some(dates) = groupings
-        .get_mut("displayDates")
-        .and_then(Value::as_array_mut)
-    {
+    if let Some(dates) = groupings.get_mut("displayDates").and_then(Value::as_array_mut) {
         dates.iter_mut().for_each(shift);
     }
 }
@@ -394,11 +351,7 @@ pub fn start_fixture(cfg: FixtureConfig, listener: TcpListener) -> std::io::Resu
         cfg.dir.display()
     );
     cfg.handle.install(data, cfg.fault);
-    let state = web::Data::new(AppState {
-        handle: cfg.handle,
-        required_key: cfg.required_key,
-        api_host: cfg.api_host,
-    });
+    let state = web::Data::new(AppState { handle: cfg.handle, required_key: cfg.required_key, api_host: cfg.api_host });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -426,21 +379,14 @@ fn message(status: StatusCode, text: &str) -> HttpResponse {
 }
 
 fn json_body(body: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body)
+    HttpResponse::Ok().content_type("application/json").body(body)
 }
 
 /// RapidAPI's gate: both headers, and the right key and host. Returns the
 /// refusal to send, if any.
 fn refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
+    let header =
+        |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
     let Some(key) = header("X-RapidAPI-Key") else {
         return Some(message(
             StatusCode::UNAUTHORIZED,
@@ -448,17 +394,11 @@ fn refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
         ));
     };
     let Some(host) = header("X-RapidAPI-Host") else {
-        return Some(message(
-            StatusCode::UNAUTHORIZED,
-            "Missing X-RapidAPI-Host header.",
-        ));
+        return Some(message(StatusCode::UNAUTHORIZED, "Missing X-RapidAPI-Host header."));
     };
     let key_ok = state.required_key.as_deref().is_none_or(|k| k == key);
     if !key_ok || host != state.api_host {
-        return Some(message(
-            StatusCode::FORBIDDEN,
-            "You are not subscribed to this API.",
-        ));
+        return Some(message(StatusCode::FORBIDDEN, "You are not subscribed to this API."));
     }
     None
 }
@@ -476,18 +416,10 @@ async fn theater_list(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let query = query(&req);
     let param = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     if param("zipCode").is_none() {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Missing required parameter: zipCode",
-        );
+        return message(StatusCode::BAD_REQUEST, "Missing required parameter: zipCode");
     }
     match param("radius").map(str::parse::<f64>) {
-        None => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Missing required parameter: radius",
-            )
-        }
+        None => return message(StatusCode::BAD_REQUEST, "Missing required parameter: radius"),
         Some(Err(_)) => return message(StatusCode::BAD_REQUEST, "radius must be a number"),
         Some(Ok(_)) => {}
     }
@@ -514,11 +446,7 @@ async fn theater_detail(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
         let mut st = state.handle.lock();
         st.detail_requests += 1;
         st.fault_requests += 1;
-        (
-            st.fault.clone(),
-            st.fault_requests,
-            st.details.get(id).cloned(),
-        )
+        (st.fault.clone(), st.fault_requests, st.details.get(id).cloned())
     };
     let Some(mut detail) = detail else {
         return message(StatusCode::NOT_FOUND, "Theater not found");
@@ -590,24 +518,16 @@ mod tests {
         let data = load_data(&sample_dir(), date("2030-06-01")).unwrap();
         assert_eq!(data.details.len(), 110);
         let firsts: Vec<_> = data.details.values().filter_map(display_date).collect();
-        assert!(
-            firsts.iter().all(|d| *d == date("2030-06-01")),
-            "{firsts:?}"
-        );
+        assert!(firsts.iter().all(|d| *d == date("2030-06-01")), "{firsts:?}");
         // The longest displayDates list runs to 2024-12-16, 245 days after the first.
         let last = data
             .details
             .values()
-            .filter_map(|d| {
-                d.pointer("/data/theaterShowtimeGroupings/displayDates")?
-                    .as_array()?
-                    .last()
-            })
+            .filter_map(|d| d.pointer("/data/theaterShowtimeGroupings/displayDates")?.as_array()?.last())
             .filter_map(|v| v.as_str().map(date))
             .max();
         assert_eq!(last, shift_days(date("2030-06-01"), 245));
-        let original =
-            read_json(&sample_dir().join("theaters-detail/Oy0fdRfgBTrMTwl.json")).unwrap();
+        let original = read_json(&sample_dir().join("theaters-detail/Oy0fdRfgBTrMTwl.json")).unwrap();
         let shifted = &data.details["Oy0fdRfgBTrMTwl"];
         assert_eq!(
             original.pointer("/data/theaterShowtimeGroupings/movies"),
@@ -617,23 +537,15 @@ mod tests {
 
     fn handle_with_sample() -> FixtureHandle {
         let handle = FixtureHandle::default();
-        handle.install(
-            load_data(&sample_dir(), date("2030-06-01")).unwrap(),
-            Fault::None,
-        );
+        handle.install(load_data(&sample_dir(), date("2030-06-01")).unwrap(), Fault::None);
         handle
     }
 
     fn titles(handle: &FixtureHandle, theater: &str) -> Vec<String> {
         let st = handle.lock();
-        let movies = st.details[theater]
-            .pointer("/data/theaterShowtimeGroupings/movies")
-            .unwrap();
+        let movies = st.details[theater].pointer("/data/theaterShowtimeGroupings/movies").unwrap();
         let movies = movies.as_array().unwrap();
-        movies
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_owned())
-            .collect()
+        movies.iter().map(|m| m["name"].as_str().unwrap().to_owned()).collect()
     }
 
     #[test]
@@ -648,9 +560,7 @@ mod tests {
         };
         handle.add_movie(&theater, &movie).unwrap();
         assert!(titles(&handle, &theater).contains(&"Test Pattern".to_owned()));
-        handle
-            .drop_showtime(&theater, "Test Pattern", "15:30")
-            .unwrap();
+        handle.drop_showtime(&theater, "Test Pattern", "15:30").unwrap();
         assert_eq!(
             handle.drop_showtime(&theater, "Test Pattern", "15:30:00"),
             Err(EditError::UnknownShowtime {
@@ -661,13 +571,7 @@ mod tests {
         );
         handle.remove_movie(&theater, "Test Pattern").unwrap();
         assert!(!titles(&handle, &theater).contains(&"Test Pattern".to_owned()));
-        assert_eq!(
-            handle.add_movie("nope", &movie),
-            Err(EditError::UnknownTheater("nope".into()))
-        );
-        assert!(matches!(
-            handle.remove_movie(&theater, "Test Pattern"),
-            Err(EditError::UnknownMovie { .. })
-        ));
+        assert_eq!(handle.add_movie("nope", &movie), Err(EditError::UnknownTheater("nope".into())));
+        assert!(matches!(handle.remove_movie(&theater, "Test Pattern"), Err(EditError::UnknownMovie { .. })));
     }
 }

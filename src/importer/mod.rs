@@ -13,14 +13,12 @@ pub mod feed;
 pub mod fixture;
 
 pub use client::{
-    FetchError, FetchReport, FlixsterClient, FlixsterConfig, ImportError, Progress,
-    DEFAULT_API_HOST, DEFAULT_BASE_URL,
+    FetchError, FetchReport, FlixsterClient, FlixsterConfig, ImportError, Progress, DEFAULT_API_HOST, DEFAULT_BASE_URL,
 };
 pub use feed::{
-    load_dir, parse_theater_detail, parse_theater_list, shift_days, CatalogFeed, FeedError,
-    MovieShowtimes, TheaterFeed, TheaterListing,
+    load_dir, parse_theater_detail, parse_theater_list, shift_days, CatalogFeed, FeedError, MovieShowtimes,
+    TheaterFeed, TheaterListing,
 };
 pub use fixture::{
-    serve_fixture, start_fixture, today_in_los_angeles, EditError, Fault, FixtureConfig,
-    FixtureHandle, FixtureMovie,
+    serve_fixture, start_fixture, today_in_los_angeles, EditError, Fault, FixtureConfig, FixtureHandle, FixtureMovie,
 };
