@@ -45,6 +45,10 @@ pub enum Fault {
     BrokenJson { theater_id: Option<String> },
     /// Leave the required `displayDate` out of every detail answer.
     MissingField,
+    /// Give the first movie of every detail answer a number for its `name`.
+    WrongType,
+    /// Answer every detail request with this HTTP status (e.g. 404, 503).
+    Status(u16),
     /// Pad every detail answer with [`OVERSIZED_PADDING_BYTES`] of filler.
     Oversized,
 }
@@ -484,6 +488,15 @@ async fn theater_detail(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
         Fault::MissingField => {
             if let Some(g) = detail.pointer_mut("/data/theaterShowtimeGroupings") {
                 g.as_object_mut().map(|g| g.remove("displayDate"));
+            }
+        }
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return message(status, status.canonical_reason().unwrap_or("Error"));
+        }
+        Fault::WrongType => {
+            if let Some(movie) = detail.pointer_mut("/data/theaterShowtimeGroupings/movies/0") {
+                movie["name"] = json!(42);
             }
         }
         Fault::Oversized => {
