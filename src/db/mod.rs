@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod models;
 pub mod orders;
+pub mod sales;
 pub mod schema;
 
 use diesel::mysql::MysqlConnection;
