@@ -2,11 +2,12 @@
 use crate::actors::directory::ShowDirectory;
 use crate::actors::lamport::LamportClock;
 use crate::actors::show::ShowDeps;
+use crate::actors::ApiImporter;
 use crate::config::Settings;
 use crate::db::schema::write_log;
 use crate::db::{create_database_if_missing, Db, DbError};
 use crate::wal::LogWriter;
-use crate::web::{self, api, pages, AppState};
+use crate::web::{self, admin::AdminGate, api, pages, AppState};
 use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::middleware::Logger;
@@ -68,13 +69,17 @@ impl Application {
             layouts: Default::default(),
         };
         let tera = tera::Tera::new(&format!("{}/**/*.html", settings.templates_dir))?;
-        let state = AppState {
-            db,
-            tera: Arc::new(tera),
-            shows: Arc::new(ShowDirectory::new(arbiters, deps)),
-            writer,
-            settings: Arc::new(settings),
-        };
+        let shows = Arc::new(ShowDirectory::new(arbiters, deps));
+        let importer = ApiImporter::new(
+            settings.flixster.clone(),
+            db.clone(),
+            writer.clone(),
+            shows.clone(),
+            settings.import_interval,
+        )
+        .start();
+        let admin = Arc::new(AdminGate::new(settings.admin_password.clone(), settings.admin_session_secret.as_ref()));
+        let state = AppState { db, tera: Arc::new(tera), shows, writer, settings: Arc::new(settings), importer, admin };
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
         log::info!("marquee node listening on port {port}");

@@ -1,14 +1,17 @@
-//! The HTTP edge: pages, the JSON API, health. Input is parsed into domain types here.
+//! The HTTP edge: pages, the JSON API, the admin area, health. Input is parsed into
+//! domain types here.
+pub mod admin;
 pub mod api;
 pub mod csrf;
 pub mod error;
 pub mod form;
 pub mod pages;
 
-use crate::actors::ShowDirectory;
+use crate::actors::{ApiImporter, ShowDirectory};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::wal::LogWriter;
+use actix::Addr;
 use actix_web::{web, HttpResponse};
 use std::sync::Arc;
 
@@ -22,6 +25,10 @@ pub struct AppState {
     pub shows: Arc<ShowDirectory>,
     pub writer: LogWriter,
     pub settings: Arc<Settings>,
+    /// Runs catalog imports (one at a time); start them with `admin::start_import`.
+    pub importer: Addr<ApiImporter>,
+    /// The admin password, session key and login throttle.
+    pub admin: Arc<admin::AdminGate>,
 }
 
 impl AppState {
@@ -51,6 +58,7 @@ impl AppState {
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     api::config(cfg);
+    admin::config(cfg);
     pages::config(cfg);
 }
 
