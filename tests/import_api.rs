@@ -270,3 +270,38 @@ async fn without_a_key_the_real_api_is_not_called() {
     assert!(job.error.as_deref().unwrap_or("").contains("FLIXSTER_API_KEY is not set"), "{:?}", job.error);
     assert_eq!(job.requests, 0);
 }
+
+#[actix_web::test]
+async fn the_import_history_outlives_a_restart() {
+    use marquee::actors::importer::RecentImports;
+    let api = FixtureApi::start();
+    let app = spawn_app_with(|s| api.configure(s)).await;
+    api.handle.set_fault(Fault::Status(503));
+    let failed = run_import(&app).await;
+    assert_eq!(failed.state, JobState::Failed);
+    // A job that a stopped node left running.
+    app.state
+        .db
+        .run(|c| {
+            diesel::sql_query(
+                "INSERT INTO import_jobs (id, state, requested_by, queued_at, theaters_done, requests, retries)
+                 VALUES (99, 'running', 'schedule', NOW(3), 3, 4, 0)",
+            )
+            .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let again = common::spawn_on(&app.db_name, |s| api.configure(s), false);
+    let jobs = again.state.importer.send(RecentImports).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![99, failed.id]);
+    assert_eq!(jobs[0].state, JobState::Failed);
+    assert!(jobs[0].error.as_deref().unwrap().contains("the node stopped during this import"));
+    assert_eq!(jobs[1].error, failed.error);
+    api.handle.set_fault(Fault::None);
+    let next = run_import(&again).await;
+    assert_eq!(next.id, 100, "numbering goes on");
+    done(&next);
+    api.stop().await;
+}

@@ -5,9 +5,11 @@
 //! a few at a time) and only then writes it, as one write-log entry: a failed fetch writes
 //! nothing, and a failed write leaves the catalog as it was. The HTTP client is not `Send`,
 //! so the fetch runs as a future of this actor, on its thread. The job bookkeeping is the
-//! plain [`JobBook`], tested without a System.
+//! plain [`JobBook`], tested without a System; jobs are also saved in `import_jobs`, so
+//! the history outlives a restart (a job cut short by one is marked failed).
 use super::ShowDirectory;
 use crate::catalog::{import_feed, ImportCounts};
+use crate::db::import_jobs::{self, ImportJobRow};
 use crate::db::Db;
 use crate::importer::{FlixsterClient, FlixsterConfig, DEFAULT_BASE_URL};
 use crate::wal::LogWriter;
@@ -34,6 +36,19 @@ impl JobState {
     pub fn is_active(self) -> bool {
         matches!(self, JobState::Queued | JobState::Running)
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed].into_iter().find(|j| j.as_str() == s)
+    }
 }
 
 /// Who asked for an import.
@@ -42,6 +57,15 @@ impl JobState {
 pub enum Trigger {
     Admin,
     Schedule,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Admin => "admin",
+            Trigger::Schedule => "schedule",
+        }
+    }
 }
 
 /// What an import is doing now.
@@ -83,6 +107,46 @@ impl ImportJob {
     pub fn duration_ms(&self) -> Option<i64> {
         Some((self.finished_at? - self.started_at?).num_milliseconds())
     }
+
+    pub fn to_row(&self) -> ImportJobRow {
+        let int = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        ImportJobRow {
+            id: self.id as i64,
+            state: self.state.as_str().to_string(),
+            requested_by: self.trigger.as_str().to_string(),
+            queued_at: self.queued_at.naive_utc(),
+            started_at: self.started_at.map(|t| t.naive_utc()),
+            finished_at: self.finished_at.map(|t| t.naive_utc()),
+            theaters_done: int(self.theaters_done),
+            theaters_total: self.theaters_total.map(int),
+            counts: self.counts.as_ref().and_then(|c| serde_json::to_string(c).ok()),
+            requests: self.requests as i32,
+            retries: self.retries as i32,
+            lsn: self.lsn,
+            error: self.error.clone(),
+        }
+    }
+
+    /// A stored job; one that is not finished reads as failed.
+    pub fn from_row(row: ImportJobRow) -> Self {
+        let state = JobState::parse(&row.state).filter(|s| !s.is_active()).unwrap_or(JobState::Failed);
+        ImportJob {
+            id: row.id.max(0) as u64,
+            state,
+            trigger: if row.requested_by == "schedule" { Trigger::Schedule } else { Trigger::Admin },
+            phase: Phase::Finished,
+            queued_at: row.queued_at.and_utc(),
+            started_at: row.started_at.map(|t| t.and_utc()),
+            finished_at: row.finished_at.map(|t| t.and_utc()),
+            theaters_done: row.theaters_done.max(0) as usize,
+            theaters_total: row.theaters_total.map(|t| t.max(0) as usize),
+            counts: row.counts.and_then(|c| serde_json::from_str(&c).ok()),
+            requests: row.requests.max(0) as u32,
+            retries: row.retries.max(0) as u32,
+            lsn: row.lsn,
+            error: row.error.or_else(|| (state == JobState::Failed).then(|| "stopped unfinished".to_string())),
+        }
+    }
 }
 
 /// Refused: another import is queued or running.
@@ -109,6 +173,13 @@ pub struct JobBook {
 }
 
 impl JobBook {
+    /// Takes the stored history (newest first) and continues numbering after `max_id`.
+    pub fn restore(&mut self, mut history: Vec<ImportJob>, max_id: u64) {
+        history.truncate(HISTORY_LEN);
+        self.history = history.into();
+        self.next_id = self.next_id.max(max_id);
+    }
+
     /// Queues a new job, unless one is queued or running.
     pub fn queue(&mut self, trigger: Trigger, now: DateTime<Utc>) -> Result<&ImportJob, AlreadyRunning> {
         if let Some(job) = &self.current {
@@ -241,11 +312,12 @@ impl ApiImporter {
         let client = match client_for(&self.config) {
             Ok(c) => c,
             Err(e) => {
-                self.finished(id, Err(e));
+                self.finished(id, Err(e), ctx);
                 return Ok(self.jobs.get(id).cloned().expect("the job just finished"));
             }
         };
         let job = self.jobs.get(id).cloned().expect("the job just started");
+        self.save(id, ctx);
         let me = ctx.address();
         let (db, writer, shows) = (self.db.clone(), self.writer.clone(), self.shows.clone());
         let work = async move {
@@ -265,16 +337,31 @@ impl ApiImporter {
                 retries: report.retries,
             })
         };
-        ctx.spawn(work.into_actor(self).map(move |result, act, _| act.finished(id, result)));
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| act.finished(id, result, ctx)));
         Ok(job)
     }
 
-    fn finished(&mut self, id: u64, result: Result<Finished, String>) {
+    fn finished(&mut self, id: u64, result: Result<Finished, String>, ctx: &mut Context<Self>) {
         match &result {
             Ok(f) => log::info!("import #{id} done: {:?}, log entry {:?}", f.counts, f.lsn),
             Err(e) => log::warn!("import #{id} failed: {e}"),
         }
         self.jobs.finish(id, result, Utc::now());
+        self.save(id, ctx);
+    }
+
+    /// Stores the job as it is now. The actor waits for it, so the writes of one job land
+    /// in order; a failure is logged and the import goes on (the job stays in memory).
+    fn save(&mut self, id: u64, ctx: &mut Context<Self>) {
+        let Some(row) = self.jobs.get(id).map(ImportJob::to_row) else { return };
+        let db = self.db.clone();
+        ctx.wait(async move { db.run(move |c| import_jobs::save(c, &row)).await }.into_actor(self).map(
+            move |res, _, _| {
+                if let Err(e) = res {
+                    log::warn!("import #{id}: could not store the job: {e}");
+                }
+            },
+        ));
     }
 }
 
@@ -282,6 +369,20 @@ impl Actor for ApiImporter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let load = async move {
+            db.run(|c| {
+                import_jobs::fail_unfinished(c, Utc::now().naive_utc())?;
+                import_jobs::recent(c, HISTORY_LEN as i64)
+            })
+            .await
+        };
+        ctx.wait(load.into_actor(self).map(|res, act, _| match res {
+            Ok((rows, max_id)) => {
+                act.jobs.restore(rows.into_iter().map(ImportJob::from_row).collect(), max_id.max(0) as u64)
+            }
+            Err(e) => log::warn!("the import history could not be read: {e}"),
+        }));
         if let Some(every) = self.interval {
             log::info!("imports are scheduled every {} minutes", every.as_secs() / 60);
             ctx.run_interval(every, |act, ctx| {
@@ -430,6 +531,32 @@ mod tests {
         assert_eq!(job.theaters_done, 5);
         assert_eq!(job.error.as_deref(), Some("theater abc (Rex): HTTP 500"));
         assert_eq!(job.requests, 11);
+    }
+
+    #[test]
+    fn a_stored_job_reads_back_and_numbering_continues() {
+        let mut book = JobBook::default();
+        let now = Utc::now();
+        let id = book.queue(Trigger::Schedule, now).unwrap().id;
+        book.start(id, now);
+        book.progress(id, 110, 110);
+        book.finish(id, Ok(done()), now);
+        let job = book.get(id).unwrap().clone();
+        let back = ImportJob::from_row(job.to_row());
+        assert_eq!(
+            (back.state, back.trigger, back.counts.as_ref(), back.lsn),
+            (JobState::Done, Trigger::Schedule, job.counts.as_ref(), Some(7))
+        );
+        assert_eq!((back.theaters_done, back.requests), (110, 111));
+
+        let mut row = job.to_row();
+        row.state = "running".into();
+        assert_eq!(ImportJob::from_row(row).state, JobState::Failed, "an unfinished job did not finish");
+
+        let mut restored = JobBook::default();
+        restored.restore(vec![back], 41);
+        assert_eq!(restored.current().unwrap().id, id);
+        assert_eq!(restored.queue(Trigger::Admin, now).unwrap().id, 42);
     }
 
     #[test]
