@@ -1,8 +1,20 @@
-//! `marquee serve | migrate | import`.
+//! `marquee serve | migrate | import | fixture-api`.
+use crate::actors::importer::client_for;
+use crate::catalog::{import_feed, ImportCounts};
 use crate::config::Settings;
-use crate::startup::{open_database, Application};
+use crate::importer::{serve_fixture, Fault, FixtureConfig, Progress};
+use crate::startup::{open_database, start_log, Application};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: marquee serve | migrate | import --from DIR";
+const USAGE: &str = "usage: marquee serve
+       marquee migrate
+       marquee import                       (from the API: FLIXSTER_BASE_URL, FLIXSTER_API_KEY, IMPORT_ZIP, ...)
+       marquee import --from DIR [--date YYYY-MM-DD]
+       marquee fixture-api --dir DIR [--bind ADDR] [--key KEY] [--date YYYY-MM-DD] [--fault FAULT]
+         FAULT: slow:MILLISECONDS | error:EVERY_NTH | rate-limit:FIRST_N | broken-json[:THEATER_ID]
+                | missing-field | wrong-type | oversized | status:HTTP_STATUS";
 
 pub fn main() -> Result<(), String> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn")).init();
@@ -15,7 +27,9 @@ pub fn main() -> Result<(), String> {
             log::info!("database is migrated");
             Ok(())
         }
-        Some("import") => crate::catalog::cli_import(settings, &args[1..]),
+        Some("import") if args.iter().any(|a| a == "--from") => crate::catalog::cli_import(settings, &args[1..]),
+        Some("import") => api_import(settings, &args[1..]),
+        Some("fixture-api") => fixture_api(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -29,4 +43,162 @@ fn serve(settings: Settings) -> Result<(), String> {
         let app = Application::build(settings).map_err(|e| e.to_string())?;
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+/// `slow:200`, `error:3`, `rate-limit:5`, `broken-json`, `broken-json:ID`, `missing-field`,
+/// `wrong-type`, `oversized`, `status:404`, `none`.
+pub fn parse_fault(raw: &str) -> Result<Fault, String> {
+    let (name, value) = raw.split_once(':').map(|(n, v)| (n, Some(v))).unwrap_or((raw, None));
+    let number = |v: Option<&str>| -> Result<u32, String> {
+        v.ok_or(format!("--fault {name} needs a number, like {name}:3"))?
+            .parse()
+            .map_err(|_| format!("'{raw}': the value must be a whole number"))
+    };
+    Ok(match name {
+        "none" => Fault::None,
+        "slow" => Fault::Slow(Duration::from_millis(u64::from(number(value)?))),
+        "error" => Fault::ServerError { every_nth: number(value)? },
+        "rate-limit" => Fault::RateLimited { first_n: number(value)? },
+        "broken-json" => Fault::BrokenJson { theater_id: value.map(str::to_string) },
+        "missing-field" => Fault::MissingField,
+        "wrong-type" => Fault::WrongType,
+        "status" => Fault::Status(number(value)?.try_into().map_err(|_| format!("'{raw}' is not an HTTP status"))?),
+        "oversized" => Fault::Oversized,
+        _ => return Err(format!("unknown fault '{raw}'")),
+    })
+}
+
+/// `marquee fixture-api`: serves a Flixster-shaped data set, dates moved to this week.
+fn fixture_api(args: &[String]) -> Result<(), String> {
+    let mut dir = None;
+    let mut cfg = FixtureConfig::new("");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--dir" => dir = Some(value()?),
+            "--bind" => cfg.bind = value()?,
+            "--key" => cfg.required_key = Some(value()?),
+            "--fault" => cfg.fault = parse_fault(&value()?)?,
+            "--date" => {
+                let d = value()?;
+                cfg.today = Some(
+                    chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| format!("'{d}' is not a date"))?,
+                );
+            }
+            other => return Err(format!("unknown option '{other}'\n{USAGE}")),
+        }
+    }
+    cfg.dir = dir.ok_or(format!("fixture-api needs --dir DIR\n{USAGE}"))?.into();
+    eprintln!(
+        "serving {} as the Flixster API on http://{}; import from it with FLIXSTER_BASE_URL=http://{} marquee import",
+        cfg.dir.display(),
+        cfg.bind,
+        cfg.bind
+    );
+    actix_web::rt::System::new().block_on(serve_fixture(cfg)).map_err(|e| e.to_string())
+}
+
+/// `\r[#########           ] 55/110 theaters`, on a terminal only.
+struct ProgressBar {
+    on: bool,
+}
+
+impl ProgressBar {
+    const WIDTH: usize = 30;
+
+    fn show(&self, p: Progress) {
+        if !self.on || p.total == 0 {
+            return;
+        }
+        let filled = p.done * Self::WIDTH / p.total;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[{}{}] {}/{} theaters",
+            "#".repeat(filled),
+            " ".repeat(Self::WIDTH - filled),
+            p.done,
+            p.total
+        );
+        let _ = err.flush();
+    }
+
+    fn end(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+pub fn describe(c: &ImportCounts) -> String {
+    format!(
+        "theaters {} new, {} updated, {} unchanged; movies {} new, {} updated, {} unchanged; \
+         shows {} new, {} updated, {} unchanged, {} removed, {} withdrawn (kept for their bookings)",
+        c.theaters.created,
+        c.theaters.updated,
+        c.theaters.unchanged,
+        c.movies.created,
+        c.movies.updated,
+        c.movies.unchanged,
+        c.shows.created,
+        c.shows.updated,
+        c.shows.unchanged,
+        c.shows_removed,
+        c.shows_withdrawn
+    )
+}
+
+/// `marquee import`: the whole catalog through the API client, then one write.
+fn api_import(settings: Settings, args: &[String]) -> Result<(), String> {
+    if let Some(a) = args.first() {
+        return Err(format!("unknown option '{a}'\n{USAGE}"));
+    }
+    let client = client_for(&settings.flixster)?;
+    actix_web::rt::System::new().block_on(async move {
+        let db = open_database(&settings).map_err(|e| e.to_string())?;
+        let writer = start_log(&db).map_err(|e| e.to_string())?;
+        let bar = ProgressBar { on: std::io::stderr().is_terminal() };
+        let started = Instant::now();
+        let fetched = client.fetch_catalog(|p| bar.show(p)).await;
+        bar.end();
+        let report = fetched.map_err(|e| format!("import failed, nothing was written: {e}"))?;
+        let fetch_time = started.elapsed();
+        let transactions = writer.stats().transactions.load(Ordering::Relaxed);
+        let outcome = import_feed(&db, &writer, None, report.feed)
+            .await
+            .map_err(|e| format!("import failed, nothing was written: {e}"))?;
+        let total = started.elapsed();
+        println!("imported from {}: {}", settings.flixster.base_url, describe(&outcome.counts));
+        println!(
+            "{:.2} s in all: fetched in {:.2} s ({} requests, {} retries), written in {:.2} s \
+             ({} write transaction(s){})",
+            total.as_secs_f64(),
+            fetch_time.as_secs_f64(),
+            report.requests,
+            report.retries,
+            (total - fetch_time).as_secs_f64(),
+            writer.stats().transactions.load(Ordering::Relaxed) - transactions,
+            outcome.lsn.map(|l| format!(", log entry {l}")).unwrap_or_default()
+        );
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_read_from_the_command_line() {
+        assert_eq!(parse_fault("slow:250"), Ok(Fault::Slow(Duration::from_millis(250))));
+        assert_eq!(parse_fault("error:3"), Ok(Fault::ServerError { every_nth: 3 }));
+        assert_eq!(parse_fault("rate-limit:5"), Ok(Fault::RateLimited { first_n: 5 }));
+        assert_eq!(parse_fault("broken-json"), Ok(Fault::BrokenJson { theater_id: None }));
+        assert_eq!(parse_fault("broken-json:abc"), Ok(Fault::BrokenJson { theater_id: Some("abc".into()) }));
+        assert_eq!(parse_fault("wrong-type"), Ok(Fault::WrongType));
+        assert!(parse_fault("slow").is_err());
+        assert!(parse_fault("slow:x").is_err());
+        assert!(parse_fault("gremlins").is_err());
+    }
 }

@@ -1,7 +1,14 @@
 //! Settings, read once from environment variables (each documented in the README).
+use crate::domain::AdminPassword;
+use crate::importer::{FlixsterConfig, DEFAULT_BASE_URL};
 use chrono::Duration;
 use std::env;
+use std::fmt;
 use std::str::FromStr;
+
+/// The key sent to an API that is not the real one (`marquee fixture-api`) when
+/// FLIXSTER_API_KEY is unset: the fixture wants the header, not a particular key.
+pub const LOCAL_API_KEY: &str = "marquee-local";
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -24,6 +31,37 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// NODE_ID, PEERS / PEER_DISCOVERY, CLUSTER_SECRET and the timeouts.
     pub cluster: crate::cluster::ClusterConfig,
+    /// FLIXSTER_BASE_URL, FLIXSTER_API_KEY, FLIXSTER_API_HOST, IMPORT_ZIP,
+    /// IMPORT_RADIUS_MILES: where and what the importer fetches. The key never shows in
+    /// logs (`FlixsterConfig`'s Debug hides it).
+    pub flixster: FlixsterConfig,
+    /// IMPORT_INTERVAL: run an import this often (`90s`, `30m`, `6h`, or minutes).
+    pub import_interval: Option<std::time::Duration>,
+    /// ADMIN_PASSWORD, kept only as its Argon2 hash. Without it the admin area is closed.
+    pub admin_password: Option<AdminPassword>,
+    /// ADMIN_SESSION_KEY, else CLUSTER_SECRET: signs admin session cookies, so every node
+    /// with the same secret accepts them. A random key per process when neither is set.
+    pub admin_session_secret: Option<Secret>,
+}
+
+/// A setting that must not show in logs or Debug output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +88,47 @@ fn minutes(name: &'static str, default: f64) -> Result<Duration, ConfigError> {
     Ok(Duration::milliseconds((m * 60_000.0) as i64))
 }
 
+fn optional(name: &'static str) -> Option<String> {
+    env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// `90s`, `30m`, `6h`, `1d`, or a bare number of minutes; at least a minute.
+pub fn parse_interval(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => raw.split_at(at),
+        None => (raw, "m"),
+    };
+    let n: f64 = number.parse().map_err(|_| format!("'{raw}' is not a duration like 30m or 6h"))?;
+    let seconds = match unit.trim() {
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("'{raw}' is not a duration like 30m or 6h")),
+    };
+    if !(60.0..=30.0 * 86400.0).contains(&seconds) {
+        return Err("must be between 1 minute and 30 days".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// The importer's settings from FLIXSTER_* and IMPORT_*.
+fn flixster_from_env() -> Result<FlixsterConfig, ConfigError> {
+    let defaults = FlixsterConfig::default();
+    let base_url = var("FLIXSTER_BASE_URL", defaults.base_url.clone())?;
+    let api_key = optional("FLIXSTER_API_KEY")
+        .or_else(|| (base_url.trim_end_matches('/') != DEFAULT_BASE_URL).then(|| LOCAL_API_KEY.to_string()));
+    Ok(FlixsterConfig {
+        api_key,
+        api_host: var("FLIXSTER_API_HOST", defaults.api_host.clone())?,
+        zip: var("IMPORT_ZIP", defaults.zip.clone())?,
+        radius_miles: var("IMPORT_RADIUS_MILES", defaults.radius_miles)?,
+        base_url,
+        ..defaults
+    })
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -68,6 +147,37 @@ impl Settings {
             templates_dir: var("MARQUEE_TEMPLATES", "templates".to_string())?,
             assets_dir: var("MARQUEE_ASSETS", "assets".to_string())?,
             max_body_bytes: var("MAX_BODY_BYTES", 64 * 1024)?,
+            flixster: flixster_from_env()?,
+            import_interval: optional("IMPORT_INTERVAL")
+                .map(|v| parse_interval(&v).map_err(|reason| ConfigError { name: "IMPORT_INTERVAL", reason }))
+                .transpose()?,
+            admin_password: optional("ADMIN_PASSWORD")
+                .map(|p| AdminPassword::hash(&p).map_err(|reason| ConfigError { name: "ADMIN_PASSWORD", reason }))
+                .transpose()?,
+            admin_session_secret: optional("ADMIN_SESSION_KEY").or_else(|| optional("CLUSTER_SECRET")).map(Secret),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_with_or_without_a_unit() {
+        let secs = |s: &str| parse_interval(s).map(|d| d.as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("30m"), Ok(1800));
+        assert_eq!(secs("6h"), Ok(21600));
+        assert_eq!(secs("1d"), Ok(86400));
+        assert_eq!(secs("45"), Ok(2700));
+        assert!(parse_interval("5s").is_err());
+        assert!(parse_interval("soon").is_err());
+        assert!(parse_interval("3w").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2-hunter2")), "Secret(<redacted>)");
     }
 }

@@ -2,6 +2,7 @@
 use crate::actors::directory::ShowDirectory;
 use crate::actors::lamport::LamportClock;
 use crate::actors::show::ShowDeps;
+use crate::actors::ApiImporter;
 use crate::cluster::client::Rpc;
 use crate::cluster::config::PeerSource;
 use crate::cluster::election::ElectionCoordinator;
@@ -12,7 +13,7 @@ use crate::db::schema::write_log;
 use crate::db::{create_database_if_missing, Db, DbError};
 use crate::wal::writer::last_position;
 use crate::wal::LogWriter;
-use crate::web::{self, api, pages, AppState};
+use crate::web::{self, admin::AdminGate, api, pages, AppState};
 use actix::{Actor, Addr, AsyncContext};
 use actix_web::dev::Server;
 use actix_web::middleware::Logger;
@@ -115,6 +116,15 @@ impl Application {
         )
         .start();
         let tera = tera::Tera::new(&format!("{}/**/*.html", settings.templates_dir))?;
+        let importer = ApiImporter::new(
+            settings.flixster.clone(),
+            db.clone(),
+            writer.clone(),
+            shows.clone(),
+            settings.import_interval,
+        )
+        .start();
+        let admin = Arc::new(AdminGate::new(settings.admin_password.clone(), settings.admin_session_secret.as_ref()));
         log::info!(
             "node {} starting: epoch {epoch}, log at {}, {} peers configured",
             cluster.node_id,
@@ -132,6 +142,8 @@ impl Application {
             streamer,
             rpc,
             resyncing: Arc::new(AtomicBool::new(false)),
+            importer,
+            admin,
         };
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;

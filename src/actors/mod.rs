@@ -2,9 +2,11 @@
 //! (`seat_map`, `lamport::Lamport`), unit-tested without an actix System.
 pub mod directory;
 pub mod error;
+pub mod importer;
 pub mod lamport;
 pub mod seat_map;
 pub mod show;
 
 pub use directory::ShowDirectory;
 pub use error::BookingError;
+pub use importer::ApiImporter;

@@ -542,21 +542,46 @@ impl Handler<CancelBooking> for ShowActor {
     type Result = Reply<BookingReceipt>;
 
     fn handle(&mut self, msg: CancelBooking, _ctx: &mut Context<Self>) -> Self::Result {
+        self.cancel(msg.code, Some(msg.email))
+    }
+}
+
+/// An operator cancels a booking from the admin page: no email to match, and no cut-off
+/// (the operator may refund up to and after the show). The seats go back on sale.
+#[derive(Message)]
+#[rtype(result = "Result<BookingReceipt, BookingError>")]
+pub struct AdminCancelBooking {
+    pub code: BookingCode,
+}
+
+impl Handler<AdminCancelBooking> for ShowActor {
+    type Result = Reply<BookingReceipt>;
+
+    fn handle(&mut self, msg: AdminCancelBooking, _ctx: &mut Context<Self>) -> Self::Result {
+        self.cancel(msg.code, None)
+    }
+}
+
+impl ShowActor {
+    /// Cancels `code`; a customer (`email` given) must match the booking's email and be
+    /// before the cut-off. Cancelling again answers the cancelled booking.
+    fn cancel(&mut self, code: BookingCode, email: Option<Email>) -> Reply<BookingReceipt> {
         let show_id = self.id.0;
         let cutoff = self.deps.cancel_cutoff;
         let r = match self.ready() {
             Ok(r) => r,
             Err(e) => return done(Err(e)),
         };
-        let code = msg.code.to_string();
-        let Some(booking) = r.map.booking(&code).filter(|b| b.email == msg.email.as_str()) else {
+        let code = code.to_string();
+        let matches = |b: &BookingEntry| email.as_ref().is_none_or(|e| b.email == e.as_str());
+        let Some(booking) = r.map.booking(&code).filter(|b| matches(b)) else {
             return done(Err(BookingError::BookingNotFound));
         };
         if booking.cancelled {
             return done(Self::receipt(&r.map, show_id, &code).ok_or(BookingError::BookingNotFound));
         }
         let deadline = r.starts_at - cutoff;
-        if Utc::now() >= deadline {
+        if email.is_some() && Utc::now() >= deadline {
             return done(Err(BookingError::TooLateToCancel(deadline.format("%Y-%m-%d %H:%M UTC").to_string())));
         }
         r.map.cancel(&code);

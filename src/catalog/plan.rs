@@ -10,7 +10,7 @@ use crate::wal::change::CatalogChange;
 use chrono::{NaiveDate, TimeZone};
 use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// Seats of the default layout every new theater gets.
@@ -18,14 +18,14 @@ pub const DEFAULT_ROWS: usize = 12;
 pub const DEFAULT_SEATS_PER_ROW: usize = 16;
 pub const DEFAULT_PREMIUM_FROM: usize = 6;
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub created: u32,
     pub updated: u32,
     pub unchanged: u32,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportCounts {
     pub theaters: Counts,
     pub movies: Counts,

@@ -1,9 +1,11 @@
 //! The database layer: the pool, migrations, the blocking-pool helper, and queries per table.
 //! Diesel runs only inside [`Db::run`], on actix-web's blocking thread pool.
 pub mod catalog;
+pub mod import_jobs;
 pub mod models;
 pub mod node;
 pub mod orders;
+pub mod sales;
 pub mod schema;
 
 use diesel::mysql::MysqlConnection;

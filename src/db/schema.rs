@@ -116,6 +116,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    import_jobs (id) {
+        id -> BigInt,
+        state -> Varchar,
+        requested_by -> Varchar,
+        queued_at -> Datetime,
+        started_at -> Nullable<Datetime>,
+        finished_at -> Nullable<Datetime>,
+        theaters_done -> Integer,
+        theaters_total -> Nullable<Integer>,
+        counts -> Nullable<Text>,
+        requests -> Integer,
+        retries -> Integer,
+        lsn -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(seat_categories -> layouts (layout_id));
 diesel::joinable!(theaters -> layouts (layout_id));
 diesel::joinable!(shows -> theaters (theater_id));
@@ -135,4 +153,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     booking_seats,
     write_log,
     node_state,
+    import_jobs,
 );

@@ -4,10 +4,12 @@ mod code;
 mod customer;
 mod error;
 mod ids;
+mod password;
 mod seat;
 
 pub use code::{random_token, BookingCode};
 pub use customer::{CustomerName, Email};
 pub use error::DomainError;
 pub use ids::{HoldId, IdempotencyKey, ShowId};
+pub use password::{AdminPassword, MIN_PASSWORD_LEN};
 pub use seat::{SeatLabel, SeatSelection, MAX_SEATS_PER_HOLD};

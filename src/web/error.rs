@@ -11,6 +11,9 @@ use serde_json::json;
 pub enum WebError {
     #[error("{0}")]
     BadRequest(String),
+    /// No valid admin session.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -34,6 +37,7 @@ impl WebError {
     pub fn title(&self) -> &'static str {
         match self {
             WebError::BadRequest(_) => "Bad request",
+            WebError::Unauthorized(_) => "Log in first",
             WebError::Forbidden(_) => "Forbidden",
             WebError::NotFound(_) => "Not found",
             WebError::Conflict { .. } => "Already taken",
@@ -50,6 +54,7 @@ impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Conflict { .. } => StatusCode::CONFLICT,

@@ -1,4 +1,6 @@
-//! The HTTP edge: pages, the JSON API, health. Input is parsed into domain types here.
+//! The HTTP edge: pages, the JSON API, the admin area, health. Input is parsed into
+//! domain types here.
+pub mod admin;
 pub mod api;
 pub mod csrf;
 pub mod error;
@@ -7,7 +9,7 @@ pub mod internal;
 pub mod pages;
 pub mod writes;
 
-use crate::actors::ShowDirectory;
+use crate::actors::{ApiImporter, ShowDirectory};
 use crate::cluster::client::Rpc;
 use crate::cluster::election::ElectionCoordinator;
 use crate::cluster::replication::ReplicationStreamer;
@@ -37,6 +39,10 @@ pub struct AppState {
     pub rpc: Rpc,
     /// This node is rebuilding itself from the master's log.
     pub resyncing: Arc<AtomicBool>,
+    /// Runs catalog imports (one at a time); start them with `admin::start_import`.
+    pub importer: Addr<ApiImporter>,
+    /// The admin password, session key and login throttle.
+    pub admin: Arc<admin::AdminGate>,
 }
 
 impl AppState {
@@ -67,6 +73,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     api::config(cfg);
     internal::config(cfg);
+    admin::config(cfg);
     pages::config(cfg);
 }
 

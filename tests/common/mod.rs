@@ -200,3 +200,69 @@ pub fn show_change(
     change.shows.push(show);
     (change, id)
 }
+
+/// The key the test fixture API wants.
+pub const API_KEY: &str = "test-key-not-secret";
+
+pub fn sample_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/flixster-la-2024-04")
+}
+
+/// The day the fixture moves the data set to: a few days ahead, so every show can be booked.
+pub fn fixture_day() -> chrono::NaiveDate {
+    marquee::importer::today_in_los_angeles() + chrono::Duration::days(3)
+}
+
+/// The Flixster stand-in on port 0, serving the bundled data set.
+pub struct FixtureApi {
+    pub base_url: String,
+    pub handle: marquee::importer::FixtureHandle,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl FixtureApi {
+    pub fn start() -> FixtureApi {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let mut cfg = marquee::importer::FixtureConfig::new(sample_dir());
+        cfg.required_key = Some(API_KEY.to_owned());
+        cfg.today = Some(fixture_day());
+        let handle = cfg.handle.clone();
+        let server = marquee::importer::start_fixture(cfg, listener).unwrap();
+        let server_handle = server.handle();
+        actix_rt::spawn(server);
+        FixtureApi { base_url, handle, server: server_handle }
+    }
+
+    /// Points a node's importer here, with short waits between retries.
+    pub fn configure(&self, s: &mut Settings) {
+        s.flixster.base_url = self.base_url.clone();
+        s.flixster.api_key = Some(API_KEY.to_owned());
+        s.flixster.retry_base_delay = std::time::Duration::from_millis(10);
+        s.flixster.max_retry_delay = std::time::Duration::from_millis(50);
+    }
+
+    pub async fn stop(self) {
+        self.server.stop(false).await;
+    }
+}
+
+/// Waits (at most two minutes) until the import is no longer queued or running.
+pub async fn wait_for_import(app: &TestApp, id: u64) -> marquee::actors::importer::ImportJob {
+    use marquee::actors::importer::GetImport;
+    for _ in 0..2400 {
+        let job = app.state.importer.send(GetImport(id)).await.unwrap().expect("the job exists");
+        if !job.state.is_active() {
+            return job;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("import #{id} did not finish within two minutes");
+}
+
+/// Starts an import the way the admin page does and waits for its end.
+pub async fn run_import(app: &TestApp) -> marquee::actors::importer::ImportJob {
+    use marquee::actors::importer::Trigger;
+    let job = marquee::web::admin::start_import(&app.state, Trigger::Admin).await.expect("the import starts");
+    wait_for_import(app, job.id).await
+}

@@ -1,0 +1,56 @@
+//! The admin JSON API: import jobs, for the dashboard's live progress.
+use super::super::error::WebError;
+use super::super::{csrf, AppState};
+use super::{job_view, start_import, AdminSession};
+use crate::actors::importer::{CurrentImport, GetImport, RecentImports, Trigger};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/api")
+            .route("/imports", web::get().to(list))
+            .route("/imports", web::post().to(start))
+            .route("/imports/current", web::get().to(current))
+            .route("/imports/{id}", web::get().to(one))
+            .default_service(web::to(|_: AdminSession| async {
+                Err::<HttpResponse, _>(WebError::NotFound("no such admin API endpoint".into()))
+            })),
+    );
+}
+
+fn unavailable(e: actix::MailboxError) -> WebError {
+    WebError::Unavailable(format!("the importer is not answering ({e})"))
+}
+
+fn no_store(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body)
+}
+
+/// `{"job": ...}`: the running import, else the last one, else null.
+async fn current(_: AdminSession, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let job = state.importer.send(CurrentImport).await.map_err(unavailable)?;
+    Ok(no_store(json!({ "job": job.as_ref().map(job_view) })))
+}
+
+/// `{"jobs": [...]}`, newest first.
+async fn list(_: AdminSession, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let jobs = state.importer.send(RecentImports).await.map_err(unavailable)?;
+    Ok(no_store(json!({ "jobs": jobs.iter().map(job_view).collect::<Vec<_>>() })))
+}
+
+async fn one(_: AdminSession, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let id: u64 = path.parse().map_err(|_| WebError::NotFound("no such import".into()))?;
+    let job = state.importer.send(GetImport(id)).await.map_err(unavailable)?;
+    let job = job.ok_or_else(|| WebError::NotFound("no such import".into()))?;
+    Ok(no_store(json!({ "job": job_view(&job) })))
+}
+
+/// Starts an import: 202 with the job, or 409 while one runs. The CSRF token comes in the
+/// `X-CSRF-Token` header.
+async fn start(_: AdminSession, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+    let token = req.headers().get("X-CSRF-Token").and_then(|v| v.to_str().ok());
+    csrf::verify(&req, token)?;
+    let job = start_import(&state, Trigger::Admin).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "job": job_view(&job) })))
+}

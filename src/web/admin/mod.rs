@@ -1,0 +1,71 @@
+//! The admin area (`/admin`): imports and bookings, behind the admin password.
+//! Every page and API here takes an [`AdminSession`]; every form carries the CSRF token.
+pub mod api;
+pub mod auth;
+pub mod pages;
+
+use super::error::WebError;
+use super::AppState;
+use crate::actors::importer::{ImportJob, Phase, StartImport, Trigger};
+use crate::actors::show::{AdminCancelBooking, BookingReceipt};
+use crate::db::orders::find_booking;
+use crate::domain::{BookingCode, ShowId};
+use actix_web::web;
+pub use auth::{AdminGate, AdminSession};
+use serde_json::{json, Value};
+
+pub const CLOSED_MESSAGE: &str =
+    "the admin area is closed: start the node with ADMIN_PASSWORD set (at least 8 characters) to open it";
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    pages::config(cfg);
+    api::config(cfg);
+}
+
+/// Starts an import. Every start from the web goes through here: an import is a write,
+/// so in a cluster this is the one place that must hand it to the master.
+pub async fn start_import(state: &AppState, trigger: Trigger) -> Result<ImportJob, WebError> {
+    match state.importer.send(StartImport { trigger }).await {
+        Ok(Ok(job)) => Ok(job),
+        Ok(Err(busy)) => Err(WebError::Conflict { message: busy.to_string(), taken: vec![] }),
+        Err(e) => Err(WebError::Unavailable(format!("the importer is not answering ({e})"))),
+    }
+}
+
+/// An operator's cancel: through the show's actor, like a customer's, but without the
+/// email check or the cut-off. Returns the show and the cancelled booking.
+pub async fn cancel_booking(state: &AppState, code: BookingCode) -> Result<BookingReceipt, WebError> {
+    let c = code.to_string();
+    let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
+    let Some(b) = booking else {
+        return Err(WebError::NotFound("no booking with this code".into()));
+    };
+    Ok(state.shows.get(ShowId(b.show_id)).send(AdminCancelBooking { code }).await??)
+}
+
+fn phase_label(p: Phase) -> &'static str {
+    match p {
+        Phase::Waiting => "Waiting to start",
+        Phase::FetchingList => "Fetching the theater list",
+        Phase::FetchingTheaters => "Fetching showtimes",
+        Phase::Writing => "Writing the catalog",
+        Phase::Finished => "Finished",
+    }
+}
+
+/// A job as the page and its script show it: the job plus labels and a percentage.
+pub fn job_view(job: &ImportJob) -> Value {
+    let mut v = serde_json::to_value(job).unwrap_or(Value::Null);
+    let percent = match (job.theaters_total, job.phase) {
+        (_, Phase::Finished) if job.error.is_none() => 100,
+        (Some(total), _) if total > 0 => job.theaters_done * 100 / total,
+        _ => 0,
+    };
+    v["percent"] = json!(percent);
+    v["phase_label"] = json!(phase_label(job.phase));
+    v["active"] = json!(job.state.is_active());
+    v["duration_ms"] = json!(job.duration_ms());
+    v["duration_label"] = json!(job.duration_ms().map(|ms| format!("{:.1} s", ms as f64 / 1000.0)).unwrap_or_default());
+    v["queued_label"] = json!(job.queued_at.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+    v
+}
