@@ -15,7 +15,7 @@ use crate::importer::{FlixsterClient, FlixsterConfig, DEFAULT_BASE_URL};
 use crate::wal::LogWriter;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use std::time::Duration;
 /// Finished jobs kept for the admin page.
 pub const HISTORY_LEN: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -52,7 +52,7 @@ impl JobState {
 }
 
 /// Who asked for an import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Admin,
@@ -69,7 +69,7 @@ impl Trigger {
 }
 
 /// What an import is doing now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Waiting,
@@ -80,7 +80,7 @@ pub enum Phase {
 }
 
 /// One import, as the admin page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportJob {
     pub id: u64,
     pub state: JobState,
@@ -386,6 +386,10 @@ impl Actor for ApiImporter {
         if let Some(every) = self.interval {
             log::info!("imports are scheduled every {} minutes", every.as_secs() / 60);
             ctx.run_interval(every, |act, ctx| {
+                if !act.writer.can_write() {
+                    // Imports are writes: only the master runs the schedule.
+                    return;
+                }
                 if let Err(busy) = act.begin(Trigger::Schedule, ctx) {
                     log::info!("scheduled import skipped: {busy}");
                 }

@@ -168,6 +168,11 @@ impl LogWriter {
         rx.await.map_err(|_| WalError::Stopped)?
     }
 
+    /// Whether this node takes writes now (the master, heard by a majority).
+    pub fn can_write(&self) -> bool {
+        self.cluster.writable()
+    }
+
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
     }

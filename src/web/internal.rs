@@ -35,6 +35,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/append", web::post().to(append))
             .route("/log", web::post().to(log_page))
             .route("/status", web::post().to(status))
+            .route("/admin/import", web::post().to(admin_import))
+            .route("/admin/imports", web::post().to(admin_imports))
+            .route("/admin/cancel", web::post().to(admin_cancel))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(WebError::NotFound("no such endpoint".into()))
             })),
@@ -283,4 +286,60 @@ pub async fn cluster_view(state: &AppState) -> serde_json::Value {
 
 pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(cluster_view(&state).await)
+}
+
+/// An admin action a follower passed on to the master: its result, or the error's status
+/// and message.
+type Relayed<T> = Result<T, (u16, String)>;
+
+fn relay<T>(r: Result<T, WebError>) -> Relayed<T> {
+    use actix_web::ResponseError;
+    r.map_err(|e| (e.status_code().as_u16(), e.to_string()))
+}
+
+fn not_master<T>() -> Relayed<T> {
+    Err((503, "this node is no longer the master; try again".into()))
+}
+
+async fn admin_import(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Err(r) = open::<serde_json::Value>(&state, &req, &body).await {
+        return r;
+    }
+    let res = match state.cluster.route() {
+        crate::cluster::state::Route::Local => {
+            relay(super::admin::start_import(&state, crate::actors::importer::Trigger::Admin).await)
+        }
+        _ => not_master(),
+    };
+    reply(&state, res).await
+}
+
+async fn admin_imports(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Err(r) = open::<serde_json::Value>(&state, &req, &body).await {
+        return r;
+    }
+    let res = match state.cluster.route() {
+        crate::cluster::state::Route::Local => relay(super::admin::import_overview(&state).await),
+        _ => not_master(),
+    };
+    reply(&state, res).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    code: String,
+}
+
+async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let env: Envelope<CancelRequest> = match open(&state, &req, &body).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let res = match (state.cluster.route(), crate::domain::BookingCode::parse(&env.body.code)) {
+        (_, Err(e)) => Err((404, e.to_string())),
+        (crate::cluster::state::Route::Local, Ok(code)) => relay(super::admin::cancel_booking(&state, code).await),
+        _ => not_master(),
+    };
+    reply(&state, res).await
 }

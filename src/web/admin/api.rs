@@ -2,7 +2,7 @@
 use super::super::error::WebError;
 use super::super::{csrf, AppState};
 use super::{job_view, start_import, AdminSession};
-use crate::actors::importer::{CurrentImport, GetImport, RecentImports, Trigger};
+use crate::actors::importer::Trigger;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -19,29 +19,26 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn unavailable(e: actix::MailboxError) -> WebError {
-    WebError::Unavailable(format!("the importer is not answering ({e})"))
-}
-
 fn no_store(body: serde_json::Value) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body)
 }
 
 /// `{"job": ...}`: the running import, else the last one, else null.
 async fn current(_: AdminSession, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let job = state.importer.send(CurrentImport).await.map_err(unavailable)?;
+    let (job, _) = super::import_overview(&state).await?;
     Ok(no_store(json!({ "job": job.as_ref().map(job_view) })))
 }
 
 /// `{"jobs": [...]}`, newest first.
 async fn list(_: AdminSession, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let jobs = state.importer.send(RecentImports).await.map_err(unavailable)?;
+    let (_, jobs) = super::import_overview(&state).await?;
     Ok(no_store(json!({ "jobs": jobs.iter().map(job_view).collect::<Vec<_>>() })))
 }
 
 async fn one(_: AdminSession, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
     let id: u64 = path.parse().map_err(|_| WebError::NotFound("no such import".into()))?;
-    let job = state.importer.send(GetImport(id)).await.map_err(unavailable)?;
+    let (current, recent) = super::import_overview(&state).await?;
+    let job = current.into_iter().chain(recent).find(|j| j.id == id);
     let job = job.ok_or_else(|| WebError::NotFound("no such import".into()))?;
     Ok(no_store(json!({ "job": job_view(&job) })))
 }

@@ -25,6 +25,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 /// Starts an import. Every start from the web goes through here: an import is a write,
 /// so in a cluster this is the one place that must hand it to the master.
 pub async fn start_import(state: &AppState, trigger: Trigger) -> Result<ImportJob, WebError> {
+    if let Some(master) = master_elsewhere(state)? {
+        // Imports are writes: they run on the master.
+        return ask_master(state, &master, "/internal/admin/import", serde_json::json!({})).await;
+    }
     match state.importer.send(StartImport { trigger }).await {
         Ok(Ok(job)) => Ok(job),
         Ok(Err(busy)) => Err(WebError::Conflict { message: busy.to_string(), taken: vec![] }),
@@ -32,9 +36,60 @@ pub async fn start_import(state: &AppState, trigger: Trigger) -> Result<ImportJo
     }
 }
 
+/// The running (or last) import and the recent ones, from the node that runs imports: this
+/// one when it is the master, else the master.
+pub async fn import_overview(state: &AppState) -> Result<(Option<ImportJob>, Vec<ImportJob>), WebError> {
+    use crate::actors::importer::{CurrentImport, RecentImports};
+    if let Some(master) = master_elsewhere(state)? {
+        return ask_master(state, &master, "/internal/admin/imports", serde_json::json!({})).await;
+    }
+    let unavailable = |e| WebError::Unavailable(format!("the importer is not answering ({e})"));
+    let current = state.importer.send(CurrentImport).await.map_err(unavailable)?;
+    let recent = state.importer.send(RecentImports).await.map_err(unavailable)?;
+    Ok((current, recent))
+}
+
+/// The master, when it is another node; an error when there is none.
+fn master_elsewhere(state: &AppState) -> Result<Option<crate::cluster::Peer>, WebError> {
+    use crate::cluster::state::Route;
+    match state.cluster.route() {
+        Route::Local => Ok(None),
+        Route::Forward(peer) => Ok(Some(peer)),
+        Route::NoMaster => {
+            Err(WebError::Unavailable("no master is available right now; try again in a few seconds".into()))
+        }
+    }
+}
+
+/// A signed call to the master's internal admin endpoints; its errors come back as ours.
+async fn ask_master<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    master: &crate::cluster::Peer,
+    path: &str,
+    body: Value,
+) -> Result<T, WebError> {
+    use crate::cluster::client::{Rpc, RpcError};
+    let client = Rpc::http_client(std::time::Duration::from_secs(30));
+    match state.rpc.call::<_, Result<T, (u16, String)>>(&client, master, path, body).await {
+        Ok(env) => env.body.map_err(|(status, message)| match status {
+            404 => WebError::NotFound(message),
+            409 => WebError::Conflict { message, taken: vec![] },
+            _ => WebError::Unavailable(message),
+        }),
+        Err(RpcError::StaleEpoch { .. }) => {
+            Err(WebError::Unavailable("the cluster is changing masters; try again".into()))
+        }
+        Err(e) => Err(WebError::Unavailable(format!("the master did not answer: {e}"))),
+    }
+}
+
 /// An operator's cancel: through the show's actor, like a customer's, but without the
 /// email check or the cut-off. Returns the show and the cancelled booking.
 pub async fn cancel_booking(state: &AppState, code: BookingCode) -> Result<BookingReceipt, WebError> {
+    if let Some(master) = master_elsewhere(state)? {
+        return ask_master(state, &master, "/internal/admin/cancel", serde_json::json!({ "code": code.as_str() }))
+            .await;
+    }
     let c = code.to_string();
     let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
     let Some(b) = booking else {

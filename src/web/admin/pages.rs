@@ -4,7 +4,7 @@ use super::super::form::FormData;
 use super::super::{csrf, AppState};
 use super::auth::{logged_in, AdminGate, LoginError};
 use super::{cancel_booking, job_view, start_import, AdminSession, CLOSED_MESSAGE};
-use crate::actors::importer::{CurrentImport, RecentImports, Trigger};
+use crate::actors::importer::Trigger;
 use crate::actors::show::GetSeatMap;
 use crate::db::catalog::show_details;
 use crate::db::models::{booking_state, split_seats};
@@ -157,11 +157,11 @@ async fn dashboard_page(
     error: Option<WebError>,
 ) -> Result<HttpResponse, WebError> {
     use actix_web::ResponseError;
-    let unavailable = |e| WebError::Unavailable(format!("the importer is not answering ({e})"));
-    let current = state.importer.send(CurrentImport).await.map_err(unavailable)?;
-    let recent = state.importer.send(RecentImports).await.map_err(unavailable)?;
+    let (current, recent) = super::import_overview(state).await?;
+    let cluster = crate::web::internal::cluster_view(state).await;
     let f = &state.settings.flixster;
     let mut ctx = Context::new();
+    ctx.insert("cluster", &cluster);
     ctx.insert("job", &current.as_ref().map(job_view));
     ctx.insert("jobs", &recent.iter().map(job_view).collect::<Vec<_>>());
     ctx.insert(
