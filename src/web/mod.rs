@@ -3,6 +3,7 @@ pub mod api;
 pub mod csrf;
 pub mod error;
 pub mod form;
+pub mod live;
 pub mod pages;
 
 use crate::actors::ShowDirectory;
@@ -51,6 +52,7 @@ impl AppState {
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     api::config(cfg);
+    live::config(cfg);
     pages::config(cfg);
 }
 
