@@ -138,7 +138,7 @@
     } else {
       if (input.checked) {
         input.checked = false;
-        showMessage("Seat " + label + " was just taken");
+        showMessage("Seat " + label + " was just taken by someone else, so it is no longer selected.");
         if (box && box.classList) {
           box.classList.remove("just-taken");
           void box.offsetWidth;
