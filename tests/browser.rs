@@ -174,8 +174,7 @@ async fn seat_checked(client: &Client, seat: &str) -> bool {
 }
 
 async fn wait_live(client: &Client) {
-    wait_until(client, "document.getElementById('seatmap').getAttribute('data-live') === 'open'", "the live map")
-        .await;
+    wait_until(client, "document.getElementById('seatmap').getAttribute('data-live') === 'open'", "the live map").await;
 }
 
 async fn wait_path(client: &Client, prefix: &str) -> String {
@@ -186,8 +185,11 @@ async fn wait_path(client: &Client, prefix: &str) -> String {
 
 /// No part of the page sticks out sideways.
 async fn fits_width(client: &Client) -> bool {
-    js(client, "document.documentElement.scrollWidth <= window.innerWidth && document.body.scrollWidth <= window.innerWidth")
-        .await
+    js(
+        client,
+        "document.documentElement.scrollWidth <= window.innerWidth && document.body.scrollWidth <= window.innerWidth",
+    )
+    .await
         == json!(true)
 }
 
@@ -198,7 +200,11 @@ async fn wait_free(app: &TestApp, show: i64, seats: &[&str]) {
         if seats.iter().all(|s| states[*s] == "free") {
             return;
         }
-        assert!(started.elapsed() < WAIT, "seats {seats:?} were not freed: {:?}", seats.iter().map(|s| states[*s].clone()).collect::<Vec<_>>());
+        assert!(
+            started.elapsed() < WAIT,
+            "seats {seats:?} were not freed: {:?}",
+            seats.iter().map(|s| states[*s].clone()).collect::<Vec<_>>()
+        );
         actix_rt::time::sleep(StdDuration::from_millis(100)).await;
     }
 }
@@ -283,8 +289,7 @@ async fn a_seat_taken_in_one_browser_becomes_unavailable_in_the_other() {
     wait_path(&a, "/holds/").await;
 
     // Without a reload, B sees both seats held, loses its selection and is told why.
-    wait_until(&b, "Marquee.seatState('C5') === 'held' && Marquee.seatState('C6') === 'held'", "held seats in B")
-        .await;
+    wait_until(&b, "Marquee.seatState('C5') === 'held' && Marquee.seatState('C6') === 'held'", "held seats in B").await;
     assert!(!seat_checked(&b, "C6").await);
     assert_eq!(js(&b, "document.querySelector('input[data-seat=\"C6\"]').disabled").await, json!(true));
     let message = wait_until(&b, "document.getElementById('seat-message').textContent", "a message").await;
@@ -371,11 +376,15 @@ async fn the_seat_map_works_on_a_phone() {
     p.goto(&app.url(&format!("/shows/{show}"))).await.unwrap();
     wait_live(&p).await;
     assert!(fits_width(&p).await, "the show page is wider than the phone");
-    let map = js(&p, "(function(r){return [r.left, r.right]})(document.getElementById('seatmap').getBoundingClientRect())")
-        .await;
+    let map =
+        js(&p, "(function(r){return [r.left, r.right]})(document.getElementById('seatmap').getBoundingClientRect())")
+            .await;
     assert!(map[0].as_f64().unwrap() >= 0.0 && map[1].as_f64().unwrap() <= 375.0, "the seat map sticks out: {map}");
-    let size = js(&p, "(function(r){return [r.width, r.height]})(document.querySelector('label.seat').getBoundingClientRect())")
-        .await;
+    let size = js(
+        &p,
+        "(function(r){return [r.width, r.height]})(document.querySelector('label.seat').getBoundingClientRect())",
+    )
+    .await;
     assert!(size[0].as_f64().unwrap() >= 32.0 && size[1].as_f64().unwrap() >= 32.0, "seats too small to tap: {size}");
 
     // Seats at the edge of a wide row are reached by scrolling the map, then tapped.

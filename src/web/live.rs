@@ -12,8 +12,8 @@
 //! reconnecting page resumes without a reload and without missing a change.
 //!
 //! What a client sends is ignored except close and pong (a ping is answered); frames are
-//! bounded in size. The server pings every [`PING_EVERY`] and closes a connection it has not
-//! heard from for [`IDLE_LIMIT`], or that stops reading for [`SEND_TIMEOUT`].
+//! bounded in size. The server pings about every [`PING_EVERY`] and closes a connection it has
+//! not heard from for [`IDLE_LIMIT`], or that stops reading for [`SEND_TIMEOUT`].
 use super::error::WebError;
 use super::AppState;
 use crate::actors::show::{SeatChange, SeatMapView, Subscribe};
@@ -23,15 +23,17 @@ use actix_rt::time::{interval_at, timeout, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use futures::{pin_mut, select_biased, FutureExt};
+use rand::Rng;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-/// How often the server pings an open socket.
-pub const PING_EVERY: Duration = Duration::from_secs(10);
+/// How often the server pings an open socket (often enough to keep a proxy's idle timeout,
+/// such as nginx's 60 s, from closing it).
+pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A socket the client has not answered for this long is closed.
-pub const IDLE_LIMIT: Duration = Duration::from_secs(35);
+pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
 /// A client that does not take a frame within this long is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest frame a client may send (it has nothing to say but close and pong).
@@ -107,7 +109,10 @@ async fn watch(
             return None;
         }
         drop(first);
-        let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        // The first ping comes at a random point of the next interval or so, so that pages
+        // that connected together (after a restart, say) are not all pinged at once.
+        let first = rand::thread_rng().gen_range(PING_EVERY / 2..PING_EVERY * 3 / 2);
+        let mut ping = interval_at(Instant::now() + first, PING_EVERY);
         let mut last_heard = Instant::now();
         loop {
             let event = {
@@ -130,19 +135,15 @@ async fn watch(
                     };
                     return Some(CloseReason { code, description: None });
                 }
-                Event::Client(Some(Ok(msg))) => {
+                Event::Client(Some(Ok(Message::Close(_)))) => return Some(CloseCode::Normal.into()),
+                Event::Client(Some(Ok(Message::Ping(bytes)))) => {
                     last_heard = Instant::now();
-                    match msg {
-                        Message::Close(_) => return Some(CloseCode::Normal.into()),
-                        Message::Ping(bytes) => {
-                            if session.pong(&bytes).await.is_err() {
-                                return None;
-                            }
-                        }
-                        // Pongs only prove the client is alive; anything else is ignored.
-                        _ => {}
+                    if session.pong(&bytes).await.is_err() {
+                        return None;
                     }
                 }
+                // Pongs only prove the client is alive; anything else is ignored.
+                Event::Client(Some(Ok(_))) => last_heard = Instant::now(),
                 Event::Change(Ok(change)) => {
                     if !send(&mut session, change_json(&change)).await {
                         return None;

@@ -315,7 +315,12 @@ async fn hold_page(state: web::Data<AppState>, req: HttpRequest, path: web::Path
 
 /// Like [`respond`], but a hold that has ended gets its own page, which leads back to the
 /// show's seat map.
-async fn respond_for_hold(state: &AppState, req: &HttpRequest, show: ShowId, page: Result<Page, WebError>) -> HttpResponse {
+async fn respond_for_hold(
+    state: &AppState,
+    req: &HttpRequest,
+    show: ShowId,
+    page: Result<Page, WebError>,
+) -> HttpResponse {
     match page {
         Err(WebError::Gone(_)) => respond(state, hold_expired_page(state, req, show).await),
         other => respond(state, other),
