@@ -233,6 +233,7 @@ async fn the_full_flow_in_a_browser() {
     assert!(seat_checked(&b, "E6").await && seat_checked(&b, "E7").await);
     let summary = find(&b, "#seat-summary").await.text().await.unwrap();
     assert!(summary.contains("2 seats selected"), "{summary}");
+    js(&b, "window.scrollTo(0, 0) || true").await;
     shot(&b, "flow-2-show").await;
 
     find(&b, "#seat-form button[type=submit]").await.click().await.unwrap();
