@@ -149,21 +149,13 @@ async fn watch(
                         return None;
                     }
                 }
-                Event::Change(Err(RecvError::Lagged(missed))) => {
-                    // Too slow to keep up: start again from the map as it is now.
-                    log::debug!("show {show}: a live watcher missed {missed} changes; sending a snapshot");
-                    match subscribe(&shows, show).await {
-                        Ok((view, rx)) => {
-                            changes = rx;
-                            if !send(&mut session, snapshot_json(&view)).await {
-                                return None;
-                            }
-                        }
-                        Err(_) => return Some(CloseCode::Again.into()),
+                Event::Change(Err(why)) => {
+                    // Lagged: too slow to keep up, so start again from the map as it is now.
+                    // Closed: the show's actor stopped; watch its successor, if the show
+                    // still exists.
+                    if let RecvError::Lagged(missed) = why {
+                        log::debug!("show {show}: a live watcher missed {missed} changes; sending a snapshot");
                     }
-                }
-                Event::Change(Err(RecvError::Closed)) => {
-                    // The show's actor stopped; watch its successor, if the show still exists.
                     match subscribe(&shows, show).await {
                         Ok((view, rx)) => {
                             changes = rx;
