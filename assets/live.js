@@ -31,12 +31,30 @@
     freeCount.textContent = n + (n === 1 ? " seat free" : " seats free");
   }
 
+  // A sold-out page has no form to hold seats with; when seats come free, offer a reload.
+  function offerReload() {
+    if (document.getElementById("seats-back")) return;
+    var note = document.createElement("div");
+    note.id = "seats-back";
+    note.className = "notice notice-info";
+    note.setAttribute("role", "status");
+    note.appendChild(document.createTextNode("Seats just became free. "));
+    var a = document.createElement("a");
+    a.href = location.pathname;
+    a.textContent = "Reload the page to choose them";
+    note.appendChild(a);
+    note.appendChild(document.createTextNode("."));
+    var before = status || map;
+    before.parentNode.insertBefore(note, before);
+  }
+
   function apply(seats) {
     for (var i = 0; i < seats.length; i++) {
       var s = seats[i];
       if (s && typeof s[0] === "string" && typeof s[1] === "string") M.markSeat(s[0], s[1]);
     }
     updateFreeCount();
+    if (map.getAttribute("data-sold-out") === "true" && map.querySelector('.seat[data-state="free"]')) offerReload();
   }
 
   function onMessage(ev) {

@@ -409,3 +409,41 @@ async fn the_seat_map_works_on_a_phone() {
     shot(&p, "phone-3-hold").await;
     p.close().await.unwrap();
 }
+
+#[actix_web::test]
+async fn sold_out_and_missing_pages_say_what_happened() {
+    let app = spawn_app().await;
+    let show = app.seed_show(1, 4, Duration::days(1)).await;
+    let (_, hold) = app.hold(show, &["A1", "A2", "A3", "A4"]).await;
+    let (_, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
+    let driver = Driver::start("pages");
+    let b = driver.browser(false).await;
+
+    b.goto(&app.url(&format!("/shows/{show}"))).await.unwrap();
+    let notice = find(&b, ".notice-warn").await.text().await.unwrap();
+    assert!(notice.contains("Sold out"), "{notice}");
+    assert_eq!(js(&b, "document.getElementById('seat-form') === null").await, json!(true), "no form to hold seats");
+    find(&b, ".notice-warn a[href^='/movies/']").await;
+    shot(&b, "pages-1-sold-out").await;
+    // A cancellation frees the seats: the open page offers them.
+    wait_live(&b).await;
+    let code = booking["code"].as_str().unwrap();
+    let (status, _) =
+        app.post_json(&format!("/api/bookings/{code}/cancel"), &json!({"email": "ann@example.com"})).await;
+    assert_eq!(status, actix_web::http::StatusCode::OK);
+    let back = wait_until(
+        &b,
+        "document.getElementById('seats-back') && document.getElementById('seats-back').textContent",
+        "a reload offer",
+    )
+    .await;
+    assert!(back.as_str().unwrap().contains("became free"), "{back}");
+    shot(&b, "pages-2-seats-back").await;
+
+    b.goto(&app.url("/no/such/page")).await.unwrap();
+    let page = find(&b, ".error-page").await.text().await.unwrap();
+    assert!(page.contains("404") && page.contains("Not found"), "{page}");
+    find(&b, ".error-page a[href='/']").await;
+    shot(&b, "pages-3-not-found").await;
+    b.close().await.unwrap();
+}
