@@ -138,7 +138,7 @@
     } else {
       if (input.checked) {
         input.checked = false;
-        showMessage("Seat " + label + " was just taken");
+        showMessage("Seat " + label + " was just taken by someone else, so it is no longer selected.");
         if (box && box.classList) {
           box.classList.remove("just-taken");
           void box.offsetWidth;
@@ -205,10 +205,14 @@
   function initCountdown() {
     var box = document.getElementById("hold-countdown");
     if (!box) return;
+    var ms = parseInt(box.getAttribute("data-ms-left"), 10);
     var secs = parseInt(box.getAttribute("data-seconds-left"), 10);
     var deadline;
-    // Prefer the server's seconds_left (immune to a wrong client clock); fall back to expires_at.
-    if (!isNaN(secs)) {
+    // Prefer the server's time left (immune to a wrong client clock); fall back to expires_at.
+    // The server frees the seats a moment after the deadline, so count down a little past it.
+    if (!isNaN(ms)) {
+      deadline = Date.now() + ms + 300;
+    } else if (!isNaN(secs)) {
       deadline = Date.now() + secs * 1000;
     } else {
       var t = Date.parse(box.getAttribute("data-expires-at") || "");
@@ -226,7 +230,10 @@
       var url = box.getAttribute("data-show-url") || "/";
       var p = document.createElement("p");
       p.className = "countdown-text";
-      p.appendChild(document.createTextNode("Your hold has expired — the seats are free again. "));
+      var strong = document.createElement("strong");
+      strong.textContent = "Your hold has expired.";
+      p.appendChild(strong);
+      p.appendChild(document.createTextNode(" The seats were released and are free again. "));
       var a = document.createElement("a");
       a.href = url;
       a.textContent = "Choose seats again";
@@ -236,6 +243,7 @@
       if (live) live.textContent = "Your hold has expired. The seats are free again.";
       var btn = document.getElementById("confirm-btn");
       if (btn) { btn.disabled = true; btn.textContent = "Hold expired"; }
+      if (document.title.indexOf("Hold expired") !== 0) document.title = "Hold expired · " + document.title;
     }
 
     function tick() {

@@ -2,12 +2,16 @@
 # The test command (README): sets up what the tests need on a fresh Debian machine, then
 # checks formatting and lints and runs every test.
 # - MariaDB: MARQUEE_TEST_DATABASE_URL if given, else a private server (scripts/mariadb.sh).
+# - Browser tests: Chromium and chromedriver from Debian's packages; screenshots go to
+#   target/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 dpkg -s libmariadb-dev-compat >/dev/null 2>&1 || need+=(libmariadb-dev-compat)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# The browser tests (tests/browser.rs) drive headless Chromium through chromedriver.
+{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || need+=(chromium chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]} from Debian's packages"
   apt-get update -qq

@@ -167,3 +167,34 @@ async fn taken_seats_and_bad_pages_get_clear_pages() {
     let bad_date = b.get("/?date=yesterday").await;
     assert_eq!(bad_date.status, StatusCode::BAD_REQUEST);
 }
+
+#[actix_web::test]
+async fn an_expired_hold_gets_its_own_page_that_leads_back_to_the_seats() {
+    let app = common::spawn_app_with(|s| s.hold_duration = Duration::milliseconds(300)).await;
+    let show = app.seed_show(4, 8, Duration::days(1)).await;
+    let mut b = Browser::new(&app);
+    let page = b.get(&format!("/shows/{show}")).await;
+    assert!(page.body.contains("/assets/live.js"), "the show page loads the live map");
+    let csrf = token(&page.body);
+    let held = b.post(&format!("/shows/{show}/hold"), &[("seat", "B2"), ("csrf_token", &csrf)]).await;
+    let hold_path = held.location.expect("a redirect to the hold");
+    actix_rt::time::sleep(std::time::Duration::from_millis(600)).await;
+
+    let gone = b.get(&hold_path).await;
+    assert_eq!(gone.status, StatusCode::GONE);
+    assert!(gone.body.contains("Your hold has expired"), "{}", gone.body);
+    assert!(gone.body.contains(&format!("href=\"/shows/{show}\"")));
+    let late = b
+        .post(&format!("{hold_path}/confirm"), &[("name", "Ann"), ("email", "ann@example.com"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(late.status, StatusCode::GONE);
+    assert!(late.body.contains("Your hold has expired"));
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM bookings").await, 0);
+    // The actor frees the seats on its timer; wait for it, within a bound.
+    let mut tries = 0;
+    while app.seat_states(show).await["B2"] != "free" {
+        tries += 1;
+        assert!(tries < 100, "B2 was never freed");
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error;
 pub mod form;
 pub mod internal;
+pub mod live;
 pub mod pages;
 pub mod writes;
 
@@ -74,6 +75,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     api::config(cfg);
     internal::config(cfg);
     admin::config(cfg);
+    live::config(cfg);
     pages::config(cfg);
 }
 

@@ -295,17 +295,41 @@ fn hold_context(view: &HoldView) -> serde_json::Value {
         "id": view.hold_id,
         "expires_at": view.expires_at.to_rfc3339(),
         "seconds_left": left,
+        "ms_left": (view.expires_at - Utc::now()).num_milliseconds().max(0),
         "items": view.items.iter().map(|i| json!({"seat": i.seat, "category": i.category, "price": money(i.price_cents)})).collect::<Vec<_>>(),
         "total": money(view.total_cents),
     })
 }
 
 async fn hold_page(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    let result = async {
-        let hold = HoldId::parse(&path)?;
-        render_hold(&state, &req, hold, None, "", "").await
+    let hold = match HoldId::parse(&path) {
+        Ok(h) => h,
+        Err(e) => return state.error_page(&e.into()),
     };
-    respond(&state, result.await)
+    let show = hold.show();
+    let page = render_hold(&state, &req, hold, None, "", "").await;
+    respond_for_hold(&state, &req, show, page).await
+}
+
+/// Like [`respond`], but a hold that has ended gets its own page, which leads back to the
+/// show's seat map.
+async fn respond_for_hold(
+    state: &AppState,
+    req: &HttpRequest,
+    show: ShowId,
+    page: Result<Page, WebError>,
+) -> HttpResponse {
+    match page {
+        Err(WebError::Gone(_)) => respond(state, hold_expired_page(state, req, show).await),
+        other => respond(state, other),
+    }
+}
+
+async fn hold_expired_page(state: &AppState, req: &HttpRequest, show: ShowId) -> Result<Page, WebError> {
+    let mut ctx = Context::new();
+    ctx.insert("show", &show_header(state, show.0, None).await.ok());
+    ctx.insert("show_id", &show.0);
+    page(state, req, "hold_expired.html", ctx, StatusCode::GONE)
 }
 
 async fn render_hold(
@@ -380,7 +404,11 @@ async fn confirm(
         let receipt = writes::confirm(&state, hold, name, email, false).await?;
         confirmed_page(&state, &req, &receipt).await
     };
-    respond(&state, result.await)
+    let page = result.await;
+    match HoldId::parse(&path) {
+        Ok(hold) => respond_for_hold(&state, &req, hold.show(), page).await,
+        Err(_) => respond(&state, page),
+    }
 }
 
 async fn release(
@@ -398,6 +426,10 @@ async fn release(
     };
     match result.await {
         Ok(show) => HttpResponse::SeeOther().insert_header(("Location", format!("/shows/{show}"))).finish(),
+        Err(e @ WebError::Gone(_)) => match HoldId::parse(&path) {
+            Ok(hold) => respond_for_hold(&state, &req, hold.show(), Err(e)).await,
+            Err(_) => state.error_page(&e),
+        },
         Err(e) => state.error_page(&e),
     }
 }
