@@ -276,3 +276,43 @@ async fn a_node_left_alone_refuses_writes_and_serves_pages() {
     let status = c.status(survivor).await.unwrap();
     assert_eq!(status["writable"], false);
 }
+
+#[actix_rt::test]
+async fn a_follower_pushes_seat_changes_it_replicates_to_its_live_pages() {
+    use awc::ws::Frame;
+    use futures::StreamExt;
+    let c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    let url = c.url(follower, &format!("/shows/{}/live", c.show)).replacen("http://", "ws://", 1);
+    let (_, mut ws) = awc::Client::new().ws(url).connect().await.expect("the socket opens");
+    macro_rules! next {
+        () => {
+            loop {
+                match actix_rt::time::timeout(Duration::from_secs(15), ws.next()).await.expect("a frame in time") {
+                    Some(Ok(Frame::Text(t))) => break serde_json::from_slice::<serde_json::Value>(&t).unwrap(),
+                    Some(Ok(_)) => continue,
+                    other => panic!("the socket ended: {other:?}"),
+                }
+            }
+        };
+    }
+    let snapshot = next!();
+    assert_eq!(snapshot["type"], "snapshot");
+    // A hold made on the master reaches the page open on the follower.
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let res = client
+        .post(c.url(master, &format!("/api/shows/{}/holds", c.show)))
+        .send_json(&serde_json::json!({"seats": ["B7"]}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    loop {
+        let change = next!();
+        if change["type"] == "change"
+            && change["seats"].as_array().unwrap().iter().any(|s| s[0] == "B7" && s[1] == "held")
+        {
+            break;
+        }
+    }
+}
