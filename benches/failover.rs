@@ -7,7 +7,6 @@
 //! Needs a MariaDB server (MARQUEE_TEST_DATABASE_URL, default the one scripts/mariadb.sh
 //! starts). Prints the figures; asserts nothing about time.
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::cluster::Cluster;
