@@ -44,6 +44,8 @@ options:
   --seconds S        longest load, in seconds (20); it ends sooner when every show sells out
   --shows N          shows on sale (10)
   --rows N --seats N layout of each show (25 x 40 for a sale, 12 x 16 with --memory-shows)
+  --per-theater N    shows in each theater, which share its layout (1 for a sale, 40 with
+                     --memory-shows)
   --pick free|random how a client picks its two seats (free): `free` takes seats that the
                      latest seat map shows free and no other client here is trying; `random`
                      takes any two seats, so 409s grow as shows fill. Maps are re-read every
@@ -114,6 +116,7 @@ struct Options {
     shows: usize,
     rows: usize,
     seats: usize,
+    per_theater: usize,
     pick: Pick,
     threads: usize,
     memory_shows: Option<usize>,
@@ -133,6 +136,7 @@ impl Options {
             shows: 10,
             rows: 0,
             seats: 0,
+            per_theater: 0,
             pick: Pick::Free,
             threads: 1,
             memory_shows: None,
@@ -156,6 +160,7 @@ impl Options {
                 "--shows" => o.shows = number(&flag, &value()?, 1, 10_000)?,
                 "--rows" => o.rows = number(&flag, &value()?, 1, 600)?,
                 "--seats" => o.seats = number(&flag, &value()?, 2, 999)?,
+                "--per-theater" => o.per_theater = number(&flag, &value()?, 1, 1_000)?,
                 "--pick" => {
                     o.pick = match value()?.as_str() {
                         "free" => Pick::Free,
@@ -176,6 +181,9 @@ impl Options {
         }
         if o.seats == 0 {
             o.seats = seats;
+        }
+        if o.per_theater == 0 {
+            o.per_theater = if o.memory_shows.is_some() { 40 } else { 1 };
         }
         o.threads = o.threads.min(o.clients);
         Ok(Some(o))
@@ -304,9 +312,16 @@ struct Seeded {
     labels: Vec<String>,
 }
 
-/// Creates and migrates the schema and writes `shows` shows of `rows` x `seats`, each in a
-/// theater of its own (with its own layout), in catalog changes of at most 2,000 shows.
-async fn seed(scratch: &Scratch, shows: usize, rows: usize, seats: usize) -> Result<Seeded, String> {
+/// Creates and migrates the schema and writes `shows` shows of `rows` x `seats`, `per_theater`
+/// shows to a theater (each theater has a layout of its own, as an import gives it), in
+/// catalog changes of at most 2,000 shows.
+async fn seed(
+    scratch: &Scratch,
+    shows: usize,
+    per_theater: usize,
+    rows: usize,
+    seats: usize,
+) -> Result<Seeded, String> {
     let mut settings = Settings::from_env().map_err(|e| e.to_string())?;
     settings.database_url = scratch.url();
     settings.db_pool_size = 2;
@@ -331,27 +346,31 @@ async fn seed(scratch: &Scratch, shows: usize, rows: usize, seats: usize) -> Res
         }
         for &i in chunk {
             let n = i as i64 + 1;
-            let layout_id = 1_000 + n;
-            let l = layout_change(layout_id, &format!("Hall {n}"), rows, seats, rows / 2);
-            change.layouts.extend(l.layouts);
-            change.categories.extend(l.categories);
-            change.rows.extend(l.rows);
-            change.theaters.push(Theater {
-                id: 100_000 + n,
-                external_id: format!("FLASH{n}"),
-                tid: format!("F{n}"),
-                name: format!("Flash Theater {n}"),
-                latitude: 34.0,
-                longitude: -118.2,
-                timezone: "America/Los_Angeles".into(),
-                layout_id,
-            });
-            let start_utc = (starts + chrono::Duration::minutes((i % 96) as i64 * 15)).naive_utc();
+            let (theater, k) = ((i / per_theater) as i64 + 1, i % per_theater);
+            let layout_id = 1_000 + theater;
+            if k == 0 {
+                let l = layout_change(layout_id, &format!("Hall {theater}"), rows, seats, rows / 2);
+                change.layouts.extend(l.layouts);
+                change.categories.extend(l.categories);
+                change.rows.extend(l.rows);
+                change.theaters.push(Theater {
+                    id: 100_000 + theater,
+                    external_id: format!("FLASH{theater}"),
+                    tid: format!("F{theater}"),
+                    name: format!("Flash Theater {theater}"),
+                    latitude: 34.0,
+                    longitude: -118.2,
+                    timezone: "America/Los_Angeles".into(),
+                    layout_id,
+                });
+            }
+            // A theater's shows are 15 minutes apart, so (theater, movie, start) is unique.
+            let start_utc = (starts + chrono::Duration::minutes(k as i64 * 15)).naive_utc();
             let local = start_utc.and_utc().with_timezone(&tz).naive_local();
             change.shows.push(Show {
                 id: 1_000_000 + n,
-                theater_id: 100_000 + n,
-                movie_id: movies[i % movies.len()].id,
+                theater_id: 100_000 + theater,
+                movie_id: movies[k % movies.len()].id,
                 layout_id,
                 local_date: local.date(),
                 starts_at_local: local,
@@ -1003,7 +1022,7 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
             Pick::Random => "two at random",
         }
     );
-    let seeded = seed(&scratch, opts.shows, opts.rows, opts.seats).await?;
+    let seeded = seed(&scratch, opts.shows, opts.per_theater, opts.rows, opts.seats).await?;
     println!("schema {} seeded; starting {}", scratch.name, opts.marquee.display());
     let base = scratch.start_node(opts, stop).await?;
     let pid = scratch.node_pid().unwrap_or_default();
@@ -1177,11 +1196,11 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
 async fn memory(opts: &Options, shows: usize, stop: &Arc<AtomicBool>) -> Result<bool, String> {
     let mut scratch = Scratch::new(opts);
     println!(
-        "memory: {shows} shows of {} x {} seats, seat maps read {} at a time",
-        opts.rows, opts.seats, opts.concurrency
+        "memory: {shows} shows of {} x {} seats, {} to a theater (and its layout), seat maps read {} at a time",
+        opts.rows, opts.seats, opts.per_theater, opts.concurrency
     );
     let seeding = Instant::now();
-    let seeded = seed(&scratch, shows, opts.rows, opts.seats).await?;
+    let seeded = seed(&scratch, shows, opts.per_theater, opts.rows, opts.seats).await?;
     println!(
         "schema {} seeded in {:.1} s; starting {}",
         scratch.name,
