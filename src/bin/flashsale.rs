@@ -83,15 +83,17 @@ fn main() -> ExitCode {
                 watcher.store(true, Ordering::SeqCst);
             }
         });
-        match opts.memory_shows {
+        let result = match opts.memory_shows {
             Some(n) => memory(&opts, n, &stop).await,
             None => flash_sale(&opts, &stop).await,
-        }
+        };
+        (result, stop.load(Ordering::SeqCst))
     });
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
+        (_, true) => ExitCode::from(130),
+        (Ok(true), _) => ExitCode::SUCCESS,
+        (Ok(false), _) => ExitCode::FAILURE,
+        (Err(e), _) => {
             eprintln!("flashsale: {e}");
             ExitCode::FAILURE
         }
