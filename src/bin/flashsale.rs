@@ -595,6 +595,14 @@ impl CpuSample {
             per(me),
             per(db)
         );
+        let ours = per(node) + per(me) + per(db);
+        if ours > 0.0 {
+            println!(
+                "  so node + flashsale + mariadbd need {ours:.0} us of CPU per booking: {cores} cores could not do more \
+                 than {:.0} bookings/s even if nothing else ran (a bound, not a measurement)",
+                cores as f64 * 1e6 / ours
+            );
+        }
         if others > 0.1 * cores as f64 * elapsed {
             println!(
                 "  WARNING: other processes took {:.0}% of the machine during the load; the rates and latencies \
