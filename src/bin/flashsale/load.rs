@@ -23,24 +23,30 @@ pub enum Pick {
 // What the clients know about the shows (shared by every load thread)
 
 #[derive(Default)]
-pub struct ShowPool {
+struct ShowPool {
     /// Seats the latest map showed free that no client here is trying, in random order.
-    pub free: Vec<String>,
+    free: Vec<String>,
     /// Seats a client here has asked for and not heard back about.
-    pub trying: HashSet<String>,
+    trying: HashSet<String>,
     /// Free seats in the latest map: the sale of this show is over below 2.
-    pub map_free: usize,
+    map_free: usize,
 }
 
+/// The shows on sale and what the latest seat maps said of them.
 pub struct Market {
     pub pick: Pick,
-    pub labels: Vec<String>,
+    /// Every seat label of the layout (for `Pick::Random`).
+    labels: Vec<String>,
     pub shows: Vec<i64>,
-    pub pools: Mutex<HashMap<i64, ShowPool>>,
+    pools: Mutex<HashMap<i64, ShowPool>>,
 }
 
 impl Market {
-    pub fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<i64, ShowPool>> {
+    pub fn new(pick: Pick, labels: Vec<String>, shows: Vec<i64>) -> Self {
+        Self { pick, labels, shows, pools: Mutex::new(HashMap::new()) }
+    }
+
+    fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<i64, ShowPool>> {
         self.pools.lock().unwrap_or_else(|p| p.into_inner())
     }
 

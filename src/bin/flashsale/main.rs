@@ -22,12 +22,12 @@ use measure::{latency_line, mariadb_pids, mib, micros, percentile, rss_kib, serv
 use node::{seed, Scratch};
 use serde::de::IgnoredAny;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, ExitCode};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
@@ -220,12 +220,7 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
     let control = http_client(8);
 
     // Every show's seat map once: the show actors load before the clock starts.
-    let market = Arc::new(Market {
-        pick: opts.pick,
-        labels: seeded.labels,
-        shows: seeded.show_ids.clone(),
-        pools: Mutex::new(HashMap::new()),
-    });
+    let market = Arc::new(Market::new(opts.pick, seeded.labels, seeded.show_ids.clone()));
     let mut rng = rand::thread_rng();
     for &show in &seeded.show_ids {
         match get(&control, format!("{base}/api/shows/{show}/seats")).await {
