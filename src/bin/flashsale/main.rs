@@ -50,7 +50,9 @@ options:
   --marquee BIN      the node binary (default: `marquee` beside this program)
   --db-server URL    MariaDB server without a database (MARQUEE_TEST_DATABASE_URL, else
                      mysql://root:marquee@127.0.0.1:3307)
-  --keep-db          leave the schema behind (for a look at it afterwards)";
+  --keep-db          leave the schema behind (for a look at it afterwards)
+  --node-log FILTER  the node's RUST_LOG (warn); e.g. warn,marquee::wal::writer=debug shows
+                     every group commit's size and time";
 
 /// How often a client in `--pick free` mode sees a fresh seat map.
 const MAP_REFRESH: Duration = Duration::from_millis(200);
@@ -111,6 +113,8 @@ struct Options {
     memory_shows: Option<usize>,
     concurrency: usize,
     keep_db: bool,
+    /// RUST_LOG of the node.
+    node_log: String,
 }
 
 impl Options {
@@ -131,6 +135,7 @@ impl Options {
             memory_shows: None,
             concurrency: 32,
             keep_db: false,
+            node_log: "warn".into(),
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -161,6 +166,7 @@ impl Options {
                 "--memory-shows" => o.memory_shows = Some(number(&flag, &value()?, 1, 1_000_000)?),
                 "--concurrency" => o.concurrency = number(&flag, &value()?, 1, 4096)?,
                 "--keep-db" => o.keep_db = true,
+                "--node-log" => o.node_log = value()?,
                 other => return Err(format!("unknown option '{other}'")),
             }
         }

@@ -45,7 +45,7 @@ impl Scratch {
         cmd.arg("serve")
             .env("DATABASE_URL", self.url())
             .env("MARQUEE_BIND", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", &opts.node_log);
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         for (var, dir) in [("MARQUEE_TEMPLATES", "templates"), ("MARQUEE_ASSETS", "assets")] {
             if std::env::var_os(var).is_none() && root.join(dir).is_dir() {
