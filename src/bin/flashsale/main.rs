@@ -311,6 +311,13 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
             " (time limit)"
         }
     );
+    if elapsed < 3.0 {
+        println!(
+            "  (a short sale: the first wave of {} new connections weighs on these figures; --shows 100 \
+             measures a sustained rate)",
+            opts.clients
+        );
+    }
     println!("  hold attempts      {attempts:>8}   {:>9.0} /s", attempts as f64 / secs);
     println!("  holds 201          {:>8}   {:>9.0} /s", tally.holds_201, tally.holds_201 as f64 / secs);
     println!("  holds 409          {:>8}", tally.holds_409);
