@@ -112,10 +112,21 @@ pub fn transport_kind(msg: &str) -> String {
     msg.split(':').next().unwrap_or(msg).trim().to_string()
 }
 
+/// The node's counters; a failed connection is tried again a few times, and its whole
+/// message kept.
 pub async fn node_stats(client: &awc::Client, base: &str) -> Result<StatsReply, String> {
-    match get(client, format!("{base}/api/stats")).await {
-        Answer::Ok(v) => Ok(v),
-        Answer::Status(s) => Err(format!("/api/stats answered {s}")),
-        Answer::Transport(e) => Err(format!("/api/stats: {e}")),
+    let mut last = String::new();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            actix_rt::time::sleep(Duration::from_millis(200)).await;
+        }
+        match client.get(format!("{base}/api/stats")).send().await {
+            Ok(mut res) if res.status().as_u16() == 200 => {
+                return res.json::<StatsReply>().await.map_err(|e| format!("/api/stats: {e}"))
+            }
+            Ok(res) => return Err(format!("/api/stats answered {}", res.status())),
+            Err(e) => last = e.to_string(),
+        }
     }
+    Err(format!("/api/stats: {last}"))
 }

@@ -24,7 +24,7 @@ use serde::de::IgnoredAny;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, ExitCode};
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -242,7 +242,10 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
     };
     let mut db = scratch.connect()?;
     let status_before = server_status(&mut db);
-    let stats_before = node_stats(&control, &base).await?;
+    let stats_before = match node_stats(&control, &base).await {
+        Ok(s) => s,
+        Err(e) => return Err(scratch.explain(e)),
+    };
     let rss_before = rss_kib(pid);
     let mariadb = mariadb_pids(&mut db);
     let cpu_before = CpuSample::take(pid, &mariadb);
@@ -275,10 +278,7 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
 
     let stats_after = match node_stats(&control, &base).await {
         Ok(s) => s,
-        Err(e) => match scratch.node.as_mut().map(Child::try_wait) {
-            Some(Ok(Some(status))) => return Err(format!("{e}: the node has exited ({status})")),
-            _ => return Err(e),
-        },
+        Err(e) => return Err(scratch.explain(e)),
     };
     let status_after = server_status(&mut db);
     let rss_after = rss_kib(pid);

@@ -71,6 +71,14 @@ impl Scratch {
         Err("the node did not answer /healthz within 60 s".into())
     }
 
+    /// `error`, and the node's exit status if it has exited.
+    pub fn explain(&mut self, error: String) -> String {
+        match self.node.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => format!("{error} (the node has exited: {status})"),
+            _ => format!("{error} (the node is still running)"),
+        }
+    }
+
     pub fn node_pid(&self) -> Option<u32> {
         self.node.as_ref().map(Child::id)
     }
