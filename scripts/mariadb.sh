@@ -35,7 +35,7 @@ if [ ! -d "$datadir/mysql" ]; then
 fi
 nohup mariadbd --no-defaults --user=root --datadir="$datadir" --socket="$sock" \
   --bind-address=127.0.0.1 --port="$port" --skip-name-resolve \
-  --max-connections=1000 --innodb-buffer-pool-size=512M --innodb-log-file-size=256M \
+  --max-connections=1000 --innodb-buffer-pool-size=512M --innodb-log-file-size=1G \
   --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
   --log-error="$log" >/dev/null 2>&1 &
 for _ in $(seq 1 60); do

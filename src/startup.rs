@@ -19,7 +19,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::Logger;
 use actix_web::{web as aw, App, HttpServer};
 use diesel::prelude::*;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -31,6 +31,24 @@ pub enum StartupError {
     Templates(#[from] tera::Error),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Connections that may wait to be accepted. actix's `backlog()` applies only to sockets it
+/// binds itself, and a std `TcpListener` listens with 128: a burst of new clients (a flash
+/// sale's first second) overflowed that queue and waited a second for the SYN to be retried.
+const BACKLOG: i32 = 4096;
+
+/// Listens on `addr` with [`BACKLOG`] (and SO_REUSEADDR, as actix does for its own sockets).
+pub fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let addr: SocketAddr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("'{addr}' is not an address")))?;
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 pub struct Application {
@@ -65,7 +83,7 @@ pub fn start_log(db: &Db) -> Result<LogWriter, DbError> {
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
-        let listener = TcpListener::bind(&settings.bind)?;
+        let listener = listen(&settings.bind)?;
         Self::build_on(settings, listener)
     }
 
@@ -190,7 +208,7 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .default_service(aw::to(pages::not_found))
     })
     .workers(workers)
-    .backlog(4096)
+    .backlog(BACKLOG as u32)
     .listen(listener)?
     .run();
     Ok(server)

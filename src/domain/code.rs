@@ -1,15 +1,25 @@
 use super::DomainError;
-use rand::{rngs::OsRng, Rng};
+use rand::{rngs::OsRng, RngCore};
 use std::fmt;
 
 /// Letters and digits that cannot be mistaken for one another (no 0/O, 1/I/L, U/V).
 const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTWXYZ";
 const CODE_LEN: usize = 8;
 
-/// A random string over the unambiguous alphabet, from the OS's random source.
+/// A random string over the unambiguous alphabet, from the OS's random source. The bytes
+/// are read in one batch (one system call per token, not one per character) and mapped
+/// without bias: bytes at or above the largest multiple of the alphabet's size are dropped.
 pub fn random_token(len: usize) -> String {
-    let mut rng = OsRng;
-    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    let n = ALPHABET.len();
+    let unbiased = 256 - 256 % n;
+    let mut token = String::with_capacity(len);
+    let mut bytes = [0u8; 64];
+    while token.len() < len {
+        OsRng.fill_bytes(&mut bytes);
+        let fresh = bytes.iter().map(|&b| b as usize).filter(|&b| b < unbiased);
+        token.extend(fresh.take(len - token.len()).map(|b| ALPHABET[b % n] as char));
+    }
+    token
 }
 
 /// A booking's public code: 8 characters, about 39 bits, unguessable, easy to read aloud.
@@ -44,6 +54,17 @@ impl fmt::Display for BookingCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_have_the_length_asked_and_use_the_alphabet() {
+        for len in [0, 1, 8, 20, 63, 64, 65, 200] {
+            let t = random_token(len);
+            assert_eq!(t.len(), len);
+            assert!(t.bytes().all(|b| ALPHABET.contains(&b)), "{t}");
+        }
+        let many: String = (0..200).map(|_| random_token(20)).collect();
+        assert!(ALPHABET.iter().all(|c| many.as_bytes().contains(c)), "every character turns up");
+    }
 
     #[test]
     fn generated_codes_parse_back() {

@@ -256,7 +256,13 @@ impl Tail {
                         Some(c) => match self.cluster.writable_epoch() {
                             None => vec![Err(WalError::NotMaster); changes.len()],
                             Some(epoch) => {
+                                let started = std::time::Instant::now();
                                 let (results, healthy) = self.commit(c, epoch, &changes);
+                                log::debug!(
+                                    "committed a batch of {} changes in {} us",
+                                    changes.len(),
+                                    started.elapsed().as_micros()
+                                );
                                 if !healthy {
                                     conn = None;
                                 }
