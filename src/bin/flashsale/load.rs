@@ -171,7 +171,8 @@ impl Tally {
 }
 
 pub struct Load {
-    pub base: String,
+    /// The nodes to send requests to; customer `n` uses `bases[n % len]`.
+    pub bases: Vec<String>,
     pub market: Arc<Market>,
     pub start: Instant,
     pub deadline: Instant,
@@ -181,6 +182,10 @@ pub struct Load {
 }
 
 impl Load {
+    pub fn base(&self, n: usize) -> &str {
+        &self.bases[n % self.bases.len()]
+    }
+
     pub fn finished(&self) -> bool {
         Instant::now() >= self.deadline || self.stop.load(Ordering::SeqCst) || self.market.sold_out()
     }
@@ -197,7 +202,7 @@ pub async fn customer(n: usize, load: Rc<Load>, client: Rc<awc::Client>, tally: 
         };
         let sent = Instant::now();
         let answer =
-            post::<HoldReply>(&client, format!("{}/api/shows/{show}/holds", load.base), &HoldRequest { seats: &seats })
+            post::<HoldReply>(&client, format!("{}/api/shows/{show}/holds", load.base(n)), &HoldRequest { seats: &seats })
                 .await;
         let took = micros(sent);
         load.market.answered(show, &seats);
@@ -228,7 +233,7 @@ pub async fn customer(n: usize, load: Rc<Load>, client: Rc<awc::Client>, tally: 
         let buyer = ConfirmRequest { name: format!("Client {n}"), email: format!("c{n}.{booked}@example.com") };
         let sent = Instant::now();
         let answer =
-            post::<BookingReply>(&client, format!("{}/api/holds/{}/confirm", load.base, hold.hold_id), &buyer).await;
+            post::<BookingReply>(&client, format!("{}/api/holds/{}/confirm", load.base(n), hold.hold_id), &buyer).await;
         let took = micros(sent);
         let mut t = tally.borrow_mut();
         match answer {
@@ -263,7 +268,7 @@ pub async fn watch_show(
             return;
         }
         next += load.refresh;
-        match get::<SeatMapReply>(&client, format!("{}/api/shows/{show}/seats", load.base)).await {
+        match get::<SeatMapReply>(&client, format!("{}/api/shows/{show}/seats", load.base(show as usize))).await {
             Answer::Ok(map) => {
                 tally.borrow_mut().map_reads += 1;
                 load.market.refreshed(show, map, &mut rng);

@@ -24,6 +24,8 @@ use serde::de::IgnoredAny;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use diesel::Connection;
+use diesel::mysql::MysqlConnection;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +47,9 @@ options:
                      latest seat map shows free and no other client here is trying; `random`
                      takes any two seats, so 409s grow as shows fill. Maps are re-read every
                      200 ms (free) or 1 s (random), less often past 10 shows (~50 a second)
+  --nodes 1,3        cluster sizes to run the sale on, one after another in this run (1):
+                     N > 1 starts N nodes on loopback, spreads the clients over them, and
+                     audits every replica
   --threads N        load-generator threads, each an actix System with its own client (1)
   --concurrency N    seat maps read at once with --memory-shows (32)
   --marquee BIN      the node binary (default: `marquee` beside this program)
@@ -80,7 +85,38 @@ fn main() -> ExitCode {
         });
         let result = match opts.memory_shows {
             Some(n) => memory(&opts, n, &stop).await,
-            None => flash_sale(&opts, &stop).await,
+            None => {
+                let mut all_ok = true;
+                let mut runs = Vec::new();
+                for &nodes in &opts.nodes {
+                    match flash_sale(&opts, nodes, &stop).await {
+                        Ok((ok, rate, p99_hold, p99_confirm)) => {
+                            all_ok &= ok;
+                            runs.push((nodes, rate, p99_hold, p99_confirm));
+                        }
+                        Err(e) => return (Err(e), stop.load(Ordering::SeqCst)),
+                    }
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                if runs.len() > 1 {
+                    println!("summary of this run:");
+                    for (nodes, rate, h, c) in &runs {
+                        println!("  {nodes} node(s): {rate:.0} confirmed bookings/s, p99 hold {h:.1} ms, confirm {c:.1} ms");
+                    }
+                    let one = runs.iter().find(|r| r.0 == 1).map(|r| r.1);
+                    for (nodes, rate, _, _) in runs.iter().filter(|r| r.0 > 1) {
+                        if let Some(one) = one {
+                            println!(
+                                "  {nodes} nodes keep {:.0}% of one node's confirmed bookings/s (target: at least 50%)",
+                                rate / one.max(1e-9) * 100.0
+                            );
+                        }
+                    }
+                }
+                Ok(all_ok)
+            }
         };
         (result, stop.load(Ordering::SeqCst))
     });
@@ -115,6 +151,8 @@ struct Options {
     keep_db: bool,
     /// RUST_LOG of the node.
     node_log: String,
+    /// Cluster sizes to run the sale on, one after another (`--nodes 1,3`).
+    nodes: Vec<usize>,
 }
 
 impl Options {
@@ -136,6 +174,7 @@ impl Options {
             concurrency: 32,
             keep_db: false,
             node_log: "warn".into(),
+            nodes: vec![1],
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -167,6 +206,14 @@ impl Options {
                 "--concurrency" => o.concurrency = number(&flag, &value()?, 1, 4096)?,
                 "--keep-db" => o.keep_db = true,
                 "--node-log" => o.node_log = value()?,
+                "--nodes" => {
+                    let v = value()?;
+                    o.nodes = v
+                        .split(',')
+                        .map(|n| n.trim().parse::<usize>().ok().filter(|n| (1..=7).contains(n)))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| format!("--nodes takes cluster sizes from 1 to 7, like 1,3; not '{v}'"))?;
+                }
                 other => return Err(format!("unknown option '{other}'")),
             }
         }
@@ -201,8 +248,9 @@ fn default_node_binary() -> PathBuf {
 // ---------------------------------------------------------------------------------------
 // The two modes
 
-async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, String> {
+async fn flash_sale(opts: &Options, nodes: usize, stop: &Arc<AtomicBool>) -> Result<(bool, f64, f64, f64), String> {
     let mut scratch = Scratch::new(opts);
+    println!("== {nodes} node(s){}", if nodes > 1 { ", clients spread over them (followers forward writes to the master)" } else { "" });
     let seats_total = opts.shows * opts.rows * opts.seats;
     println!(
         "flash sale: {} shows of {} x {} seats ({} seats), {} clients on {} load thread(s), at most {} s, seats picked: {}",
@@ -220,9 +268,14 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
     );
     let seeded = seed(&scratch, opts.shows, opts.per_theater, opts.rows, opts.seats).await?;
     println!("schema {} seeded; starting {}", scratch.name, opts.marquee.display());
-    let base = scratch.start_node(opts, stop).await?;
+    let (bases, base) = if nodes == 1 {
+        let b = scratch.start_node(opts, stop).await?;
+        (vec![b.clone()], b)
+    } else {
+        scratch.start_cluster(opts, stop, nodes).await?
+    };
     let pid = scratch.node_pid().unwrap_or_default();
-    println!("node pid {pid} at {base}");
+    println!("node pid {pid} at {base}{}", if nodes > 1 { " (the master)" } else { "" });
     let control = http_client(8);
 
     // Every show's seat map once: the show actors load before the clock starts.
@@ -257,16 +310,16 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
     for t in 1..opts.threads {
         let first = t * per_thread;
         let n = if t + 1 == opts.threads { opts.clients - first } else { per_thread };
-        let (base, market, stop) = (base.clone(), market.clone(), stop.clone());
+        let (bases, market, stop) = (bases.clone(), market.clone(), stop.clone());
         helpers.push(std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let load = Rc::new(Load { base, market, start, deadline, stop, refresh });
+                let load = Rc::new(Load { bases, market, start, deadline, stop, refresh });
                 run_clients(first, n, false, load).await
             })
         }));
     }
     let load =
-        Rc::new(Load { base: base.clone(), market: market.clone(), start, deadline, stop: stop.clone(), refresh });
+        Rc::new(Load { bases: bases.clone(), market: market.clone(), start, deadline, stop: stop.clone(), refresh });
     let (mut tally, mut ended) =
         run_clients(0, if opts.threads == 1 { opts.clients } else { per_thread }, true, load).await;
     for h in helpers {
@@ -387,10 +440,22 @@ async fn flash_sale(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Stri
         if target_met { "met" } else { "MISSED" }
     );
     println!();
-    let ok = audit::audit(&mut db, &tally.acks)?;
+    let mut ok = audit::audit(&mut db, &tally.acks)?;
     drop(db);
+    if nodes > 1 {
+        // Every replica must hold the same acknowledged bookings and no double sale.
+        if !scratch.wait_converged(&base).await {
+            println!("the replicas did not catch up with the master within 30 s");
+            ok = false;
+        }
+        for url in scratch.schema_urls().into_iter().skip(1) {
+            println!("replica {url}:");
+            let mut replica = MysqlConnection::establish(&url).map_err(|e| format!("{url}: {e}"))?;
+            ok &= audit::audit(&mut replica, &tally.acks)?;
+        }
+    }
     scratch.stop_node();
-    Ok(ok)
+    Ok((ok, rate, p99_hold, p99_confirm))
 }
 
 async fn memory(opts: &Options, shows: usize, stop: &Arc<AtomicBool>) -> Result<bool, String> {

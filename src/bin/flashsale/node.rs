@@ -19,12 +19,16 @@ pub struct Scratch {
     pub name: String,
     pub keep: bool,
     pub node: Option<Child>,
+    /// Nodes 2.. of a cluster run: their schema and process.
+    pub others: Vec<(String, Child)>,
+    /// The master's process id (node 1's when there is no cluster).
+    pub master_pid: Option<u32>,
 }
 
 impl Scratch {
     pub fn new(opts: &Options) -> Self {
         let name = format!("marquee_flash_{}", marquee::domain::random_token(10).to_lowercase());
-        Self { server: opts.db_server.clone(), name, keep: opts.keep_db, node: None }
+        Self { server: opts.db_server.clone(), name, keep: opts.keep_db, node: None, others: Vec::new(), master_pid: None }
     }
 
     pub fn url(&self) -> String {
@@ -80,11 +84,103 @@ impl Scratch {
     }
 
     pub fn node_pid(&self) -> Option<u32> {
-        self.node.as_ref().map(Child::id)
+        self.master_pid.or_else(|| self.node.as_ref().map(Child::id))
+    }
+
+    /// Starts `n` nodes as a cluster on loopback (node 1 on the seeded schema, the others on
+    /// fresh ones, which the master fills by replication) and waits until a master takes
+    /// writes and every node holds the whole log. Returns every node's URL and the master's.
+    pub async fn start_cluster(&mut self, opts: &Options, stop: &AtomicBool, n: usize) -> Result<(Vec<String>, String), String> {
+        use rand::Rng;
+        let mut ports = Vec::new();
+        while ports.len() < n {
+            let p: u16 = rand::thread_rng().gen_range(20_000..32_000);
+            if !ports.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+                ports.push(p);
+            }
+        }
+        let secret = marquee::domain::random_token(32);
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        for i in 0..n {
+            let schema = if i == 0 { self.name.clone() } else { format!("{}_{}", self.name, i + 1) };
+            let peers: Vec<String> = (0..n).filter(|j| *j != i).map(|j| format!("{}@127.0.0.1:{}", j + 1, ports[j])).collect();
+            let mut cmd = Command::new(&opts.marquee);
+            cmd.arg("serve")
+                .env("NODE_ID", (i + 1).to_string())
+                .env("PEERS", peers.join(","))
+                .env("CLUSTER_SECRET", &secret)
+                .env("DATABASE_URL", format!("{}/{}", self.server, schema))
+                .env("MARQUEE_BIND", format!("127.0.0.1:{}", ports[i]))
+                .env("RUST_LOG", &opts.node_log);
+            for (var, dir) in [("MARQUEE_TEMPLATES", "templates"), ("MARQUEE_ASSETS", "assets")] {
+                if std::env::var_os(var).is_none() && root.join(dir).is_dir() {
+                    cmd.env(var, root.join(dir));
+                }
+            }
+            let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", opts.marquee.display()))?;
+            if i == 0 {
+                self.node = Some(child);
+            } else {
+                self.others.push((schema, child));
+            }
+        }
+        let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+        let client = awc::Client::builder().timeout(Duration::from_secs(2)).finish();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(90) && !stop.load(Ordering::SeqCst) {
+            let mut res = match client.get(format!("{}/api/cluster", bases[0])).send().await {
+                Ok(r) => r,
+                Err(_) => {
+                    actix_rt::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let v: serde_json::Value = res.json().limit(1 << 20).await.unwrap_or_default();
+            let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+            let master = nodes.iter().find(|x| x["role"] == "master").and_then(|x| x["id"].as_u64());
+            let caught_up = nodes.len() == n && nodes.iter().all(|x| x["reachable"] == true && x["lag"] == 0);
+            if let (Some(m), true) = (master, caught_up) {
+                let idx = m as usize - 1;
+                let status: serde_json::Value = match client.get(format!("{}/api/cluster", bases[idx])).send().await {
+                    Ok(mut r) => r.json().limit(1 << 20).await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                };
+                if status["writable"] == true {
+                    self.master_pid = if idx == 0 { self.node.as_ref().map(Child::id) } else { Some(self.others[idx - 1].1.id()) };
+                    return Ok((bases.clone(), bases[idx].clone()));
+                }
+            }
+            actix_rt::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err("the cluster did not elect a master and catch up within 90 s".into())
+    }
+
+    /// Waits until every node's log is as long as the master's (before the audit).
+    pub async fn wait_converged(&self, base: &str) -> bool {
+        let client = awc::Client::builder().timeout(Duration::from_secs(2)).finish();
+        for _ in 0..300 {
+            if let Ok(mut r) = client.get(format!("{base}/api/cluster")).send().await {
+                let v: serde_json::Value = r.json().limit(1 << 20).await.unwrap_or_default();
+                if v["nodes"].as_array().is_some_and(|n| n.iter().all(|x| x["lag"] == 0)) {
+                    return true;
+                }
+            }
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// Each node's schema URL (node 1 first).
+    pub fn schema_urls(&self) -> Vec<String> {
+        std::iter::once(self.url()).chain(self.others.iter().map(|(s, _)| format!("{}/{}", self.server, s))).collect()
     }
 
     /// SIGTERM, then SIGKILL if it has not stopped within 10 s.
     pub fn stop_node(&mut self) {
+        for (_, mut c) in std::mem::take(&mut self.others).into_iter().map(|(s, c)| (s, c)) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         let Some(mut child) = self.node.take() else { return };
         if let Ok(None) = child.try_wait() {
             let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
@@ -110,8 +206,11 @@ impl Drop for Scratch {
         }
         match MysqlConnection::establish(&self.server) {
             Ok(mut c) => {
-                if let Err(e) = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", self.name)).execute(&mut c) {
-                    eprintln!("flashsale: could not drop {}: {e}", self.name);
+                let extra = (2..=9).map(|i| format!("{}_{i}", self.name));
+                for name in std::iter::once(self.name.clone()).chain(extra) {
+                    if let Err(e) = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut c) {
+                        eprintln!("flashsale: could not drop {name}: {e}");
+                    }
                 }
             }
             Err(e) => eprintln!("flashsale: could not drop {}: {e}", self.name),
