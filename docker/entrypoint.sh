@@ -1,0 +1,59 @@
+#!/bin/bash
+# marquee-entrypoint: the app image's entrypoint. Fills in what compose leaves to the node,
+# then runs the command (by default `marquee serve`).
+# - MYSQL_PASSWORD, CLUSTER_SECRET, ADMIN_PASSWORD: from the environment, else from the
+#   secrets volume (written by marquee-secrets).
+# - DATABASE_URL: if unset and MYSQL_HOST is set, built from MYSQL_HOST, MYSQL_PORT,
+#   MYSQL_USER, MYSQL_PASSWORD and MARQUEE_DB_PREFIX as
+#   mysql://USER:PASSWORD@HOST:PORT/<prefix>{node_id}: one schema per replica, which the node
+#   creates on its first start.
+# - `{node_id}` in DATABASE_URL is replaced by NODE_ID, or else by the id the node derives
+#   from its own IPv4 address under PEER_DISCOVERY (3rd octet * 256 + 4th octet), so the
+#   schema name and the node id agree.
+# - CATALOG_LOAD=seed (before the cluster can take the admin import): `marquee serve` is
+#   preceded by `marquee import --from $DEMO_CATALOG_DIR` into this node's own database.
+set -euo pipefail
+. /usr/local/lib/marquee/lib.sh
+
+for pair in MYSQL_PASSWORD:db_password CLUSTER_SECRET:cluster_secret ADMIN_PASSWORD:admin_password; do
+    var=${pair%%:*} name=${pair#*:}
+    if [ -z "${!var:-}" ] && [ -r "$MARQUEE_SECRETS_DIR/$name" ]; then
+        export "$var=$(secret "$name")"
+    fi
+done
+
+if [ -z "${DATABASE_URL:-}" ] && [ -n "${MYSQL_HOST:-}" ]; then
+    user=$(urlencode "${MYSQL_USER:-marquee}")
+    pass=$(urlencode "${MYSQL_PASSWORD:-}")
+    export DATABASE_URL="mysql://$user${pass:+:$pass}@$MYSQL_HOST:${MYSQL_PORT:-3306}/${MARQUEE_DB_PREFIX:-marquee_node_}{node_id}"
+fi
+
+# The node's own IPv4 address: the one its host name has in /etc/hosts (Docker writes it).
+own_ipv4() {
+    local host
+    host=$(cat /etc/hostname)
+    awk -v h="$host" '$1 ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/ && $1 !~ /^127\./ {
+        for (i = 2; i <= NF; i++) if ($i == h) { print $1; exit } }' /etc/hosts
+}
+
+if [[ "${DATABASE_URL:-}" == *"{node_id}"* ]]; then
+    id=${NODE_ID:-}
+    if [ -z "$id" ]; then
+        ip=${NODE_ADDRESS:-$(own_ipv4)}
+        if [ -z "$ip" ]; then
+            log "DATABASE_URL names {node_id}, but NODE_ID is unset and this container has no IPv4 address"
+            exit 1
+        fi
+        IFS=. read -r _ _ o3 o4 <<<"$ip"
+        id=$((o3 * 256 + o4))
+    fi
+    export DATABASE_URL=${DATABASE_URL//\{node_id\}/$id}
+    log "node database: ${DATABASE_URL##*/} (node id $id)"
+fi
+
+if [ "${CATALOG_LOAD:-}" = seed ] && [ "${1:-}" = marquee ] && [ "${2:-serve}" = serve ]; then
+    log "CATALOG_LOAD=seed: importing ${DEMO_CATALOG_DIR:?} into this node's database"
+    marquee import --from "$DEMO_CATALOG_DIR"
+fi
+
+exec "$@"
