@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds, from Debian's packages, local stand-ins for the base images that the Dockerfiles
+# and docker-compose.yml name, on a machine that cannot pull from a container registry (the
+# test machine has none). Nothing is pulled. An image already present under its name is
+# kept (FORCE_STANDINS=1 rebuilds), so where the real images exist this changes nothing.
+#   debian:bookworm-slim  a minbase bookworm root made with debootstrap, `docker import`ed
+#   mysql:8.4             MariaDB 10.11 (Debian's mariadb-server) behind an entrypoint with the
+#                         official image's interface (scripts/docker-standins/mysql)
+#   nginx:1.27            Debian's nginx 1.22 and curl (scripts/docker-standins/nginx)
+# rust:1-bookworm is not made: the test builds the app image's `prebuilt` target, which does
+# not use it (see docs/deployment.md).
+# Needs root (debootstrap), Docker, and Debian's mirror (DEBIAN_MIRROR) from the host and
+# from build containers.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${DOCKER_STANDIN_DIR:-$root/target/docker-standins}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+force=${FORCE_STANDINS:-0}
+
+have() { [ "$force" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
+say() { echo "== $*" >&2; }
+
+if ! have debian:bookworm-slim; then
+    tarball=$work/bookworm-minbase.tar
+    if [ ! -s "$tarball" ] || [ "$force" = 1 ]; then
+        command -v debootstrap >/dev/null || {
+            say "installing debootstrap from Debian's packages"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+        }
+        rootfs=$work/rootfs
+        rm -rf "$rootfs"
+        mkdir -p "$rootfs"
+        say "debootstrap --variant=minbase bookworm (about a minute)"
+        debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+            || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+        # As in Debian's official image: the three suites, no documentation, no apt caches.
+        rm -f "$rootfs/etc/apt/sources.list"
+        cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
+Types: deb
+URIs: $mirror
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${mirror%/debian}/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+        cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+DPKG
+        echo 'APT::Install-Recommends "false";' >"$rootfs/etc/apt/apt.conf.d/docker-no-recommends"
+        rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
+        tar -C "$rootfs" -cf "$tarball" .
+        rm -rf "$rootfs"
+    fi
+    say "docker import debian:bookworm-slim"
+    docker import -c 'CMD ["bash"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        -m "stand-in: debootstrap minbase bookworm" "$tarball" debian:bookworm-slim >/dev/null
+fi
+
+for standin in mysql:8.4 nginx:1.27; do
+    if ! have "$standin"; then
+        say "docker build $standin (stand-in: scripts/docker-standins/${standin%%:*})"
+        docker build -q -t "$standin" "$root/scripts/docker-standins/${standin%%:*}" >/dev/null
+    fi
+done
+say "base images ready: debian:bookworm-slim mysql:8.4 nginx:1.27"
