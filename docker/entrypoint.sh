@@ -10,8 +10,9 @@
 # - `{node_id}` in DATABASE_URL is replaced by NODE_ID, or else by the id the node derives
 #   from its own IPv4 address under PEER_DISCOVERY (3rd octet * 256 + 4th octet), so the
 #   schema name and the node id agree.
-# - CATALOG_LOAD=seed (before the cluster can take the admin import): `marquee serve` is
-#   preceded by `marquee import --from $DEMO_CATALOG_DIR` into this node's own database.
+# - CATALOG_LOAD=seed (until the cluster takes the admin import): `marquee serve` is
+#   preceded by `marquee import --from $DEMO_CATALOG_DIR` into this node's own database, on
+#   the container's first start and only if no other replica is up (see below).
 set -euo pipefail
 . /usr/local/lib/marquee/lib.sh
 
@@ -51,9 +52,31 @@ if [[ "${DATABASE_URL:-}" == *"{node_id}"* ]]; then
     log "node database: ${DATABASE_URL##*/} (node id $id)"
 fi
 
-if [ "${CATALOG_LOAD:-}" = seed ] && [ "${1:-}" = marquee ] && [ "${2:-serve}" = serve ]; then
-    log "CATALOG_LOAD=seed: importing ${DEMO_CATALOG_DIR:?} into this node's database"
-    marquee import --from "$DEMO_CATALOG_DIR"
+# Is another replica of the service up (its /healthz answers)?
+other_replica_up() {
+    local spec=${PEER_DISCOVERY#dns:} me ip
+    [[ "${PEER_DISCOVERY:-}" == dns:* ]] || return 1
+    me=${NODE_ADDRESS:-$(own_ipv4)}
+    for ip in $(getent ahostsv4 "${spec%:*}" | awk '{print $1}' | sort -u); do
+        [ "$ip" = "$me" ] && continue
+        http GET "$ip" "${spec##*:}" /healthz 2>/dev/null && [ "$HTTP_STATUS" = 200 ] && return 0
+    done
+    return 1
+}
+
+# The seed is a write of this node's own, outside the master's log, so it is made only where
+# it cannot disagree with the cluster: on the container's first start, and only when no
+# other replica is up yet (replicas started together seed the same data on the same day;
+# one that joins later gets the catalog from the master, like every other write).
+seeded=/tmp/.marquee-seeded
+if [ "${CATALOG_LOAD:-}" = seed ] && [ "${1:-}" = marquee ] && [ "${2:-serve}" = serve ] && [ ! -e "$seeded" ]; then
+    if other_replica_up; then
+        log "CATALOG_LOAD=seed: other replicas are up; this one gets the catalog from the master"
+    else
+        log "CATALOG_LOAD=seed: importing ${DEMO_CATALOG_DIR:?} into this node's database"
+        marquee import --from "$DEMO_CATALOG_DIR"
+    fi
+    : >"$seeded"
 fi
 
 exec "$@"

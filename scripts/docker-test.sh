@@ -9,7 +9,8 @@
 #   3. cut a follower off the network and reconnect it: it catches up
 #   4. scale to 4: the new replica joins, catches up, and gets traffic from nginx
 #   5. down -v leaves nothing behind
-# Everything the test starts is removed when it ends, failed or not.
+# Everything the test starts is removed when it ends, failed or not (DOCKER_TEST_KEEP=1 keeps
+# it after a failure, to look at).
 #
 # The binary: build containers here cannot use crates.io (TLS to it does not verify from
 # inside a container), so the image takes a binary built on this host, a Debian bookworm
@@ -56,6 +57,11 @@ cleanup() {
     if [ "$rc" != 0 ] && [ -n "${compose_up:-}" ]; then
         echo "---- last logs (the test failed) ----" >&2
         compose logs --no-color --tail=40 2>&1 | tail -250 >&2
+    fi
+    if [ "$rc" != 0 ] && [ "${DOCKER_TEST_KEEP:-0}" = 1 ]; then
+        echo "DOCKER_TEST_KEEP=1: left running for a look: project $project, files in $work" >&2
+        echo "  remove with: ${compose_cmd[*]} -p $project down -v; rm -rf $work" >&2
+        exit "$rc"
     fi
     if [ -n "${compose_up:-}" ]; then
         compose down -v --remove-orphans -t 5 >/dev/null 2>&1
@@ -213,7 +219,7 @@ check_bookings() { # SHOW
     : >"$work/sold"
     for s in "${schemas[@]}"; do
         sql "SELECT bs.seat, b.code FROM \`$s\`.booking_seats bs JOIN \`$s\`.bookings b ON b.code = bs.booking_code WHERE bs.show_id = $show AND b.state = 'confirmed'" \
-            | sort >"$work/sold.$s"
+            | tr '\t' ' ' | sort >"$work/sold.$s"
         cat "$work/sold.$s" >>"$work/sold"
         missing=$(awk '{print $2" "$1}' "$work/acked.sorted" | sort | comm -23 - "$work/sold.$s" | head -5)
         [ -z "$missing" ] || fail "$s lacks acknowledged bookings (seat code): $missing"
