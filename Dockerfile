@@ -13,6 +13,8 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUNTIME_IMAGE} AS runtime-base
+LABEL org.opencontainers.image.title="marquee" \
+      org.opencontainers.image.description="A node of the Marquee movie-ticket booking cluster"
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libmariadb3 ca-certificates \
     && rm -rf /var/lib/apt/lists/*

@@ -33,7 +33,8 @@ if ! have debian:bookworm-slim; then
         say "debootstrap --variant=minbase bookworm (about a minute)"
         debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
             || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-        # As in Debian's official image: the three suites, no documentation, no apt caches.
+        # As in Debian's official image: the three suites, no documentation, no apt caches
+        # (no downloaded packages left in the layers of images built on it).
         rm -f "$rootfs/etc/apt/sources.list"
         cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
 Types: deb
@@ -56,6 +57,12 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 DPKG
         echo 'APT::Install-Recommends "false";' >"$rootfs/etc/apt/apt.conf.d/docker-no-recommends"
+        cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
         rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
         tar -C "$rootfs" -cf "$tarball" .
         rm -rf "$rootfs"

@@ -60,13 +60,16 @@ cleanup() {
     fi
     if [ "$rc" != 0 ] && [ "${DOCKER_TEST_KEEP:-0}" = 1 ]; then
         echo "DOCKER_TEST_KEEP=1: left running for a look: project $project, files in $work" >&2
-        echo "  remove with: ${compose_cmd[*]} -p $project down -v; rm -rf $work" >&2
+        echo "  remove with: cd $root && DOCKER_TEST_SUBNET=$subnet ${compose_cmd[*]} -p $project" \
+            "-f docker-compose.yml -f scripts/docker-test.compose.yml down -v; rm -rf $work" >&2
         exit "$rc"
     fi
     if [ -n "${compose_up:-}" ]; then
         compose down -v --remove-orphans -t 5 >/dev/null 2>&1
     fi
     rm -rf "$work"
+    # Earlier builds of the app image, untagged by this one (the label is the Dockerfile's).
+    docker image prune -f --filter label=org.opencontainers.image.title=marquee >/dev/null 2>&1
     say "done in $((SECONDS - began)) s, exit $rc"
     exit "$rc"
 }
