@@ -7,8 +7,11 @@
 #   mysql:8.4             MariaDB 10.11 (Debian's mariadb-server) behind an entrypoint with the
 #                         official image's interface (scripts/docker-standins/mysql)
 #   nginx:1.27            Debian's nginx 1.22 and curl (scripts/docker-standins/nginx)
-# rust:1-bookworm is not made: the test builds the app image's `prebuilt` target, which does
-# not use it (see docs/deployment.md).
+#   rust:1-bookworm       only with DOCKER_STANDIN_RUST=1: this host's Rust toolchain, gcc,
+#                         pkg-config and libmariadb-dev-compat, with crates.io replaced by the
+#                         crates of Cargo.lock vendored on the host (build containers here
+#                         cannot use crates.io). For the Dockerfile's cargo stage
+#                         (DOCKER_TEST_BUILD=source); rebuilt when Cargo.lock changes.
 # Needs root (debootstrap), Docker, and Debian's mirror (DEBIAN_MIRROR) from the host and
 # from build containers.
 set -euo pipefail
@@ -78,4 +81,25 @@ for standin in mysql:8.4 nginx:1.27; do
         docker build -q -t "$standin" "$root/scripts/docker-standins/${standin%%:*}" >/dev/null
     fi
 done
-say "base images ready: debian:bookworm-slim mysql:8.4 nginx:1.27"
+if [ "${DOCKER_STANDIN_RUST:-0}" = 1 ]; then
+    lock=$(sha256sum "$root/Cargo.lock" | cut -c1-16)
+    if [ "$force" = 1 ] || [ "$(docker image inspect -f '{{index .Config.Labels "org.marquee.cargo-lock"}}' rust:1-bookworm 2>/dev/null)" != "$lock" ]; then
+        if docker image inspect rust:1-bookworm >/dev/null 2>&1 \
+            && [ -z "$(docker image inspect -f '{{index .Config.Labels "org.marquee.standin"}}' rust:1-bookworm)" ]; then
+            say "rust:1-bookworm is a real image here: kept"
+        else
+            ctx=$work/rust-context
+            rm -rf "$ctx"
+            mkdir -p "$ctx/rust"
+            sysroot=$(rustc --print sysroot)
+            say "rust:1-bookworm stand-in: the host's toolchain ($(rustc --version)) and Cargo.lock's crates"
+            cp -a "$sysroot/bin" "$sysroot/lib" "$ctx/rust/"
+            (cd "$root" && cargo vendor --locked --versioned-dirs "$ctx/vendor" >"$work/vendor.log" 2>&1) \
+                || { tail -20 "$work/vendor.log" >&2; exit 1; }
+            cp "$root/scripts/docker-standins/rust/Dockerfile" "$ctx/"
+            docker build -q --label "org.marquee.cargo-lock=$lock" -t rust:1-bookworm "$ctx" >/dev/null
+            rm -rf "$ctx"
+        fi
+    fi
+fi
+say "base images ready: debian:bookworm-slim mysql:8.4 nginx:1.27${DOCKER_STANDIN_RUST:+ rust:1-bookworm}"

@@ -13,8 +13,11 @@
 # it after a failure, to look at).
 #
 # The binary: build containers here cannot use crates.io (TLS to it does not verify from
-# inside a container), so the image takes a binary built on this host, a Debian bookworm
-# like the image (MARQUEE_BINARY=path to use one already built).
+# inside a container), so by default the image takes a binary built on this host, a Debian
+# bookworm like the image, through the Dockerfile's `prebuilt` target (MARQUEE_BINARY=path
+# uses one already built). DOCKER_TEST_BUILD=source builds the default `runtime` target
+# instead, cargo inside Docker, on a rust:1-bookworm stand-in whose crates.io is Cargo.lock's
+# crates vendored on the host (several minutes more).
 #
 # Without the cluster (no GET /api/cluster in the build) steps 2-4 cannot pass: the test
 # fails, unless DOCKER_TEST_REQUIRE_CLUSTER=0, which runs what a set of independent nodes
@@ -91,15 +94,22 @@ for n in $(seq 200 250); do
 done
 [ -n "$subnet" ] || fail "no free 10.x.0.0/16 subnet for the test network"
 export MARQUEE_HTTP_ADDR=127.0.0.1 MARQUEE_HTTP_PORT=$port DOCKER_TEST_SUBNET=$subnet
-export MARQUEE_BUILD_TARGET=prebuilt
+build_mode=${DOCKER_TEST_BUILD:-prebuilt}
+case "$build_mode" in
+    prebuilt) export MARQUEE_BUILD_TARGET=prebuilt ;;
+    source) export MARQUEE_BUILD_TARGET=runtime DOCKER_STANDIN_RUST=1 ;;
+    *) fail "DOCKER_TEST_BUILD is prebuilt or source, not '$build_mode'" ;;
+esac
 site=http://127.0.0.1:$port
 net=${project}_default
 
 say "base images (local stand-ins where missing)"
 scripts/docker-images.sh
 
-say "the release binary"
-if [ -n "${MARQUEE_BINARY:-}" ]; then
+if [ "$build_mode" = source ]; then
+    say "no host binary: cargo builds inside the image"
+elif [ -n "${MARQUEE_BINARY:-}" ]; then
+    say "the release binary: $MARQUEE_BINARY"
     bin=$MARQUEE_BINARY
 else
     need=()
@@ -108,13 +118,16 @@ else
     if [ ${#need[@]} -gt 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
+    say "the release binary"
     cargo build --release --locked --bin marquee
     bin=${CARGO_TARGET_DIR:-target}/release/marquee
 fi
-mkdir -p prebuilt
-cp "$bin" prebuilt/marquee
+if [ "$build_mode" = prebuilt ]; then
+    mkdir -p prebuilt
+    cp "$bin" prebuilt/marquee
+fi
 
-say "images: marquee:local (target prebuilt), marquee-nginx:local"
+say "images: marquee:local (target $MARQUEE_BUILD_TARGET), marquee-nginx:local"
 compose build -q 2>&1 | grep -v -i -e deprecated -e buildx -e '^ *$' || true
 
 # ---- helpers ---------------------------------------------------------------------------------
