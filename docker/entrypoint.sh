@@ -7,9 +7,8 @@
 #   MYSQL_USER, MYSQL_PASSWORD and MARQUEE_DB_PREFIX as
 #   mysql://USER:PASSWORD@HOST:PORT/<prefix>{node_id}: one schema per replica, which the node
 #   creates on its first start.
-# - `{node_id}` in DATABASE_URL is replaced by NODE_ID, or else by the id the node derives
-#   from its own IPv4 address under PEER_DISCOVERY (3rd octet * 256 + 4th octet), so the
-#   schema name and the node id agree.
+#   The node replaces `{node_id}` with its id (NODE_ID, or under PEER_DISCOVERY the one it
+#   derives from its IPv4 address: 3rd octet * 256 + 4th octet).
 # - CATALOG_LOAD=seed (until the cluster takes the admin import): `marquee serve` is
 #   preceded by `marquee import --from $DEMO_CATALOG_DIR` into this node's own database, on
 #   the container's first start and only if no other replica is up (see below).
@@ -36,21 +35,6 @@ own_ipv4() {
     awk -v h="$host" '$1 ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/ && $1 !~ /^127\./ {
         for (i = 2; i <= NF; i++) if ($i == h) { print $1; exit } }' /etc/hosts
 }
-
-if [[ "${DATABASE_URL:-}" == *"{node_id}"* ]]; then
-    id=${NODE_ID:-}
-    if [ -z "$id" ]; then
-        ip=${NODE_ADDRESS:-$(own_ipv4)}
-        if [ -z "$ip" ]; then
-            log "DATABASE_URL names {node_id}, but NODE_ID is unset and this container has no IPv4 address"
-            exit 1
-        fi
-        IFS=. read -r _ _ o3 o4 <<<"$ip"
-        id=$((o3 * 256 + o4))
-    fi
-    export DATABASE_URL=${DATABASE_URL//\{node_id\}/$id}
-    log "node database: ${DATABASE_URL##*/} (node id $id)"
-fi
 
 # Is another replica of the service up (its /healthz answers)?
 other_replica_up() {
