@@ -131,6 +131,29 @@ impl ElectionCoordinator {
         }
     }
 
+    /// A node refused this round: it is in our epoch (another master or vote in it, as when
+    /// a node elected alone is joined by new ones) or a later one. Adopt the newer epoch,
+    /// end the round, and try again shortly with an epoch above it, unless a master is
+    /// heard meanwhile.
+    fn abort_round(&mut self, epoch: u64, master: Option<NodeId>, ctx: &mut Context<Self>) {
+        self.saw_epoch(epoch, master, ctx);
+        self.electing = None;
+        if self.bully.role == Role::Candidate {
+            self.bully.give_up();
+            self.bully.master = None;
+            self.publish(ctx);
+        }
+        let wait = self.cluster().config.election_timeout;
+        ctx.run_later(wait, |act, ctx| {
+            if act.electing.is_none()
+                && act.bully.role == Role::Follower
+                && act.bully.master_suspected(Instant::now(), act.cluster().config.failure_timeout)
+            {
+                act.start_election(ctx);
+            }
+        });
+    }
+
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let cfg = self.cluster().config.clone();
         if self.last_discovery.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
@@ -239,7 +262,7 @@ impl ElectionCoordinator {
                 match a {
                     Ok(_) => any_ok = true,
                     Err(RpcError::StaleEpoch { epoch, master_id, .. }) => {
-                        act.saw_epoch(epoch, master_id, ctx);
+                        act.abort_round(epoch, master_id, ctx);
                         return;
                     }
                     Err(_) => {}
@@ -286,7 +309,7 @@ impl ElectionCoordinator {
                     Ok(r) if r.body.accepted => accepted.push((peer, r.body.position)),
                     Ok(_) => {}
                     Err(RpcError::StaleEpoch { epoch, master_id, .. }) => {
-                        act.saw_epoch(epoch, master_id, ctx);
+                        act.abort_round(epoch, master_id, ctx);
                         return;
                     }
                     Err(_) => {}

@@ -201,9 +201,12 @@ pub async fn customer(n: usize, load: Rc<Load>, client: Rc<awc::Client>, tally: 
             continue;
         };
         let sent = Instant::now();
-        let answer =
-            post::<HoldReply>(&client, format!("{}/api/shows/{show}/holds", load.base(n)), &HoldRequest { seats: &seats })
-                .await;
+        let answer = post::<HoldReply>(
+            &client,
+            format!("{}/api/shows/{show}/holds", load.base(n)),
+            &HoldRequest { seats: &seats },
+        )
+        .await;
         let took = micros(sent);
         load.market.answered(show, &seats);
         let hold = match answer {

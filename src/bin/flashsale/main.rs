@@ -16,6 +16,8 @@ mod load;
 mod measure;
 mod node;
 
+use diesel::mysql::MysqlConnection;
+use diesel::Connection;
 use http::{get, http_client, node_stats, Answer};
 use load::{run_clients, Load, Market, Pick};
 use measure::{latency_line, mariadb_pids, mib, micros, percentile, rss_kib, server_status, CpuSample};
@@ -24,8 +26,6 @@ use serde::de::IgnoredAny;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use diesel::Connection;
-use diesel::mysql::MysqlConnection;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,7 +103,9 @@ fn main() -> ExitCode {
                 if runs.len() > 1 {
                     println!("summary of this run:");
                     for (nodes, rate, h, c) in &runs {
-                        println!("  {nodes} node(s): {rate:.0} confirmed bookings/s, p99 hold {h:.1} ms, confirm {c:.1} ms");
+                        println!(
+                            "  {nodes} node(s): {rate:.0} confirmed bookings/s, p99 hold {h:.1} ms, confirm {c:.1} ms"
+                        );
                     }
                     let one = runs.iter().find(|r| r.0 == 1).map(|r| r.1);
                     for (nodes, rate, _, _) in runs.iter().filter(|r| r.0 > 1) {
@@ -250,7 +252,10 @@ fn default_node_binary() -> PathBuf {
 
 async fn flash_sale(opts: &Options, nodes: usize, stop: &Arc<AtomicBool>) -> Result<(bool, f64, f64, f64), String> {
     let mut scratch = Scratch::new(opts);
-    println!("== {nodes} node(s){}", if nodes > 1 { ", clients spread over them (followers forward writes to the master)" } else { "" });
+    println!(
+        "== {nodes} node(s){}",
+        if nodes > 1 { ", clients spread over them (followers forward writes to the master)" } else { "" }
+    );
     let seats_total = opts.shows * opts.rows * opts.seats;
     println!(
         "flash sale: {} shows of {} x {} seats ({} seats), {} clients on {} load thread(s), at most {} s, seats picked: {}",

@@ -28,7 +28,14 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(opts: &Options) -> Self {
         let name = format!("marquee_flash_{}", marquee::domain::random_token(10).to_lowercase());
-        Self { server: opts.db_server.clone(), name, keep: opts.keep_db, node: None, others: Vec::new(), master_pid: None }
+        Self {
+            server: opts.db_server.clone(),
+            name,
+            keep: opts.keep_db,
+            node: None,
+            others: Vec::new(),
+            master_pid: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -90,7 +97,12 @@ impl Scratch {
     /// Starts `n` nodes as a cluster on loopback (node 1 on the seeded schema, the others on
     /// fresh ones, which the master fills by replication) and waits until a master takes
     /// writes and every node holds the whole log. Returns every node's URL and the master's.
-    pub async fn start_cluster(&mut self, opts: &Options, stop: &AtomicBool, n: usize) -> Result<(Vec<String>, String), String> {
+    pub async fn start_cluster(
+        &mut self,
+        opts: &Options,
+        stop: &AtomicBool,
+        n: usize,
+    ) -> Result<(Vec<String>, String), String> {
         use rand::Rng;
         let mut ports = Vec::new();
         while ports.len() < n {
@@ -103,7 +115,8 @@ impl Scratch {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         for i in 0..n {
             let schema = if i == 0 { self.name.clone() } else { format!("{}_{}", self.name, i + 1) };
-            let peers: Vec<String> = (0..n).filter(|j| *j != i).map(|j| format!("{}@127.0.0.1:{}", j + 1, ports[j])).collect();
+            let peers: Vec<String> =
+                (0..n).filter(|j| *j != i).map(|j| format!("{}@127.0.0.1:{}", j + 1, ports[j])).collect();
             let mut cmd = Command::new(&opts.marquee);
             cmd.arg("serve")
                 .env("NODE_ID", (i + 1).to_string())
@@ -146,7 +159,8 @@ impl Scratch {
                     Err(_) => serde_json::Value::Null,
                 };
                 if status["writable"] == true {
-                    self.master_pid = if idx == 0 { self.node.as_ref().map(Child::id) } else { Some(self.others[idx - 1].1.id()) };
+                    self.master_pid =
+                        if idx == 0 { self.node.as_ref().map(Child::id) } else { Some(self.others[idx - 1].1.id()) };
                     return Ok((bases.clone(), bases[idx].clone()));
                 }
             }
