@@ -191,7 +191,7 @@ impl Scratch {
 
     /// SIGTERM, then SIGKILL if it has not stopped within 10 s.
     pub fn stop_node(&mut self) {
-        for (_, mut c) in std::mem::take(&mut self.others).into_iter().map(|(s, c)| (s, c)) {
+        for (_, mut c) in std::mem::take(&mut self.others) {
             let _ = c.kill();
             let _ = c.wait();
         }
