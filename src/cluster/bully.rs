@@ -109,9 +109,10 @@ impl Bully {
     pub fn master_suspected(&self, now: Instant, timeout: Duration) -> bool {
         match self.role {
             Role::Master | Role::Candidate => false,
-            Role::Follower => match (self.master, self.last_heard) {
-                (Some(_), Some(t)) => now.duration_since(t) > timeout,
-                _ => true,
+            // Silent too long; a node with no master yet first gives one `timeout` to be heard.
+            Role::Follower => match self.last_heard {
+                Some(t) => now.duration_since(t) > timeout,
+                None => true,
             },
         }
     }
@@ -222,7 +223,13 @@ mod tests {
     fn a_silent_master_is_suspected() {
         let t0 = Instant::now();
         let mut b = Bully::new(1, 1);
-        assert!(b.master_suspected(t0, Duration::from_secs(1)), "no master known");
+        assert!(b.master_suspected(t0, Duration::from_secs(1)), "no master known, nothing heard");
+        b.last_heard = Some(t0);
+        assert!(
+            !b.master_suspected(t0 + Duration::from_millis(500), Duration::from_secs(1)),
+            "a new node waits to hear one"
+        );
+        assert!(b.master_suspected(t0 + Duration::from_millis(1500), Duration::from_secs(1)));
         b.on_heartbeat(2, 1, t0);
         assert!(!b.master_suspected(t0 + Duration::from_millis(500), Duration::from_secs(1)));
         assert!(b.master_suspected(t0 + Duration::from_millis(1500), Duration::from_secs(1)));

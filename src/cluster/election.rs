@@ -38,6 +38,9 @@ pub struct ElectionCoordinator {
     last_discovery: Option<Instant>,
     /// As master: caught up with the best log of the nodes that accepted it.
     synced: bool,
+    /// The peers have been looked up at least once (no election before that: a node that
+    /// has not found its peers yet would elect itself alone).
+    discovered: bool,
 }
 
 impl ElectionCoordinator {
@@ -70,6 +73,7 @@ impl ElectionCoordinator {
             acks: HashMap::new(),
             last_discovery: None,
             synced: false,
+            discovered: false,
         }
     }
 
@@ -176,6 +180,7 @@ impl ElectionCoordinator {
         let me = self.cluster().node_id;
         ctx.spawn(async move { discover(&source, me).await }.into_actor(self).map(|res, act, _| match res {
             Ok(peers) => {
+                act.discovered = true;
                 if peers != act.cluster().peers() {
                     log::info!(
                         "node {}: peers are now {:?}",
@@ -225,7 +230,23 @@ impl ElectionCoordinator {
                     act.acks.insert(id, Instant::now());
                     act.streamer.do_send(FollowerPosition { id, position: reply.position });
                 }
-                Err(RpcError::StaleEpoch { epoch, master_id, .. }) => act.saw_epoch(epoch, master_id, ctx),
+                Err(RpcError::StaleEpoch { epoch, master_id, .. }) => {
+                    if epoch == act.bully.epoch && act.bully.role == Role::Master {
+                        // Another node holds this epoch too (nodes that were elected before
+                        // they found each other): step down and elect anew, above it.
+                        log::warn!(
+                            "node {}: another master claims epoch {epoch}; stepping down to elect anew",
+                            act.cluster().node_id
+                        );
+                        act.bully.role = Role::Follower;
+                        act.bully.master = None;
+                        act.bully.last_heard = None;
+                        act.publish(ctx);
+                        act.abort_round(epoch, None, ctx);
+                    } else {
+                        act.saw_epoch(epoch, master_id, ctx);
+                    }
+                }
                 Err(e) => log::debug!("heartbeat: {e}"),
             }));
         }
