@@ -73,8 +73,14 @@ cleanup() {
         compose down -v --remove-orphans -t 5 >/dev/null 2>&1
     fi
     rm -rf "$work"
-    # Earlier builds of the app image, untagged by this one (the label is the Dockerfile's).
+    # This run's tags go; `dtest-cache` keeps the layers for the next run's build cache, and
+    # the images it no longer names are pruned (by the label the Dockerfiles set).
+    for image in ${MARQUEE_IMAGE:-} ${MARQUEE_NGINX_IMAGE:-}; do
+        docker tag "$image" "${image%%:*}:dtest-cache" >/dev/null 2>&1
+        docker rmi "$image" >/dev/null 2>&1
+    done
     docker image prune -f --filter label=org.opencontainers.image.title=marquee >/dev/null 2>&1
+    docker image prune -f --filter label=org.opencontainers.image.title=marquee-nginx >/dev/null 2>&1
     say "done in $((SECONDS - began)) s, exit $rc"
     exit "$rc"
 }
@@ -102,6 +108,9 @@ case "$build_mode" in
     source) export MARQUEE_BUILD_TARGET=runtime DOCKER_STANDIN_RUST=1 ;;
     *) fail "DOCKER_TEST_BUILD is prebuilt or source, not '$build_mode'" ;;
 esac
+# Image tags of this run's own, so that runs from other work trees at the same time cannot
+# swap images under each other (a `--scale` creates containers from whatever the tag is).
+export MARQUEE_IMAGE=marquee:dtest-$$ MARQUEE_NGINX_IMAGE=marquee-nginx:dtest-$$
 site=http://127.0.0.1:$port
 net=${project}_default
 
@@ -129,7 +138,7 @@ if [ "$build_mode" = prebuilt ]; then
     cp "$bin" prebuilt/marquee
 fi
 
-say "images: marquee:local (target $MARQUEE_BUILD_TARGET), marquee-nginx:local"
+say "images: $MARQUEE_IMAGE (target $MARQUEE_BUILD_TARGET), $MARQUEE_NGINX_IMAGE"
 compose build -q 2>&1 | grep -v -i -e deprecated -e buildx -e '^ *$' || true
 
 # ---- helpers ---------------------------------------------------------------------------------
