@@ -73,8 +73,14 @@ cleanup() {
         compose down -v --remove-orphans -t 5 >/dev/null 2>&1
     fi
     rm -rf "$work"
-    # Earlier builds of the app image, untagged by this one (the label is the Dockerfile's).
+    # This run's tags go; `dtest-cache` keeps the layers for the next run's build cache, and
+    # the images it no longer names are pruned (by the label the Dockerfiles set).
+    for image in ${MARQUEE_IMAGE:-} ${MARQUEE_NGINX_IMAGE:-}; do
+        docker tag "$image" "${image%%:*}:dtest-cache" >/dev/null 2>&1
+        docker rmi "$image" >/dev/null 2>&1
+    done
     docker image prune -f --filter label=org.opencontainers.image.title=marquee >/dev/null 2>&1
+    docker image prune -f --filter label=org.opencontainers.image.title=marquee-nginx >/dev/null 2>&1
     say "done in $((SECONDS - began)) s, exit $rc"
     exit "$rc"
 }
@@ -102,6 +108,9 @@ case "$build_mode" in
     source) export MARQUEE_BUILD_TARGET=runtime DOCKER_STANDIN_RUST=1 ;;
     *) fail "DOCKER_TEST_BUILD is prebuilt or source, not '$build_mode'" ;;
 esac
+# Image tags of this run's own, so that runs from other work trees at the same time cannot
+# swap images under each other (a `--scale` creates containers from whatever the tag is).
+export MARQUEE_IMAGE=marquee:dtest-$$ MARQUEE_NGINX_IMAGE=marquee-nginx:dtest-$$
 site=http://127.0.0.1:$port
 net=${project}_default
 
@@ -129,7 +138,7 @@ if [ "$build_mode" = prebuilt ]; then
     cp "$bin" prebuilt/marquee
 fi
 
-say "images: marquee:local (target $MARQUEE_BUILD_TARGET), marquee-nginx:local"
+say "images: $MARQUEE_IMAGE (target $MARQUEE_BUILD_TARGET), $MARQUEE_NGINX_IMAGE"
 compose build -q 2>&1 | grep -v -i -e deprecated -e buildx -e '^ *$' || true
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -320,12 +329,31 @@ pass "the booking is looked up through nginx"
 cc=$(curl -fsS -m 5 -o /dev/null -D - "$site/assets/site.css" | tr -d '\r' | grep -i '^cache-control:' || true)
 [ -n "$cc" ] || fail "nginx serves assets without Cache-Control"
 pass "assets from nginx: $cc"
-ws=$(curl -s -m 3 -o /dev/null -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
-    -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$site/shows/${shows[0]}/live" || true)
+# The live seat map through nginx: the upgrade, then the first message (a websocket frame).
+ws=$(python3 - "$port" "${shows[0]}" <<'PY' 2>&1 || true
+import socket, sys
+port, show = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall((f"GET /shows/{show}/live HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+data = b""
+while b"\r\n\r\n" not in data:
+    data += s.recv(4096)
+head, rest = data.split(b"\r\n\r\n", 1)
+status = head.split()[1].decode()
+if status != "101":
+    print(status); sys.exit()
+while len(rest) < 2:
+    rest += s.recv(4096)
+n = rest[1] & 0x7F
+print("101", "frame" if rest[0] & 0x0F in (1, 2) and n > 0 else "no-frame")
+PY
+)
 case "$ws" in
-    101) pass "the live seat map's websocket is upgraded through nginx" ;;
+    "101 frame") pass "the live seat map's websocket is upgraded through nginx and sends its first frame" ;;
     404) pending "no live seat map endpoint (/shows/ID/live) in this build" ;;
-    *) fail "the websocket upgrade through nginx answered $ws" ;;
+    *) fail "the live seat map's websocket through nginx: $ws" ;;
 esac
 big=$(head -c 2000000 /dev/zero | tr '\0' 'a' | curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST \
     -H 'Content-Type: application/json' --data-binary @- "$site/api/shows/${shows[0]}/holds" || true)
