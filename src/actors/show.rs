@@ -750,31 +750,19 @@ impl Handler<Replicated> for ShowActor {
             }
             Change::BookingConfirmed(b) => {
                 if r.map.booking(&b.code).is_none() {
-                    let seats = r.map.indexes(&b.seats);
-                    if r.map.hold(&b.hold_id).is_some() {
-                        r.map.finish_confirm(
-                            &b.code,
-                            BookingEntry {
-                                hold_id: b.hold_id,
-                                name: b.name,
-                                email: b.email,
-                                seats,
-                                total_cents: b.total_cents,
-                                cancelled: false,
-                            },
-                        );
+                    let known_hold = r.map.hold(&b.hold_id).is_some();
+                    let entry = BookingEntry {
+                        seats: r.map.indexes(&b.seats),
+                        hold_id: b.hold_id,
+                        name: b.name,
+                        email: b.email,
+                        total_cents: b.total_cents,
+                        cancelled: false,
+                    };
+                    if known_hold {
+                        r.map.finish_confirm(&b.code, entry);
                     } else {
-                        r.map.restore_booking(
-                            &b.code,
-                            BookingEntry {
-                                hold_id: b.hold_id,
-                                name: b.name,
-                                email: b.email,
-                                seats,
-                                total_cents: b.total_cents,
-                                cancelled: false,
-                            },
-                        );
+                        r.map.restore_booking(&b.code, entry);
                     }
                 }
             }
