@@ -33,7 +33,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// A page's answer: HTML with the CSRF cookie set when the browser needs one.
-struct Page {
+pub(crate) struct Page {
     status: StatusCode,
     body: String,
     cookie: Option<Cookie<'static>>,
@@ -50,7 +50,7 @@ impl Page {
     }
 }
 
-fn respond(state: &AppState, page: Result<Page, WebError>) -> HttpResponse {
+pub(crate) fn respond(state: &AppState, page: Result<Page, WebError>) -> HttpResponse {
     match page {
         Ok(p) => p.into_response(),
         Err(e) => state.error_page(&e),
@@ -58,7 +58,7 @@ fn respond(state: &AppState, page: Result<Page, WebError>) -> HttpResponse {
 }
 
 /// Renders `template`; `ctx` gets the CSRF token.
-fn page(
+pub(crate) fn page(
     state: &AppState,
     req: &HttpRequest,
     template: &str,

@@ -30,20 +30,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// Renders an admin page with the CSRF token (and its cookie when the browser has none).
-fn render(state: &AppState, req: &HttpRequest, template: &str, mut ctx: Context, status: StatusCode) -> HttpResponse {
-    let (token, cookie) = csrf::token(req);
-    ctx.insert("csrf", &token);
-    match state.render(template, &ctx) {
-        Ok(body) => {
-            let mut res = HttpResponse::build(status);
-            res.content_type("text/html; charset=utf-8").insert_header(("Cache-Control", "no-store"));
-            if let Some(c) = cookie {
-                res.cookie(c);
-            }
-            res.body(body)
-        }
-        Err(e) => state.error_page(&e),
-    }
+fn render(state: &AppState, req: &HttpRequest, template: &str, ctx: Context, status: StatusCode) -> HttpResponse {
+    crate::web::pages::respond(state, crate::web::pages::page(state, req, template, ctx, status))
 }
 
 fn respond(state: &AppState, page: Result<HttpResponse, WebError>) -> HttpResponse {
