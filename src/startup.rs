@@ -158,6 +158,7 @@ impl Application {
             cluster,
             coordinator,
             streamer,
+            forwarder: crate::web::forwarder::WriteForwarder::new(rpc.clone()).start(),
             rpc,
             resyncing: Arc::new(AtomicBool::new(false)),
             importer,

@@ -316,3 +316,81 @@ async fn a_follower_pushes_seat_changes_it_replicates_to_its_live_pages() {
         }
     }
 }
+
+/// POSTs `body` to `/internal/writes` on node `i`, signed as node `from` with `secret`.
+async fn post_writes(
+    c: &Cluster,
+    i: usize,
+    from: u64,
+    secret: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use marquee::cluster::auth::{sign, HEADER_NODE, HEADER_SIGNATURE, HEADER_TIME};
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut req = c.client.post(c.url(i, "/internal/writes")).insert_header(("Content-Type", "application/json"));
+    if let Some(secret) = secret {
+        let time = chrono::Utc::now().timestamp();
+        req = req
+            .insert_header((HEADER_NODE, from.to_string()))
+            .insert_header((HEADER_TIME, time.to_string()))
+            .insert_header((HEADER_SIGNATURE, sign(secret, from, time, "/internal/writes", &bytes)));
+    }
+    let mut res = req.send_body(bytes).await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().limit(1 << 20).await.unwrap_or(serde_json::Value::Null))
+}
+
+#[actix_rt::test]
+async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
+    use common::cluster::SECRET;
+    use serde_json::json;
+    let c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    let from = c.nodes[follower].id;
+    let envelope = |writes: serde_json::Value| json!({"from": from, "epoch": 0, "lamport": 1, "body": {"writes": writes}});
+    let hold = json!({"op": "hold", "show_id": c.show, "seats": ["C1", "C2"], "idempotency_key": null});
+    let log_before = c.log(master).len();
+
+    // Unsigned, or signed with another secret: refused, nothing written.
+    let (status, _) = post_writes(&c, master, from, None, &envelope(json!([hold]))).await;
+    assert_eq!(status, 401);
+    let (status, _) = post_writes(&c, master, from, Some("not-the-cluster-secret"), &envelope(json!([hold]))).await;
+    assert_eq!(status, 401);
+    // Signed, but not a batch of writes, or too many of them.
+    let (status, _) =
+        post_writes(&c, master, from, Some(SECRET), &envelope(json!([{"op": "drop_table", "name": "x"}]))).await;
+    assert_eq!(status, 400);
+    let too_many: Vec<_> = (0..1025).map(|_| hold.clone()).collect();
+    let (status, _) = post_writes(&c, master, from, Some(SECRET), &envelope(json!(too_many))).await;
+    assert_eq!(status, 413);
+    assert_eq!(c.log(master).len(), log_before, "refused batches write nothing");
+
+    // A batch is parsed write by write: the good one is made, each bad one gets its own refusal.
+    let writes = json!([
+        hold,
+        {"op": "hold", "show_id": c.show, "seats": ["Z99"], "idempotency_key": null},
+        {"op": "hold", "show_id": c.show, "seats": [], "idempotency_key": null},
+        {"op": "hold", "show_id": 987654321, "seats": ["A1"], "idempotency_key": null},
+        {"op": "hold", "show_id": c.show, "seats": ["A1"], "idempotency_key": "\u{1}bad key"},
+        {"op": "confirm", "hold_id": "not-a-hold", "name": "Ann", "email": "ann@example.com"},
+        {"op": "confirm", "hold_id": format!("{}-aaaaaaaaaaaaaaaaaaaa", c.show), "name": "", "email": "nope"},
+        {"op": "release", "hold_id": format!("{}-aaaaaaaaaaaaaaaaaaaa", c.show)},
+        {"op": "cancel", "code": "NOPE", "email": "ann@example.com"},
+    ]);
+    let n = writes.as_array().unwrap().len();
+    let (status, answer) = post_writes(&c, master, from, Some(SECRET), &envelope(writes)).await;
+    assert_eq!(status, 200, "{answer}");
+    let answers = answer["body"]["answers"].as_array().expect("answers").clone();
+    assert_eq!(answers.len(), n, "one answer per write, in order: {answer}");
+    assert_eq!(answers[0]["outcome"], "held", "{}", answers[0]);
+    assert_eq!(answers[0]["seats"], json!(["C1", "C2"]));
+    for a in &answers[1..] {
+        assert_eq!(a["outcome"], "refused", "{a}");
+        let status = a["status"].as_u64().unwrap();
+        assert!((400..500).contains(&status), "a bad write is the writer's fault: {a}");
+    }
+    let log = c.log(master);
+    assert_eq!(log.len(), log_before + 1, "only the good write reached the log");
+    assert_eq!(log.last().unwrap().3, "hold_placed");
+}

@@ -123,3 +123,38 @@ pub struct StaleEpoch {
     pub epoch: u64,
     pub master_id: Option<NodeId>,
 }
+
+/// Writes a follower passes on to the master, as many as were waiting (`/internal/writes`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBatch {
+    pub writes: Vec<ForwardedWrite>,
+}
+
+/// One write a visitor made on a follower, as the follower read it (the master parses it
+/// again: a batch is input like any other).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ForwardedWrite {
+    Hold { show_id: i64, seats: Vec<String>, idempotency_key: Option<String> },
+    Confirm { hold_id: String, name: String, email: String },
+    Release { hold_id: String },
+    Cancel { code: String, email: String },
+}
+
+/// The master's answers to a [`WriteBatch`], one per write, in the same order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteAnswers {
+    pub answers: Vec<WriteAnswer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum WriteAnswer {
+    Held(crate::actors::show::HoldReceipt),
+    Booked(crate::actors::show::BookingReceipt),
+    Released,
+    /// The write was refused (or failed) with this HTTP status and message.
+    Refused { status: u16, message: String, taken: Vec<String> },
+}

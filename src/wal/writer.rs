@@ -13,6 +13,7 @@ use crate::db::schema::write_log;
 use crate::db::{Db, DbError};
 use actix::Addr;
 use chrono::Utc;
+use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -453,7 +454,7 @@ impl Tail {
             }
         }
         if !fresh.is_empty() {
-            conn.transaction(|c| apply_batch(c, &fresh)).map_err(to_wal_error)?;
+            without_foreign_keys(conn, |c| c.transaction(|c| apply_batch(c, &fresh))).map_err(to_wal_error)?;
             self.committed(&fresh);
         }
         if self.next_lsn - 1 > master_last {
@@ -463,12 +464,14 @@ impl Tail {
     }
 
     fn resync(&mut self, conn: &mut MysqlConnection, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
-        conn.transaction(|c| {
-            wipe(c)?;
-            for chunk in records.chunks(1000) {
-                apply_batch(c, chunk)?;
-            }
-            Ok::<_, DieselError>(())
+        without_foreign_keys(conn, |c| {
+            c.transaction(|c| {
+                wipe(c)?;
+                for chunk in records.chunks(1000) {
+                    apply_batch(c, chunk)?;
+                }
+                Ok::<_, DieselError>(())
+            })
         })
         .map_err(to_wal_error)?;
         let last = records.last().map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
@@ -479,6 +482,20 @@ impl Tail {
         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
         Ok(self.position())
     }
+}
+
+/// Runs `apply` with the session's foreign-key checks off, and turns them back on. A
+/// follower applies entries the master has already checked, in the master's order, so the
+/// checks would only repeat its work (MariaDB's own replicas may skip them the same way).
+/// The unique keys still hold.
+fn without_foreign_keys<T>(
+    conn: &mut MysqlConnection,
+    apply: impl FnOnce(&mut MysqlConnection) -> Result<T, DieselError>,
+) -> Result<T, DieselError> {
+    conn.batch_execute("SET SESSION foreign_key_checks = 0")?;
+    let result = apply(conn);
+    conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
+    result
 }
 
 fn is_connection_error(e: &DieselError) -> bool {

@@ -79,7 +79,7 @@ async fn place_hold(
 ) -> Result<HttpResponse, WebError> {
     let seats = SeatSelection::parse(&body.seats)?;
     let key = idempotency_key(&req)?;
-    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, writes::is_forwarded(&req)).await?;
+    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, false).await?;
     Ok(HttpResponse::Created().json(receipt))
 }
 
@@ -101,7 +101,7 @@ async fn confirm_hold(
     let email = Email::parse(&body.email)?;
     // Confirming is idempotent by hold id; a key is checked for shape only.
     idempotency_key(&req)?;
-    let receipt = writes::confirm(&state, hold, name, email, writes::is_forwarded(&req)).await?;
+    let receipt = writes::confirm(&state, hold, name, email, false).await?;
     Ok(HttpResponse::Created().json(receipt))
 }
 
@@ -114,13 +114,9 @@ async fn get_hold(state: web::Data<AppState>, path: web::Path<String>) -> Result
     Ok(HttpResponse::Ok().json(view))
 }
 
-async fn release_hold(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+async fn release_hold(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
     let hold = HoldId::parse(&path)?;
-    writes::release(&state, hold, writes::is_forwarded(&req)).await?;
+    writes::release(&state, hold, false).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "released": true })))
 }
 
@@ -162,14 +158,13 @@ struct CancelBody {
 
 async fn cancel_booking(
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<CancelBody>,
 ) -> Result<HttpResponse, WebError> {
     let code = BookingCode::parse(&path)?;
     let email =
         Email::parse(&body.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
-    let receipt = writes::cancel(&state, code, email, writes::is_forwarded(&req)).await?;
+    let receipt = writes::cancel(&state, code, email, false).await?;
     Ok(HttpResponse::Ok().json(receipt))
 }
 

@@ -10,7 +10,7 @@ use crate::cluster::client::Rpc;
 use crate::cluster::election::{OnCoordinator, OnElection, OnHeartbeat, Status, Verdict};
 use crate::cluster::messages::{
     Append, AppendOutcome, AppendReply, Coordinator, Election, ElectionOk, Envelope, Heartbeat, HeartbeatReply,
-    LogPage, LogRequest, NodeStatus, StaleEpoch,
+    LogPage, LogRequest, NodeStatus, StaleEpoch, WriteAnswers, WriteBatch,
 };
 use crate::cluster::replication::{resync_from, Acks};
 use crate::domain::ShowId;
@@ -33,6 +33,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/coordinator", web::post().to(coordinator))
             .route("/heartbeat", web::post().to(heartbeat))
             .route("/append", web::post().to(append))
+            .route("/writes", web::post().to(forwarded_writes))
             .route("/log", web::post().to(log_page))
             .route("/status", web::post().to(status))
             .route("/admin/import", web::post().to(admin_import))
@@ -162,6 +163,25 @@ async fn append(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
         }
     };
     reply(&state, AppendReply { outcome, position: state.writer.position() }).await
+}
+
+/// The most writes one forwarded batch may carry.
+pub const MAX_FORWARDED: usize = 1024;
+
+/// Writes a follower passed on: each runs here as if a visitor had made it on this node
+/// (concurrently, so they share group commits), and the answers go back in order.
+async fn forwarded_writes(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let env: Envelope<WriteBatch> = match open(&state, &req, &body).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let writes = env.body.writes;
+    if writes.len() > MAX_FORWARDED {
+        return HttpResponse::PayloadTooLarge()
+            .json(serde_json::json!({"error": format!("at most {MAX_FORWARDED} writes to a batch")}));
+    }
+    let answers = futures::future::join_all(writes.into_iter().map(|w| super::writes::run_forwarded(&state, w))).await;
+    reply(&state, WriteAnswers { answers }).await
 }
 
 /// Brings loaded seat maps and show facts in line with replicated changes.

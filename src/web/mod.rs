@@ -5,6 +5,7 @@ pub mod api;
 pub mod csrf;
 pub mod error;
 pub mod form;
+pub mod forwarder;
 pub mod internal;
 pub mod live;
 pub mod pages;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub cluster: Arc<ClusterState>,
     pub coordinator: Addr<ElectionCoordinator>,
     pub streamer: Addr<ReplicationStreamer>,
+    /// Passes writes on to the master, in batches, while this node is a follower.
+    pub forwarder: Addr<forwarder::WriteForwarder>,
     /// For calls to other nodes (with this node's Lamport clock).
     pub rpc: Rpc,
     /// This node is rebuilding itself from the master's log.

@@ -1,5 +1,5 @@
 //! Where a write goes. On the master it is a message to the show's actor; on a follower it
-//! is forwarded to the master's JSON API and the answer relayed. API and page handlers
+//! is passed on to the master (in a batch, see `forwarder`) and the answer relayed. API and page handlers
 //! both write through here, so the rule lives in one place.
 use super::error::WebError;
 use super::AppState;
@@ -8,21 +8,10 @@ use crate::cluster::state::Route;
 use crate::cluster::Peer;
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
-use actix_web::HttpRequest;
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use super::forwarder::Forward;
+use crate::cluster::messages::{ForwardedWrite, WriteAnswer};
+use futures::channel::oneshot;
 use std::time::Duration;
-
-/// Marks a write that a follower forwarded, so it is never forwarded twice.
-pub const FORWARDED: &str = "X-Marquee-Forwarded";
-
-pub fn is_forwarded(req: &HttpRequest) -> bool {
-    req.headers().contains_key(FORWARDED)
-}
-
-thread_local! {
-    static CLIENT: awc::Client = awc::Client::builder().timeout(Duration::from_secs(15)).disable_redirects().finish();
-}
 
 fn target(state: &AppState, forwarded: bool) -> Result<Option<Peer>, WebError> {
     match state.cluster.route() {
@@ -34,40 +23,82 @@ fn target(state: &AppState, forwarded: bool) -> Result<Option<Peer>, WebError> {
     }
 }
 
-async fn forward<T: DeserializeOwned>(
-    peer: &Peer,
-    path: &str,
-    body: &Value,
-    key: Option<&IdempotencyKey>,
-) -> Result<T, WebError> {
-    let mut req = CLIENT.with(|c| c.post(format!("http://{}{}", peer.address, path))).insert_header((FORWARDED, "1"));
-    if let Some(k) = key {
-        req = req.insert_header(("Idempotency-Key", k.as_str().to_string()));
+/// Passes `write` on to the master (through this node's [`WriteForwarder`], which batches
+/// it with the others waiting) and turns a refusal back into the error the master met.
+///
+/// [`WriteForwarder`]: super::forwarder::WriteForwarder
+async fn forward(state: &AppState, write: ForwardedWrite) -> Result<WriteAnswer, WebError> {
+    let (reply, answer) = oneshot::channel();
+    state.forwarder.do_send(Forward { write, reply });
+    match answer.await {
+        Ok(Ok(WriteAnswer::Refused { status, message, taken })) => Err(refused(status, message, taken)),
+        Ok(other) => other,
+        Err(_) => Err(WebError::Unavailable("this node's forwarder has stopped; try again".into())),
     }
-    let mut res = req.send_json(body).await.map_err(|e| {
-        WebError::Unavailable(format!(
-            "the master did not answer ({e}); the outcome is unknown, retry with the same Idempotency-Key"
-        ))
-    })?;
-    let status = res.status();
-    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
-    if status.is_success() {
-        return serde_json::from_value(answer).map_err(|e| WebError::Internal(format!("the master's answer: {e}")));
-    }
-    let message = answer["error"].as_str().unwrap_or("the master refused the request").to_string();
-    Err(match status.as_u16() {
+}
+
+/// The error a refusal with `status` stands for.
+fn refused(status: u16, message: String, taken: Vec<String>) -> WebError {
+    match status {
         400 => WebError::BadRequest(message),
         403 => WebError::Forbidden(message),
         404 => WebError::NotFound(message),
-        409 => {
-            WebError::Conflict { message, taken: serde_json::from_value(answer["taken"].clone()).unwrap_or_default() }
-        }
+        409 => WebError::Conflict { message, taken },
         410 => WebError::Gone(message),
         413 => WebError::TooLarge(0),
         422 => WebError::Unprocessable(message),
         503 => WebError::Unavailable(message),
         other => WebError::Internal(format!("the master answered {other}: {message}")),
-    })
+    }
+}
+
+/// A refusal carrying `e` to the node that forwarded the write.
+fn refusal(e: WebError) -> WriteAnswer {
+    use actix_web::ResponseError;
+    if let WebError::Internal(cause) = &e {
+        log::error!("internal error in a forwarded write: {cause}");
+    }
+    let status = e.status_code().as_u16();
+    let message = e.to_string();
+    let taken = match e {
+        WebError::Conflict { taken, .. } => taken,
+        _ => Vec::new(),
+    };
+    WriteAnswer::Refused { status, message, taken }
+}
+
+fn unexpected(answer: WriteAnswer) -> WebError {
+    WebError::Internal(format!("the master answered a different write: {answer:?}"))
+}
+
+/// Runs a write a follower passed on (on the master). Its fields are parsed here as the
+/// public API parses them; whatever happens is an answer, never a failed batch.
+pub async fn run_forwarded(state: &AppState, write: ForwardedWrite) -> WriteAnswer {
+    let result = match write {
+        ForwardedWrite::Hold { show_id, seats, idempotency_key } => async {
+            let seats = SeatSelection::parse(&seats)?;
+            let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
+            place_hold(state, ShowId(show_id), seats, key, true).await.map(WriteAnswer::Held)
+        }
+        .await,
+        ForwardedWrite::Confirm { hold_id, name, email } => async {
+            let (hold, name, email) = (HoldId::parse(&hold_id)?, CustomerName::parse(&name)?, Email::parse(&email)?);
+            confirm(state, hold, name, email, true).await.map(WriteAnswer::Booked)
+        }
+        .await,
+        ForwardedWrite::Release { hold_id } => async {
+            release(state, HoldId::parse(&hold_id)?, true).await.map(|()| WriteAnswer::Released)
+        }
+        .await,
+        ForwardedWrite::Cancel { code, email } => async {
+            let code = BookingCode::parse(&code)?;
+            let email =
+                Email::parse(&email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+            cancel(state, code, email, true).await.map(WriteAnswer::Booked)
+        }
+        .await,
+    };
+    result.unwrap_or_else(refusal)
 }
 
 pub async fn place_hold(
@@ -79,9 +110,13 @@ pub async fn place_hold(
 ) -> Result<HoldReceipt, WebError> {
     match target(state, forwarded)? {
         None => Ok(state.shows.get(show).send(PlaceHold { seats, key }).await??),
-        Some(peer) => {
-            let labels: Vec<String> = seats.seats().iter().map(|s| s.to_string()).collect();
-            forward(&peer, &format!("/api/shows/{show}/holds"), &json!({ "seats": labels }), key.as_ref()).await
+        Some(_) => {
+            let seats = seats.seats().iter().map(|s| s.to_string()).collect();
+            let idempotency_key = key.map(|k| k.as_str().to_string());
+            match forward(state, ForwardedWrite::Hold { show_id: show.0, seats, idempotency_key }).await? {
+                WriteAnswer::Held(receipt) => Ok(receipt),
+                other => Err(unexpected(other)),
+            }
         }
     }
 }
@@ -95,14 +130,16 @@ pub async fn confirm(
 ) -> Result<BookingReceipt, WebError> {
     match target(state, forwarded)? {
         None => Ok(state.shows.get(hold.show()).send(ConfirmHold { hold, name, email }).await??),
-        Some(peer) => {
-            forward(
-                &peer,
-                &format!("/api/holds/{hold}/confirm"),
-                &json!({"name": name.as_str(), "email": email.as_str()}),
-                None,
-            )
-            .await
+        Some(_) => {
+            let write = ForwardedWrite::Confirm {
+                hold_id: hold.to_string(),
+                name: name.as_str().to_string(),
+                email: email.as_str().to_string(),
+            };
+            match forward(state, write).await? {
+                WriteAnswer::Booked(receipt) => Ok(receipt),
+                other => Err(unexpected(other)),
+            }
         }
     }
 }
@@ -110,9 +147,10 @@ pub async fn confirm(
 pub async fn release(state: &AppState, hold: HoldId, forwarded: bool) -> Result<(), WebError> {
     match target(state, forwarded)? {
         None => Ok(state.shows.get(hold.show()).send(ReleaseHold { hold }).await??),
-        Some(peer) => {
-            forward::<Value>(&peer, &format!("/api/holds/{hold}/release"), &json!({}), None).await.map(|_| ())
-        }
+        Some(_) => match forward(state, ForwardedWrite::Release { hold_id: hold.to_string() }).await? {
+            WriteAnswer::Released => Ok(()),
+            other => Err(unexpected(other)),
+        },
     }
 }
 
@@ -132,8 +170,12 @@ pub async fn cancel(
             };
             Ok(state.shows.get(ShowId(b.show_id)).send(CancelBooking { code, email }).await??)
         }
-        Some(peer) => {
-            forward(&peer, &format!("/api/bookings/{code}/cancel"), &json!({"email": email.as_str()}), None).await
+        Some(_) => {
+            let write = ForwardedWrite::Cancel { code: code.to_string(), email: email.as_str().to_string() };
+            match forward(state, write).await? {
+                WriteAnswer::Booked(receipt) => Ok(receipt),
+                other => Err(unexpected(other)),
+            }
         }
     }
 }
