@@ -348,7 +348,8 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
     let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
     let follower = (0..3).find(|i| *i != master).unwrap();
     let from = c.nodes[follower].id;
-    let envelope = |writes: serde_json::Value| json!({"from": from, "epoch": 0, "lamport": 1, "body": {"writes": writes}});
+    let envelope =
+        |writes: serde_json::Value| json!({"from": from, "epoch": 0, "lamport": 1, "body": {"writes": writes}});
     let hold = json!({"op": "hold", "show_id": c.show, "seats": ["C1", "C2"], "idempotency_key": null});
     let log_before = c.log(master).len();
 

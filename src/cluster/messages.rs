@@ -156,5 +156,9 @@ pub enum WriteAnswer {
     Booked(crate::actors::show::BookingReceipt),
     Released,
     /// The write was refused (or failed) with this HTTP status and message.
-    Refused { status: u16, message: String, taken: Vec<String> },
+    Refused {
+        status: u16,
+        message: String,
+        taken: Vec<String>,
+    },
 }

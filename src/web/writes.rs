@@ -1,15 +1,15 @@
 //! Where a write goes. On the master it is a message to the show's actor; on a follower it
-//! is passed on to the master (in a batch, see `forwarder`) and the answer relayed. API and page handlers
-//! both write through here, so the rule lives in one place.
+//! is passed on to the master (in a batch, see `forwarder`) and the answer relayed. API and
+//! page handlers both write through here, so the rule lives in one place.
 use super::error::WebError;
+use super::forwarder::Forward;
 use super::AppState;
 use crate::actors::show::{BookingReceipt, CancelBooking, ConfirmHold, HoldReceipt, PlaceHold, ReleaseHold};
+use crate::cluster::messages::{ForwardedWrite, WriteAnswer};
 use crate::cluster::state::Route;
 use crate::cluster::Peer;
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
-use super::forwarder::Forward;
-use crate::cluster::messages::{ForwardedWrite, WriteAnswer};
 use futures::channel::oneshot;
 use std::time::Duration;
 
@@ -75,28 +75,34 @@ fn unexpected(answer: WriteAnswer) -> WebError {
 /// public API parses them; whatever happens is an answer, never a failed batch.
 pub async fn run_forwarded(state: &AppState, write: ForwardedWrite) -> WriteAnswer {
     let result = match write {
-        ForwardedWrite::Hold { show_id, seats, idempotency_key } => async {
-            let seats = SeatSelection::parse(&seats)?;
-            let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
-            place_hold(state, ShowId(show_id), seats, key, true).await.map(WriteAnswer::Held)
+        ForwardedWrite::Hold { show_id, seats, idempotency_key } => {
+            async {
+                let seats = SeatSelection::parse(&seats)?;
+                let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
+                place_hold(state, ShowId(show_id), seats, key, true).await.map(WriteAnswer::Held)
+            }
+            .await
         }
-        .await,
-        ForwardedWrite::Confirm { hold_id, name, email } => async {
-            let (hold, name, email) = (HoldId::parse(&hold_id)?, CustomerName::parse(&name)?, Email::parse(&email)?);
-            confirm(state, hold, name, email, true).await.map(WriteAnswer::Booked)
+        ForwardedWrite::Confirm { hold_id, name, email } => {
+            async {
+                let (hold, name, email) =
+                    (HoldId::parse(&hold_id)?, CustomerName::parse(&name)?, Email::parse(&email)?);
+                confirm(state, hold, name, email, true).await.map(WriteAnswer::Booked)
+            }
+            .await
         }
-        .await,
-        ForwardedWrite::Release { hold_id } => async {
-            release(state, HoldId::parse(&hold_id)?, true).await.map(|()| WriteAnswer::Released)
+        ForwardedWrite::Release { hold_id } => {
+            async { release(state, HoldId::parse(&hold_id)?, true).await.map(|()| WriteAnswer::Released) }.await
         }
-        .await,
-        ForwardedWrite::Cancel { code, email } => async {
-            let code = BookingCode::parse(&code)?;
-            let email =
-                Email::parse(&email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
-            cancel(state, code, email, true).await.map(WriteAnswer::Booked)
+        ForwardedWrite::Cancel { code, email } => {
+            async {
+                let code = BookingCode::parse(&code)?;
+                let email = Email::parse(&email)
+                    .map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+                cancel(state, code, email, true).await.map(WriteAnswer::Booked)
+            }
+            .await
         }
-        .await,
     };
     result.unwrap_or_else(refusal)
 }
