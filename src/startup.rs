@@ -68,7 +68,10 @@ pub fn open_database(settings: &Settings) -> Result<Db, DbError> {
 fn start_clock(db: &Db) -> Result<Addr<LamportClock>, DbError> {
     let mut conn = db.get()?;
     let lamport: Option<i64> = write_log::table.select(diesel::dsl::max(write_log::lamport)).first(&mut conn)?;
-    Ok(LamportClock::new(lamport.unwrap_or(0).max(0) as u64).start())
+    // Its own thread: the log writer asks it for the time of every batch it commits, and
+    // must not wait behind whatever the main thread is doing (replication, elections).
+    let clock = LamportClock::new(lamport.unwrap_or(0).max(0) as u64);
+    Ok(LamportClock::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| clock))
 }
 
 /// A log writer for offline work (imports from the command line, seeding benchmarks):
