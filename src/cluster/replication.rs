@@ -87,9 +87,19 @@ struct Progress {
     matched: Option<i64>,
     /// The follower confirmed that its log matches ours up to `matched`.
     verified: bool,
-    in_flight: bool,
+    /// The end of what was sent (in flight or acknowledged).
+    sent: i64,
+    /// Batches under way to this follower.
+    in_flight: usize,
+    /// Which incarnation of this record an answer belongs to (answers to an older one
+    /// are ignored).
+    session: u64,
     last_ack: Option<Instant>,
 }
+
+/// Batches under way to one follower at once, once its log is known to match ours
+/// (while probing, one).
+const PIPELINE: usize = 2;
 
 pub struct ReplicationStreamer {
     rpc: Rpc,
@@ -98,6 +108,7 @@ pub struct ReplicationStreamer {
     client: Option<awc::Client>,
     recent: VecDeque<LogRecord>,
     followers: HashMap<NodeId, Progress>,
+    sessions: u64,
     peers: Vec<Peer>,
     master: bool,
     writer: crate::wal::LogWriter,
@@ -116,6 +127,7 @@ impl ReplicationStreamer {
             client: None,
             recent: VecDeque::new(),
             followers: HashMap::new(),
+            sessions: 0,
             peers: Vec::new(),
             master: false,
             writer,
@@ -141,6 +153,15 @@ impl ReplicationStreamer {
         self.tracker.advance(majority_lsn(self.last_lsn(), &acked, majority));
     }
 
+    /// The follower record of `id`, created afresh when missing.
+    fn follower(&mut self, id: NodeId) -> &mut Progress {
+        let sessions = &mut self.sessions;
+        self.followers.entry(id).or_insert_with(|| {
+            *sessions += 1;
+            Progress { session: *sessions, ..Progress::default() }
+        })
+    }
+
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if !self.master {
             return;
@@ -148,16 +169,21 @@ impl ReplicationStreamer {
         let ids: Vec<NodeId> = self.peers.iter().map(|p| p.id).collect();
         let last_lsn = self.last_lsn();
         for id in ids {
-            let f = self.followers.entry(id).or_default();
-            let Some(m) = f.matched else { continue };
-            if f.in_flight || m > last_lsn {
-                continue;
+            loop {
+                let f = self.follower(id);
+                let Some(m) = f.matched else { break };
+                if m > last_lsn {
+                    break;
+                }
+                let (from, limit) = if f.verified { (f.sent.max(m), PIPELINE) } else { (m, 1) };
+                if f.in_flight >= limit || (f.verified && from >= last_lsn) {
+                    break;
+                }
+                f.in_flight += 1;
+                f.sent = last_lsn.min(from + BATCH as i64);
+                let session = f.session;
+                self.send_after(id, session, from, ctx);
             }
-            if m == last_lsn && f.verified {
-                continue;
-            }
-            f.in_flight = true;
-            self.send_after(id, m, ctx);
         }
     }
 
@@ -179,7 +205,7 @@ impl ReplicationStreamer {
         Some((prev_epoch, self.recent.iter().skip(start).take(BATCH).cloned().collect()))
     }
 
-    fn send_after(&mut self, id: NodeId, m: i64, ctx: &mut Context<Self>) {
+    fn send_after(&mut self, id: NodeId, session: u64, m: i64, ctx: &mut Context<Self>) {
         let Some(peer) = self.peers.iter().find(|p| p.id == id).cloned() else { return };
         let rpc = self.rpc.clone();
         let client = self.client.get_or_insert_with(|| Rpc::http_client(Duration::from_secs(10))).clone();
@@ -204,18 +230,23 @@ impl ReplicationStreamer {
         };
         ctx.spawn(work.into_actor(self).map(move |res, act, ctx| {
             let last_lsn = act.last_lsn();
-            let Some(f) = act.followers.get_mut(&id) else { return };
-            f.in_flight = false;
+            let Some(f) = act.followers.get_mut(&id).filter(|f| f.session == session) else { return };
+            f.in_flight -= 1;
             match res {
                 Ok(reply) => {
                     f.last_ack = Some(Instant::now());
+                    let end = reply.body.position.last_lsn;
                     match reply.body.outcome {
+                        // Answers may come back out of order: the follower's log only grows.
+                        AppendOutcome::Applied if f.verified => f.matched = Some(f.matched.unwrap_or(0).max(end)),
                         AppendOutcome::Applied => {
-                            f.matched = Some(reply.body.position.last_lsn);
+                            f.matched = Some(end);
+                            f.sent = end;
                             f.verified = true;
                         }
                         AppendOutcome::Gap => {
-                            f.matched = Some(reply.body.position.last_lsn.min(last_lsn));
+                            f.matched = Some(end.min(last_lsn));
+                            f.sent = end.min(last_lsn);
                             f.verified = false;
                         }
                         AppendOutcome::Diverged => {
@@ -231,7 +262,11 @@ impl ReplicationStreamer {
                         r.do_send(super::election::SawEpoch { epoch, master_id });
                     }
                 }
-                Err(e) => log::debug!("replication to node {id}: {e}"),
+                Err(e) => {
+                    // Send again from what the follower acknowledged.
+                    f.sent = f.matched.unwrap_or(0);
+                    log::debug!("replication to node {id}: {e}")
+                }
             }
         }));
     }
@@ -307,9 +342,9 @@ impl Handler<FollowerPosition> for ReplicationStreamer {
             return;
         }
         let last = self.last_lsn();
-        let f = self.followers.entry(msg.id).or_default();
+        let f = self.follower(msg.id);
         f.last_ack = Some(Instant::now());
-        if f.matched.is_none() && !f.in_flight {
+        if f.matched.is_none() && f.in_flight == 0 {
             // Probe from where it says it is; the follower checks that entry's epoch.
             f.matched = Some(msg.position.last_lsn.min(last));
         }

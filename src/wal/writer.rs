@@ -21,7 +21,7 @@ use futures::channel::{mpsc as fmpsc, oneshot};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The most changes one transaction carries.
 const MAX_BATCH: usize = 512;
@@ -227,13 +227,35 @@ impl Tail {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut conn: Option<crate::db::Conn> = None;
         let mut pending: Option<Job> = None;
+        let mut early = EarlyEntries::default();
         loop {
-            let first = match pending.take() {
+            let first = match pending.take().or_else(|| early.ready(self.next_lsn - 1)) {
                 Some(j) => j,
-                None => match rx.recv() {
-                    Ok(j) => j,
-                    Err(_) => break,
+                None => match early.deadline() {
+                    None => match rx.recv() {
+                        Ok(j) => j,
+                        Err(_) => break,
+                    },
+                    Some(deadline) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(j) => j,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            early.expire(Instant::now());
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    },
                 },
+            };
+            // The master keeps more than one batch under way to a follower, and they may
+            // overtake each other on the way: one that starts after the end of this log
+            // waits here, briefly, for the batch before it.
+            let is_early = matches!(&first, Job::Replicated { prev, .. } if prev.last_lsn > self.next_lsn - 1);
+            let first = match is_early {
+                true => match early.park(first) {
+                    None => continue,
+                    Some(job) => job,
+                },
+                false => first,
             };
             if conn.is_none() {
                 conn = self.connect();
@@ -496,6 +518,53 @@ fn without_foreign_keys<T>(
     let result = apply(conn);
     conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
     result
+}
+
+/// Replicated batches that arrived before the batch they follow, for at most [`EARLY_WAIT`].
+#[derive(Default)]
+struct EarlyEntries {
+    jobs: Vec<(Instant, Job)>,
+}
+
+/// How long a batch that arrived early waits for the one before it (then it is answered
+/// with a gap, and the master sends again from where this node is).
+const EARLY_WAIT: Duration = Duration::from_millis(500);
+/// The most early batches kept.
+const EARLY_MAX: usize = 8;
+
+impl EarlyEntries {
+    /// Keeps `job` until the log reaches its start; gives it back when there is no room.
+    fn park(&mut self, job: Job) -> Option<Job> {
+        if self.jobs.len() >= EARLY_MAX {
+            return Some(job);
+        }
+        self.jobs.push((Instant::now() + EARLY_WAIT, job));
+        None
+    }
+
+    /// A kept batch that now follows on from `last_lsn`.
+    fn ready(&mut self, last_lsn: i64) -> Option<Job> {
+        let i = self
+            .jobs
+            .iter()
+            .position(|(_, j)| matches!(j, Job::Replicated { prev, .. } if prev.last_lsn <= last_lsn))?;
+        Some(self.jobs.swap_remove(i).1)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.jobs.iter().map(|(d, _)| *d).min()
+    }
+
+    /// Answers the batches that waited too long: their predecessor is lost.
+    fn expire(&mut self, now: Instant) {
+        let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.jobs).into_iter().partition(|(d, _)| *d <= now);
+        self.jobs = keep;
+        for (_, job) in late {
+            if let Job::Replicated { reply, .. } = job {
+                let _ = reply.send(Err(WalError::Gap));
+            }
+        }
+    }
 }
 
 fn is_connection_error(e: &DieselError) -> bool {
