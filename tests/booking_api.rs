@@ -43,6 +43,23 @@ async fn hold_confirm_look_up_and_cancel() {
 }
 
 #[actix_web::test]
+async fn names_with_quotes_backslashes_and_emoji_are_stored_as_given() {
+    // The log writer sends rows to MariaDB as SQL text: nothing in a value may change it.
+    let app = spawn_app().await;
+    let show = app.seed_show(4, 8, Duration::days(2)).await;
+    let (_, hold) = app.hold(show, &["A1"]).await;
+    let name = "O'Brien \\ \"Zoë\" 🎬'); DROP TABLE bookings; --";
+    let (status, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), name, "zoe+x@example.com").await;
+    assert_eq!(status, StatusCode::CREATED, "{booking}");
+    let code = booking["code"].as_str().unwrap();
+    let (status, found) = app.get_json(&format!("/api/bookings/{code}?email=zoe%2Bx@example.com")).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["name"], name);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM bookings").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM write_log WHERE payload LIKE '%DROP TABLE%'").await, 1);
+}
+
+#[actix_web::test]
 async fn a_taken_seat_is_refused_and_nothing_changes() {
     let app = spawn_app().await;
     let show = app.seed_show(4, 8, Duration::days(1)).await;

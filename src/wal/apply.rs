@@ -1,28 +1,30 @@
 //! Writes a log record and its effect. The master and the followers share this code, so a
 //! replica is the same rows as the master. Callers wrap it in a transaction.
 use super::change::{BookingCancelled, CatalogChange, Change, HoldsEnded, LogRecord};
+use super::sql_text::SqlText;
 use crate::db::models::{booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow};
 use crate::db::schema::{
     booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories, shows, theaters, write_log,
 };
+use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
 /// Applies many records with few statements: rows of the same kind go in one multi-row
-/// INSERT or one UPDATE. Catalog changes and cancels are applied one by one, in log order,
-/// as boundaries between runs of bulk rows, so the order of effects is kept.
+/// INSERT or one UPDATE, and all of them in one SQL text (one round trip, see
+/// [`sql_text`](super::sql_text)). Catalog changes and cancels are applied one by one, in log
+/// order, as boundaries between runs of bulk rows, so the order of effects is kept.
 pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<(), DieselError> {
-    let rows = records
-        .iter()
-        .map(LogRecord::to_row)
-        .collect::<Result<Vec<WriteLogRow>, _>>()
-        .map_err(|e| DieselError::SerializationError(Box::new(e)))?;
-    for chunk in rows.chunks(500) {
-        diesel::insert_into(write_log::table).values(chunk).execute(conn)?;
-    }
     let mut bulk = Bulk::default();
     for rec in records {
+        let row = rec.to_row().map_err(|e| DieselError::SerializationError(Box::new(e)))?;
+        if row.payload.len() > MAX_TEXT_PAYLOAD {
+            // A big catalog: bound, not spelled out in hex.
+            diesel::insert_into(write_log::table).values(&row).execute(conn)?;
+        } else {
+            bulk.log.push(row);
+        }
         match &rec.change {
             Change::HoldPlaced(h) => bulk.holds.push(Hold {
                 id: h.hold_id.clone(),
@@ -67,8 +69,12 @@ pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<
     bulk.flush(conn)
 }
 
+/// Log payloads longer than this are inserted as bound parameters instead of SQL text.
+const MAX_TEXT_PAYLOAD: usize = 256 * 1024;
+
 #[derive(Default)]
 struct Bulk {
+    log: Vec<WriteLogRow>,
     holds: Vec<Hold>,
     bookings: Vec<Booking>,
     seats: Vec<BookingSeat>,
@@ -78,29 +84,57 @@ struct Bulk {
 
 impl Bulk {
     fn flush(&mut self, conn: &mut MysqlConnection) -> Result<(), DieselError> {
-        for chunk in self.holds.chunks(500) {
-            diesel::insert_into(holds::table).values(chunk).execute(conn)?;
-        }
-        for chunk in self.bookings.chunks(500) {
-            diesel::insert_into(bookings::table).values(chunk).execute(conn)?;
-        }
-        for chunk in self.seats.chunks(1000) {
-            diesel::insert_into(booking_seats::table).values(chunk).execute(conn)?;
-        }
-        for chunk in self.confirmed_holds.chunks(500) {
-            diesel::update(holds::table.filter(holds::id.eq_any(chunk)))
-                .set(holds::state.eq(hold_state::CONFIRMED))
-                .execute(conn)?;
-        }
+        let mut sql = SqlText::default();
+        sql.insert(
+            "INSERT INTO write_log (lsn, epoch, lamport, kind, payload, created_at) VALUES",
+            &self.log,
+            |v, r| {
+                v.int(r.lsn).int(r.epoch).int(r.lamport).str(&r.kind).str(&r.payload).time(r.created_at);
+            },
+        );
+        sql.insert(
+            "INSERT INTO holds (id, show_id, seats, expires_at, state, idempotency_key, created_at) VALUES",
+            &self.holds,
+            |v, h| {
+                v.str(&h.id).int(h.show_id).str(&h.seats).time(h.expires_at).str(&h.state);
+                v.opt_str(h.idempotency_key.as_deref()).time(h.created_at);
+            },
+        );
+        sql.insert(
+            "INSERT INTO bookings (code, show_id, hold_id, name, email, seats, total_cents, state, created_at, \
+             cancelled_at) VALUES",
+            &self.bookings,
+            |v, b| {
+                v.str(&b.code).int(b.show_id).str(&b.hold_id).str(&b.name).str(&b.email).str(&b.seats);
+                v.int(b.total_cents.into()).str(&b.state).time(b.created_at).opt_time(b.cancelled_at);
+            },
+        );
+        sql.insert("INSERT INTO booking_seats (show_id, seat, booking_code) VALUES", &self.seats, |v, s| {
+            v.int(s.show_id).str(&s.seat).str(&s.booking_code);
+        });
+        sql.update_in(
+            "UPDATE holds SET state = ",
+            &mut |v| {
+                v.str(hold_state::CONFIRMED);
+            },
+            &self.confirmed_holds,
+            "",
+        );
         for ended in &self.ended {
-            diesel::update(
-                holds::table.filter(holds::id.eq_any(&ended.hold_ids)).filter(holds::state.eq(hold_state::ACTIVE)),
-            )
-            .set(holds::state.eq(&ended.state))
-            .execute(conn)?;
+            sql.update_in(
+                "UPDATE holds SET state = ",
+                &mut |v| {
+                    v.str(&ended.state);
+                },
+                &ended.hold_ids,
+                " AND state = 'active'",
+            );
         }
         *self = Bulk::default();
-        Ok(())
+        if sql.is_empty() {
+            return Ok(());
+        }
+        conn.batch_execute(sql.as_str())
     }
 }
 

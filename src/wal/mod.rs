@@ -3,6 +3,7 @@
 //! and commits it together with its effect ([`apply`]); followers apply the same records.
 pub mod apply;
 pub mod change;
+pub mod sql_text;
 pub mod writer;
 
 pub use change::{Change, LogRecord};

@@ -580,6 +580,10 @@ fn to_wal_error(e: DieselError) -> WalError {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
             WalError::Conflict(info.message().to_string())
         }
+        // SQL text (`batch_execute`) reports every server error with an unknown kind.
+        DieselError::DatabaseError(_, info) if info.message().starts_with("Duplicate entry") => {
+            WalError::Conflict(info.message().to_string())
+        }
         other => WalError::Database(other.to_string()),
     }
 }
