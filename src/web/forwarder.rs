@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Batches under way to the master at once.
-pub const IN_FLIGHT: usize = 4;
+pub const IN_FLIGHT: usize = 2;
 /// The most writes in one batch (the master refuses more than `internal::MAX_FORWARDED`).
 pub const MAX_BATCH: usize = 256;
 /// How long a batch may take: the master answers once every write in it is settled.
