@@ -395,3 +395,54 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
     assert_eq!(log.len(), log_before + 1, "only the good write reached the log");
     assert_eq!(log.last().unwrap().3, "hold_placed");
 }
+
+#[actix_rt::test]
+async fn a_follower_takes_batches_in_whatever_order_they_arrive() {
+    use actix::Actor;
+    use diesel::{Connection, RunQueryDsl};
+    use marquee::actors::lamport::LamportClock;
+    use marquee::cluster::config::{ClusterConfig, PeerSource};
+    use marquee::cluster::messages::LogPosition;
+    use marquee::cluster::replication::CommitTracker;
+    use marquee::cluster::{ClusterState, Peer};
+    use marquee::wal::{Change, LogRecord, LogWriter, WalError};
+
+    let name = common::fresh_db_name();
+    let db = marquee::startup::open_database(&common::test_settings(&name)).expect("database");
+    // A follower of node 2, in epoch 1.
+    let peer = Peer { id: 2, address: "127.0.0.1:9".into() };
+    let mut config = ClusterConfig::single(1);
+    config.peers = PeerSource::Static(vec![peer.clone()]);
+    let cluster = Arc::new(ClusterState::new(config, 1, vec![peer]));
+    let writer = LogWriter::start(db, LamportClock::new(0).start(), cluster, Arc::new(CommitTracker::default()), None)
+        .expect("writer");
+    let (catalog, _) = common::show_change(300, 4, 4, chrono::Duration::days(1));
+    let entry = |lsn: i64| LogRecord {
+        lsn,
+        epoch: 1,
+        lamport: lsn,
+        created_at: chrono::Utc::now().naive_utc(),
+        change: Change::Catalog(Box::new(catalog.clone())),
+    };
+    let after = |lsn: i64| LogPosition { last_lsn: lsn, last_epoch: if lsn == 0 { 0 } else { 1 } };
+
+    // Entries 1..=4 (the master at 4), then a batch sent earlier (1..=2, the master at 2)
+    // that arrives late: old news, not a sign that this node ran ahead of the master.
+    let pos = writer.apply_replicated(1, after(0), 4, (1..=4).map(entry).collect()).await.unwrap();
+    assert_eq!(pos.last_lsn, 4);
+    let pos = writer.apply_replicated(1, after(0), 2, (1..=2).map(entry).collect()).await.unwrap();
+    assert_eq!(pos.last_lsn, 4);
+    // A batch that overtook the one before it waits for it.
+    let (late, early) = futures::join!(
+        writer.apply_replicated(1, after(5), 6, vec![entry(6)]),
+        writer.apply_replicated(1, after(4), 5, vec![entry(5)]),
+    );
+    assert_eq!(early.unwrap().last_lsn, 5);
+    assert_eq!(late.unwrap().last_lsn, 6);
+    // One whose predecessor never comes is answered with a gap, and nothing is written.
+    let lost = writer.apply_replicated(1, after(9), 10, vec![entry(10)]).await;
+    assert_eq!(lost, Err(WalError::Gap));
+    assert_eq!(writer.position().last_lsn, 6);
+    let mut conn = diesel::MysqlConnection::establish(&common::server_url()).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).unwrap();
+}

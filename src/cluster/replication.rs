@@ -140,6 +140,18 @@ impl ReplicationStreamer {
         self.writer.position().last_lsn
     }
 
+    /// The end of what can be shipped now: what memory holds of the log, or, when memory
+    /// holds nothing usable, what the writer has written. (The writer's count runs ahead
+    /// of memory while its newest records are on their way here; they are shipped when
+    /// they arrive, not read back from the database.)
+    fn shippable_end(&self) -> i64 {
+        let written = self.last_lsn();
+        match self.recent.back() {
+            Some(b) if b.lsn <= written => b.lsn,
+            _ => written,
+        }
+    }
+
     fn update_commit(&self) {
         if !self.master {
             return;
@@ -167,7 +179,7 @@ impl ReplicationStreamer {
             return;
         }
         let ids: Vec<NodeId> = self.peers.iter().map(|p| p.id).collect();
-        let last_lsn = self.last_lsn();
+        let last_lsn = self.shippable_end();
         for id in ids {
             loop {
                 let f = self.follower(id);
@@ -180,18 +192,19 @@ impl ReplicationStreamer {
                     break;
                 }
                 f.in_flight += 1;
-                f.sent = last_lsn.min(from + BATCH as i64);
+                let to = last_lsn.min(from + BATCH as i64);
+                f.sent = to;
                 let session = f.session;
-                self.send_after(id, session, from, ctx);
+                self.send_after(id, session, from, to, ctx);
             }
         }
     }
 
-    /// Entries after `m` from memory, or None when memory does not hold them (older than
-    /// what is kept, or the log was rebuilt since).
-    fn cached_after(&self, m: i64) -> Option<(i64, Vec<LogRecord>)> {
+    /// Entries `m + 1 ..= to` from memory, or None when memory does not hold them (older
+    /// than what is kept, or the log was rebuilt since).
+    fn cached_after(&self, m: i64, to: i64) -> Option<(i64, Vec<LogRecord>)> {
         let (first, back) = (self.recent.front()?.lsn, self.recent.back()?.lsn);
-        if back != self.last_lsn() || m + 1 < first || m > back {
+        if back > self.last_lsn() || m + 1 < first || m > back || to > back {
             return None;
         }
         let prev_epoch = if m == 0 {
@@ -202,29 +215,30 @@ impl ReplicationStreamer {
             return None;
         };
         let start = (m + 1 - first).max(0) as usize;
-        Some((prev_epoch, self.recent.iter().skip(start).take(BATCH).cloned().collect()))
+        Some((prev_epoch, self.recent.iter().skip(start).take((to - m).max(0) as usize).cloned().collect()))
     }
 
-    fn send_after(&mut self, id: NodeId, session: u64, m: i64, ctx: &mut Context<Self>) {
+    /// Ships entries `m + 1 ..= to` to follower `id`, saying the master's log reaches `to`
+    /// (never more than what it had when this batch was planned, so a batch read from the
+    /// database cannot run past what a later batch will claim).
+    fn send_after(&mut self, id: NodeId, session: u64, m: i64, to: i64, ctx: &mut Context<Self>) {
         let Some(peer) = self.peers.iter().find(|p| p.id == id).cloned() else { return };
         let rpc = self.rpc.clone();
         let client = self.client.get_or_insert_with(|| Rpc::http_client(Duration::from_secs(10))).clone();
-        let cached = self.cached_after(m);
+        let cached = self.cached_after(m, to);
         let db = self.db.clone();
-        let master_last = self.last_lsn();
+        let master_last = to;
         let work = async move {
             let (prev_epoch, entries) = match cached {
                 Some(c) => c,
                 None => db
                     .run(move |c| {
                         let e = if m == 0 { Some(0) } else { epoch_at(c, m)? };
-                        Ok((e.unwrap_or(-1), read_log(c, m, BATCH as i64)?))
+                        Ok((e.unwrap_or(-1), read_log(c, m, (to - m).max(0))?))
                     })
                     .await
                     .map_err(|e| RpcError::BadAnswer("local log".into(), e.to_string()))?,
             };
-            // Entries read from the database may be newer than `master_last`.
-            let master_last = master_last.max(entries.last().map(|e| e.lsn).unwrap_or(0));
             let body = Append { prev_lsn: m, prev_epoch, master_last_lsn: master_last, entries };
             rpc.call::<_, AppendReply>(&client, &peer, "/internal/append", body).await
         };

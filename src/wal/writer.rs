@@ -118,6 +118,7 @@ impl LogWriter {
             stats: stats.clone(),
             next_lsn: last.last_lsn + 1,
             last_epoch: last.last_epoch,
+            master_last_seen: (0, 0),
         };
         std::thread::Builder::new()
             .name("log-writer".into())
@@ -221,6 +222,8 @@ struct Tail {
     stats: Arc<WriterStats>,
     next_lsn: i64,
     last_epoch: i64,
+    /// The furthest end of the master's log it has told this node of, and in which epoch.
+    master_last_seen: (u64, i64),
 }
 
 impl Tail {
@@ -301,7 +304,17 @@ impl Tail {
                     let res = match conn.as_mut() {
                         None => Err(WalError::Database("no database connection".into())),
                         Some(_) if self.cluster.epoch() != epoch => Err(WalError::StaleEpoch),
-                        Some(c) => self.replicate(c, prev, master_last, records),
+                        Some(c) => {
+                            // Batches may be applied in another order than they were sent
+                            // (a resend overtaking an earlier batch): what the master said
+                            // its log reaches only grows within an epoch.
+                            let seen = match self.master_last_seen {
+                                (e, last) if e == epoch => last.max(master_last),
+                                _ => master_last,
+                            };
+                            self.master_last_seen = (epoch, seen);
+                            self.replicate(c, prev, seen, records)
+                        }
                     };
                     if matches!(res, Err(WalError::Database(_))) {
                         conn = None;
