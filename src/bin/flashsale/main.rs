@@ -306,7 +306,8 @@ async fn flash_sale(opts: &Options, nodes: usize, stop: &Arc<AtomicBool>) -> Res
     };
     let rss_before = rss_kib(pid);
     let mariadb = mariadb_pids(&mut db);
-    let cpu_before = CpuSample::take(pid, &mariadb);
+    let followers = scratch.follower_pids();
+    let cpu_before = CpuSample::take(pid, &followers, &mariadb);
 
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(opts.seconds);
@@ -340,7 +341,7 @@ async fn flash_sale(opts: &Options, nodes: usize, stop: &Arc<AtomicBool>) -> Res
     };
     let status_after = server_status(&mut db);
     let rss_after = rss_kib(pid);
-    let cpu_after = CpuSample::take(pid, &mariadb);
+    let cpu_after = CpuSample::take(pid, &followers, &mariadb);
     let seats_left = market.free_total();
     let open_shows = market.open_shows();
     drop(control);

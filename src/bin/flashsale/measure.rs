@@ -16,6 +16,8 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuSample {
     pub node: u64,
+    /// The other nodes of a cluster run, together.
+    pub followers: u64,
     pub me: u64,
     pub mariadb: u64,
     pub busy: u64,
@@ -63,7 +65,7 @@ pub fn mariadb_pids(conn: &mut MysqlConnection) -> Vec<String> {
 }
 
 impl CpuSample {
-    pub fn take(node_pid: u32, mariadb: &[String]) -> Self {
+    pub fn take(node_pid: u32, followers: &[u32], mariadb: &[String]) -> Self {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let cpu: Vec<u64> =
             stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
@@ -71,6 +73,7 @@ impl CpuSample {
         let idle = cpu.get(3).copied().unwrap_or_default() + cpu.get(4).copied().unwrap_or_default();
         CpuSample {
             node: process_ticks(&node_pid.to_string()).unwrap_or_default(),
+            followers: followers.iter().filter_map(|p| process_ticks(&p.to_string())).sum(),
             me: process_ticks("self").unwrap_or_default(),
             mariadb: mariadb.iter().filter_map(|p| process_ticks(p)).sum(),
             busy: cpu.iter().take(8).sum::<u64>().saturating_sub(idle),
@@ -82,25 +85,30 @@ impl CpuSample {
     pub fn report(&self, before: &CpuSample, elapsed: f64, bookings: u64) {
         let d = |a: u64, b: u64| a.saturating_sub(b) as f64 / TICKS_PER_SECOND;
         let (node, me, db) = (d(self.node, before.node), d(self.me, before.me), d(self.mariadb, before.mariadb));
-        let others = (d(self.busy, before.busy) - node - me - db).max(0.0);
+        let followers = d(self.followers, before.followers);
+        let others = (d(self.busy, before.busy) - node - followers - me - db).max(0.0);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let per = |cs: f64| cs * 1e6 / bookings.max(1) as f64;
+        let cluster = self.followers > 0 || before.followers > 0;
+        let nodes =
+            if cluster { format!("master {node:.2}, followers {followers:.2}") } else { format!("node {node:.2}") };
         println!(
-            "cpu during the load, core-seconds of {:.2} ({cores} cores x {elapsed:.2} s): node {node:.2}, flashsale {me:.2}, \
+            "cpu during the load, core-seconds of {:.2} ({cores} cores x {elapsed:.2} s): {nodes}, flashsale {me:.2}, \
              mariadbd {db:.2}, everything else {others:.2}, idle {:.2}",
             cores as f64 * elapsed,
             d(self.idle, before.idle)
         );
-        println!(
-            "  per confirmed booking: node {:.0} us, flashsale {:.0} us, mariadbd {:.0} us",
-            per(node),
-            per(me),
-            per(db)
-        );
+        let nodes = if cluster {
+            format!("master {:.0} us, followers {:.0} us", per(node), per(followers))
+        } else {
+            format!("node {:.0} us", per(node))
+        };
+        println!("  per confirmed booking: {nodes}, flashsale {:.0} us, mariadbd {:.0} us", per(me), per(db));
+        let node = node + followers;
         let ours = per(node) + per(me) + per(db);
         if ours > 0.0 {
             println!(
-                "  so node + flashsale + mariadbd need {ours:.0} us of CPU per booking: {cores} cores could not do more \
+                "  so the node(s) + flashsale + mariadbd need {ours:.0} us of CPU per booking: {cores} cores could not do more \
                  than {:.0} bookings/s even if nothing else ran (a bound, not a measurement)",
                 cores as f64 * 1e6 / ours
             );

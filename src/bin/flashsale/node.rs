@@ -90,6 +90,17 @@ impl Scratch {
         }
     }
 
+    /// The cluster's other nodes (none when there is no cluster).
+    pub fn follower_pids(&self) -> Vec<u32> {
+        let master = self.node_pid();
+        self.node
+            .iter()
+            .map(Child::id)
+            .chain(self.others.iter().map(|o| o.1.id()))
+            .filter(|p| Some(*p) != master)
+            .collect()
+    }
+
     pub fn node_pid(&self) -> Option<u32> {
         self.master_pid.or_else(|| self.node.as_ref().map(Child::id))
     }
