@@ -5,7 +5,7 @@ use super::writes;
 use super::AppState;
 use crate::actors::show::{GetHold, GetSeatMap};
 use crate::db::orders::find_booking;
-use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::domain::{CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -130,9 +130,7 @@ async fn get_booking(
     path: web::Path<String>,
     query: web::Query<EmailQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let code = BookingCode::parse(&path)?;
-    let email =
-        Email::parse(&query.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+    let (code, email) = writes::booking_key(&path, &query.email)?;
     let booking = writes::read_own_write(&state, || async {
         let c = code.to_string();
         let b = state.db.run(move |conn| find_booking(conn, &c)).await?;
@@ -161,9 +159,7 @@ async fn cancel_booking(
     path: web::Path<String>,
     body: web::Json<CancelBody>,
 ) -> Result<HttpResponse, WebError> {
-    let code = BookingCode::parse(&path)?;
-    let email =
-        Email::parse(&body.email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+    let (code, email) = writes::booking_key(&path, &body.email)?;
     let receipt = writes::cancel(&state, code, email, false).await?;
     Ok(HttpResponse::Ok().json(receipt))
 }

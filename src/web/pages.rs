@@ -508,9 +508,7 @@ async fn cancel(
 ) -> HttpResponse {
     let result = async {
         let form = parse_form(&body, &req)?;
-        let code = BookingCode::parse(&path)?;
-        let email = Email::parse(form.get("email").unwrap_or(""))
-            .map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+        let (code, email) = writes::booking_key(&path, form.get("email").unwrap_or(""))?;
         writes::cancel(&state, code.clone(), email.clone(), false).await?;
         booking_page(&state, &req, code, email, Some("Your booking was cancelled; its seats are free again.")).await
     };

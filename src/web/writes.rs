@@ -7,20 +7,29 @@ use super::AppState;
 use crate::actors::show::{BookingReceipt, CancelBooking, ConfirmHold, HoldReceipt, PlaceHold, ReleaseHold};
 use crate::cluster::messages::{ForwardedWrite, WriteAnswer};
 use crate::cluster::state::Route;
-use crate::cluster::Peer;
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use futures::channel::oneshot;
 use std::time::Duration;
 
-fn target(state: &AppState, forwarded: bool) -> Result<Option<Peer>, WebError> {
+/// Whether this write goes to the master (this node is a follower) rather than to a local
+/// show actor. A write that was already passed on here is never passed on again.
+fn goes_to_master(state: &AppState, forwarded: bool) -> Result<bool, WebError> {
     match state.cluster.route() {
-        Route::Local => Ok(None),
-        Route::Forward(peer) if !forwarded => Ok(Some(peer)),
+        Route::Local => Ok(false),
+        Route::Forward(_) if !forwarded => Ok(true),
         _ => Err(WebError::Unavailable(
             "no master is available right now (an election may be under way); try again in a few seconds".into(),
         )),
     }
+}
+
+/// A booking's code and email as typed. A malformed one is answered like a code and email
+/// that do not match: "no such booking" (404).
+pub fn booking_key(code: &str, email: &str) -> Result<(BookingCode, Email), WebError> {
+    let code = BookingCode::parse(code)?;
+    let email = Email::parse(email).map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+    Ok((code, email))
 }
 
 /// Passes `write` on to the master (through this node's [`WriteForwarder`], which batches
@@ -96,9 +105,7 @@ pub async fn run_forwarded(state: &AppState, write: ForwardedWrite) -> WriteAnsw
         }
         ForwardedWrite::Cancel { code, email } => {
             async {
-                let code = BookingCode::parse(&code)?;
-                let email = Email::parse(&email)
-                    .map_err(|_| WebError::NotFound("no booking with this code and email".into()))?;
+                let (code, email) = booking_key(&code, &email)?;
                 cancel(state, code, email, true).await.map(WriteAnswer::Booked)
             }
             .await
@@ -114,9 +121,9 @@ pub async fn place_hold(
     key: Option<IdempotencyKey>,
     forwarded: bool,
 ) -> Result<HoldReceipt, WebError> {
-    match target(state, forwarded)? {
-        None => Ok(state.shows.get(show).send(PlaceHold { seats, key }).await??),
-        Some(_) => {
+    match goes_to_master(state, forwarded)? {
+        false => Ok(state.shows.get(show).send(PlaceHold { seats, key }).await??),
+        true => {
             let seats = seats.seats().iter().map(|s| s.to_string()).collect();
             let idempotency_key = key.map(|k| k.as_str().to_string());
             match forward(state, ForwardedWrite::Hold { show_id: show.0, seats, idempotency_key }).await? {
@@ -134,9 +141,9 @@ pub async fn confirm(
     email: Email,
     forwarded: bool,
 ) -> Result<BookingReceipt, WebError> {
-    match target(state, forwarded)? {
-        None => Ok(state.shows.get(hold.show()).send(ConfirmHold { hold, name, email }).await??),
-        Some(_) => {
+    match goes_to_master(state, forwarded)? {
+        false => Ok(state.shows.get(hold.show()).send(ConfirmHold { hold, name, email }).await??),
+        true => {
             let write = ForwardedWrite::Confirm {
                 hold_id: hold.to_string(),
                 name: name.as_str().to_string(),
@@ -151,9 +158,9 @@ pub async fn confirm(
 }
 
 pub async fn release(state: &AppState, hold: HoldId, forwarded: bool) -> Result<(), WebError> {
-    match target(state, forwarded)? {
-        None => Ok(state.shows.get(hold.show()).send(ReleaseHold { hold }).await??),
-        Some(_) => match forward(state, ForwardedWrite::Release { hold_id: hold.to_string() }).await? {
+    match goes_to_master(state, forwarded)? {
+        false => Ok(state.shows.get(hold.show()).send(ReleaseHold { hold }).await??),
+        true => match forward(state, ForwardedWrite::Release { hold_id: hold.to_string() }).await? {
             WriteAnswer::Released => Ok(()),
             other => Err(unexpected(other)),
         },
@@ -167,8 +174,8 @@ pub async fn cancel(
     email: Email,
     forwarded: bool,
 ) -> Result<BookingReceipt, WebError> {
-    match target(state, forwarded)? {
-        None => {
+    match goes_to_master(state, forwarded)? {
+        false => {
             let c = code.to_string();
             let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
             let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
@@ -176,7 +183,7 @@ pub async fn cancel(
             };
             Ok(state.shows.get(ShowId(b.show_id)).send(CancelBooking { code, email }).await??)
         }
-        Some(_) => {
+        true => {
             let write = ForwardedWrite::Cancel { code: code.to_string(), email: email.as_str().to_string() };
             match forward(state, write).await? {
                 WriteAnswer::Booked(receipt) => Ok(receipt),
