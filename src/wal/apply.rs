@@ -112,23 +112,9 @@ impl Bulk {
         sql.insert("INSERT INTO booking_seats (show_id, seat, booking_code) VALUES", &self.seats, |v, s| {
             v.int(s.show_id).str(&s.seat).str(&s.booking_code);
         });
-        sql.update_in(
-            "UPDATE holds SET state = ",
-            &mut |v| {
-                v.str(hold_state::CONFIRMED);
-            },
-            &self.confirmed_holds,
-            "",
-        );
+        sql.set_where_id_in("holds", "state", hold_state::CONFIRMED, &self.confirmed_holds, None);
         for ended in &self.ended {
-            sql.update_in(
-                "UPDATE holds SET state = ",
-                &mut |v| {
-                    v.str(&ended.state);
-                },
-                &ended.hold_ids,
-                " AND state = 'active'",
-            );
+            sql.set_where_id_in("holds", "state", &ended.state, &ended.hold_ids, Some(hold_state::ACTIVE));
         }
         *self = Bulk::default();
         if sql.is_empty() {

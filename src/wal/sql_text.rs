@@ -44,27 +44,31 @@ impl SqlText {
         self.sql.push_str(";\n");
     }
 
-    /// `head` (`UPDATE t SET c = ... WHERE id`), then `IN (ids)`, then `tail`.
-    pub fn update_in(
+    /// `UPDATE table SET column = value WHERE id IN (ids)`, and with `only_if`,
+    /// `AND column = only_if`.
+    pub fn set_where_id_in(
         &mut self,
-        head: &'static str,
-        set: &mut dyn FnMut(&mut Values<'_>),
+        table: &'static str,
+        column: &'static str,
+        value: &str,
         ids: &[String],
-        tail: &'static str,
+        only_if: Option<&str>,
     ) {
         if ids.is_empty() {
             return;
         }
-        let mut v = Values { sql: &mut self.sql, first: true };
-        v.raw(head);
-        set(&mut v);
-        v.raw(" WHERE id IN (");
-        let mut list = Values { sql: v.sql, first: true };
+        let _ = write!(self.sql, "UPDATE {table} SET {column} = ");
+        push_str_literal(&mut self.sql, value);
+        self.sql.push_str(" WHERE id IN (");
+        let mut list = Values { sql: &mut self.sql, first: true };
         for id in ids {
             list.str(id);
         }
         self.sql.push(')');
-        self.sql.push_str(tail);
+        if let Some(current) = only_if {
+            let _ = write!(self.sql, " AND {column} = ");
+            push_str_literal(&mut self.sql, current);
+        }
         self.sql.push_str(";\n");
     }
 }
@@ -75,12 +79,6 @@ impl Values<'_> {
             self.sql.push(',');
         }
         self.first = false;
-    }
-
-    /// SQL of our own (never a value).
-    pub fn raw(&mut self, sql: &'static str) -> &mut Self {
-        self.sql.push_str(sql);
-        self
     }
 
     pub fn int(&mut self, v: i64) -> &mut Self {
@@ -159,26 +157,13 @@ mod tests {
         s.insert("INSERT INTO t (a, b) VALUES", &[1i64, 2], |v, r| {
             v.int(*r).time(t);
         });
-        s.update_in(
-            "UPDATE h SET state = ",
-            &mut |v| {
-                v.str("é");
-            },
-            &["a".into(), "b".into()],
-            " AND state = 'active'",
-        );
-        s.update_in(
-            "UPDATE h SET state = ",
-            &mut |v| {
-                v.str("x");
-            },
-            &[],
-            "",
-        );
+        s.set_where_id_in("h", "state", "é", &["a".into(), "b".into()], Some("active"));
+        s.set_where_id_in("h", "state", "x", &[], None);
         assert_eq!(
             s.as_str(),
             "INSERT INTO t (a, b) VALUES (1,'2026-11-25 13:47:03.123'),(2,'2026-11-25 13:47:03.123');\n\
-             UPDATE h SET state = _utf8mb4 X'C3A9' WHERE id IN (_utf8mb4 X'61',_utf8mb4 X'62') AND state = 'active';\n"
+             UPDATE h SET state = _utf8mb4 X'C3A9' WHERE id IN (_utf8mb4 X'61',_utf8mb4 X'62') AND state = \
+             _utf8mb4 X'616374697665';\n"
         );
     }
 }
