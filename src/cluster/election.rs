@@ -44,6 +44,11 @@ pub struct ElectionCoordinator {
 }
 
 impl ElectionCoordinator {
+    /// The refusal of a message from an older epoch: ours, and who leads it.
+    fn stale<T>(&self) -> Verdict<T> {
+        Verdict::Stale { epoch: self.bully.epoch, master_id: self.bully.master }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         rpc: Rpc,
@@ -451,7 +456,7 @@ impl Handler<OnElection> for ElectionCoordinator {
     type Result = MessageResult<OnElection>;
     fn handle(&mut self, msg: OnElection, ctx: &mut Context<Self>) -> Self::Result {
         if let EpochCheck::Stale = self.bully.check_epoch(msg.epoch) {
-            return MessageResult(Verdict::Stale { epoch: self.bully.epoch, master_id: self.bully.master });
+            return MessageResult(self.stale());
         }
         self.publish(ctx);
         let (ok, start) = self.bully.on_election(msg.from);
@@ -477,7 +482,7 @@ impl Handler<OnCoordinator> for ElectionCoordinator {
     type Result = MessageResult<OnCoordinator>;
     fn handle(&mut self, msg: OnCoordinator, ctx: &mut Context<Self>) -> Self::Result {
         if msg.epoch < self.bully.epoch {
-            return MessageResult(Verdict::Stale { epoch: self.bully.epoch, master_id: self.bully.master });
+            return MessageResult(self.stale());
         }
         let accepted = self.bully.on_coordinator(msg.from, msg.epoch, Instant::now());
         if accepted {
@@ -511,7 +516,7 @@ impl Handler<OnHeartbeat> for ElectionCoordinator {
     fn handle(&mut self, msg: OnHeartbeat, ctx: &mut Context<Self>) -> Self::Result {
         let before = (self.bully.epoch, self.bully.master, self.bully.role);
         if !self.bully.on_heartbeat(msg.from, msg.epoch, Instant::now()) {
-            return MessageResult(Verdict::Stale { epoch: self.bully.epoch, master_id: self.bully.master });
+            return MessageResult(self.stale());
         }
         self.electing = None;
         if before != (self.bully.epoch, self.bully.master, self.bully.role) {
