@@ -1,0 +1,356 @@
+//! The nemesis: a fault schedule drawn from the seed (pure, so a run replays), and the
+//! thread that applies it to the cluster and heals every fault before the run ends.
+use crate::cluster::Cluster;
+use crate::history::{Process, Recorder, Type, F};
+use crate::node::{id_of, Discovery};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Kill,
+    Pause,
+    Partition,
+    DbKill,
+    DbStall,
+    Skew,
+    Scale,
+}
+
+pub const ALL: [Kind; 7] =
+    [Kind::Kill, Kind::Pause, Kind::Partition, Kind::DbKill, Kind::DbStall, Kind::Skew, Kind::Scale];
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Kill => "kill",
+            Kind::Pause => "pause",
+            Kind::Partition => "partition",
+            Kind::DbKill => "db-kill",
+            Kind::DbStall => "db-stall",
+            Kind::Skew => "skew",
+            Kind::Scale => "scale",
+        }
+    }
+
+    pub fn parse_list(raw: &str) -> Result<Vec<Kind>, String> {
+        let mut kinds = Vec::new();
+        for w in raw.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match w {
+                "all" => kinds.extend(ALL),
+                "none" => {}
+                _ => kinds.push(*ALL.iter().find(|k| k.name() == w).ok_or_else(|| {
+                    format!("unknown fault '{w}' (kill, pause, partition, db-kill, db-stall, skew, scale, all, none)")
+                })?),
+            }
+        }
+        kinds.sort();
+        kinds.dedup();
+        Ok(kinds)
+    }
+}
+
+/// One fault of the schedule: when it starts (ms after the workload began), how long it
+/// lasts, and the random draws that choose its targets and shape when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Planned {
+    pub at_ms: u64,
+    pub lasts_ms: u64,
+    pub kind: Kind,
+    pub pick: u64,
+    pub shape: u8,
+}
+
+/// The schedule: a fault every few seconds (a calm gap, then the fault), all over by
+/// `seconds - 4` so the run ends healed. db-stall lasts longer than the replication
+/// timeout (3 s).
+pub fn plan(seed: u64, kinds: &[Kind], seconds: u64) -> Vec<Planned> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    if kinds.is_empty() {
+        return out;
+    }
+    let end = seconds.saturating_sub(4) * 1000;
+    let mut t = rng.gen_range(2_000..4_000);
+    loop {
+        let kind = kinds[rng.gen_range(0..kinds.len())];
+        let lasts = match kind {
+            Kind::DbStall => rng.gen_range(4_000..7_000),
+            Kind::Scale => rng.gen_range(3_000..6_000),
+            _ => rng.gen_range(2_000..6_000),
+        };
+        if t + lasts > end {
+            break;
+        }
+        out.push(Planned { at_ms: t, lasts_ms: lasts, kind, pick: rng.gen(), shape: rng.gen_range(0..3) });
+        t += lasts + rng.gen_range(1_500..4_000);
+    }
+    out
+}
+
+/// What must be undone when a fault ends.
+enum Undo {
+    Restart(Vec<usize>),
+    Resume(Vec<usize>),
+    Heal,
+    DbStart(Vec<usize>),
+    DbResume(Vec<usize>),
+    Unskew(usize),
+    Nothing,
+}
+
+pub struct Nemesis {
+    pub rec: Arc<Recorder>,
+    pub start: Instant,
+    /// Slots that were members when the run began (scale removes only the others).
+    pub initial: usize,
+}
+
+impl Nemesis {
+    fn note(&self, f: &str, value: Value) {
+        self.rec.record(Process::nemesis(), None, Type::Info, F::Fault(f.to_string()), value);
+    }
+
+    fn running(c: &Cluster) -> Vec<usize> {
+        c.members.iter().copied().filter(|&s| c.nodes[s - 1].is_running()).collect()
+    }
+
+    fn master_slot(c: &Cluster) -> Option<usize> {
+        let m = (*c.master.lock().unwrap())?;
+        c.slot_of(m).map(|i| i + 1).filter(|s| c.members.contains(s))
+    }
+
+    /// The master half the time (the interesting target), else any running member.
+    fn victim(c: &Cluster, pick: u64) -> Option<usize> {
+        let running = Self::running(c);
+        if running.is_empty() {
+            return None;
+        }
+        if pick.is_multiple_of(2) {
+            if let Some(m) = Self::master_slot(c).filter(|m| running.contains(m)) {
+                return Some(m);
+            }
+        }
+        Some(running[(pick / 2) as usize % running.len()])
+    }
+
+    fn ids(slots: &[usize]) -> Vec<u64> {
+        slots.iter().map(|&s| id_of(s)).collect()
+    }
+
+    fn begin(&self, c: &mut Cluster, p: &Planned) -> Result<(Undo, Value), String> {
+        let mut rng = StdRng::seed_from_u64(p.pick);
+        let pids = c.pids.clone();
+        Ok(match p.kind {
+            Kind::Kill => {
+                let Some(v) = Self::victim(c, p.pick) else { return Ok((Undo::Nothing, json!({}))) };
+                c.kill(v);
+                (Undo::Restart(vec![v]), json!({ "nodes": [id_of(v)] }))
+            }
+            Kind::Pause => {
+                let Some(v) = Self::victim(c, p.pick) else { return Ok((Undo::Nothing, json!({}))) };
+                c.nodes[v - 1].pause();
+                (Undo::Resume(vec![v]), json!({ "nodes": [id_of(v)] }))
+            }
+            Kind::Partition => {
+                let mut running: Vec<usize> = c.members.iter().copied().collect();
+                let master = Self::master_slot(c).unwrap_or(running[0]);
+                let (shape, a, b): (&str, Vec<usize>, Vec<usize>) = match p.shape {
+                    0 => {
+                        running.shuffle(&mut rng);
+                        let minority = running.len() / 2;
+                        let (x, y) = running.split_at(minority.max(1));
+                        ("halves", x.to_vec(), y.to_vec())
+                    }
+                    1 => ("isolate-master", vec![master], running.iter().copied().filter(|&s| s != master).collect()),
+                    _ => ("one-way", vec![master], running.iter().copied().filter(|&s| s != master).collect()),
+                };
+                let one_way = shape == "one-way";
+                let mut pairs = Vec::new();
+                for &x in &a {
+                    for &y in &b {
+                        // one-way: the master's requests to the others are dropped; theirs
+                        // to it still arrive.
+                        pairs.push((x, y));
+                        if !one_way {
+                            pairs.push((y, x));
+                        }
+                    }
+                }
+                c.cut(&pairs)?;
+                (Undo::Heal, json!({ "shape": shape, "side_a": Self::ids(&a), "side_b": Self::ids(&b) }))
+            }
+            Kind::DbKill => {
+                let Some(v) = Self::victim(c, p.pick) else { return Ok((Undo::Nothing, json!({}))) };
+                c.nodes[v - 1].db.kill(&pids);
+                (Undo::DbStart(vec![v]), json!({ "nodes": [id_of(v)] }))
+            }
+            Kind::DbStall => {
+                let running = Self::running(c);
+                let master = Self::master_slot(c);
+                let targets: Vec<usize> = match p.shape {
+                    // Every follower's storage at once: the master cannot get a majority.
+                    0 => running.iter().copied().filter(|s| Some(*s) != master).collect(),
+                    _ => Self::victim(c, p.pick).into_iter().collect(),
+                };
+                for &s in &targets {
+                    c.nodes[s - 1].db.stall();
+                }
+                (Undo::DbResume(targets.clone()), json!({ "nodes": Self::ids(&targets) }))
+            }
+            Kind::Skew => {
+                let Some(v) = Self::victim(c, p.pick) else { return Ok((Undo::Nothing, json!({}))) };
+                let secs = rng.gen_range(60..600) * if rng.gen_bool(0.5) { 1 } else { -1 };
+                let offset = format!("{secs:+}s");
+                c.kill(v);
+                c.nodes[v - 1].skew = Some(offset.clone());
+                c.start(v)?;
+                (Undo::Unskew(v), json!({ "nodes": [id_of(v)], "offset": offset }))
+            }
+            Kind::Scale => {
+                if c.discovery != Discovery::Dns {
+                    return Ok((Undo::Nothing, json!({ "skipped": "scale needs DNS discovery" })));
+                }
+                let spare: Vec<usize> = (1..=c.nodes.len()).filter(|s| !c.members.contains(s)).collect();
+                let grown: Vec<usize> = c.members.iter().copied().filter(|&s| s > self.initial).collect();
+                let master = Self::master_slot(c);
+                if spare.is_empty() || (!grown.is_empty() && p.pick % 2 == 1) {
+                    // Leave: one or all of the nodes that joined, never below the start.
+                    let leaving: Vec<usize> = match p.shape {
+                        0 => grown.clone(),
+                        _ => grown.iter().copied().filter(|s| Some(*s) != master).take(1).collect(),
+                    };
+                    for &s in &leaving {
+                        c.leave(s)?;
+                    }
+                    (Undo::Nothing, json!({ "change": "leave", "nodes": Self::ids(&leaving) }))
+                } else {
+                    let n = if p.shape == 0 { spare.len() } else { 1 };
+                    let joining: Vec<usize> = spare.into_iter().take(n).collect();
+                    for &s in &joining {
+                        c.join(s)?;
+                    }
+                    // Sometimes an old member crashes while the newcomers catch up.
+                    let crash = if p.shape == 2 {
+                        let old: Vec<usize> = Self::running(c).into_iter().filter(|s| !joining.contains(s)).collect();
+                        old.get((p.pick / 2) as usize % old.len().max(1)).copied()
+                    } else {
+                        None
+                    };
+                    if let Some(v) = crash {
+                        c.kill(v);
+                    }
+                    let undo = crash.map(|v| Undo::Restart(vec![v])).unwrap_or(Undo::Nothing);
+                    (undo, json!({ "change": "join", "nodes": Self::ids(&joining), "crashed": crash.map(id_of) }))
+                }
+            }
+        })
+    }
+
+    fn end(&self, c: &mut Cluster, undo: Undo) -> Result<(), String> {
+        let pids = c.pids.clone();
+        match undo {
+            Undo::Restart(slots) => {
+                for s in slots {
+                    if c.members.contains(&s) && !c.nodes[s - 1].is_running() {
+                        c.start(s)?;
+                    }
+                }
+            }
+            Undo::Resume(slots) => slots.into_iter().for_each(|s| c.nodes[s - 1].resume()),
+            Undo::Heal => c.heal_network()?,
+            Undo::DbStart(slots) => {
+                for s in slots {
+                    c.nodes[s - 1].db.start(&pids)?;
+                }
+            }
+            Undo::DbResume(slots) => slots.into_iter().for_each(|s| c.nodes[s - 1].db.resume()),
+            Undo::Unskew(s) => {
+                c.kill(s);
+                c.nodes[s - 1].skew = None;
+                if c.members.contains(&s) {
+                    c.start(s)?;
+                }
+            }
+            Undo::Nothing => {}
+        }
+        Ok(())
+    }
+
+    fn sleep_until(&self, at: Instant) -> bool {
+        while Instant::now() < at {
+            if crate::procs::interrupted() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(at - Instant::now()));
+        }
+        true
+    }
+
+    /// Applies the schedule, then heals everything. Errors are recorded and end the
+    /// schedule early (the run is then reported as not valid).
+    pub fn run(&self, c: &mut Cluster, schedule: &[Planned]) -> Vec<String> {
+        let mut errors = Vec::new();
+        for p in schedule {
+            if !self.sleep_until(self.start + Duration::from_millis(p.at_ms)) {
+                break;
+            }
+            let name = p.kind.name();
+            match self.begin(c, p) {
+                Ok((undo, detail)) => {
+                    self.note(name, json!({ "phase": "start", "detail": detail }));
+                    let ok = self.sleep_until(Instant::now() + Duration::from_millis(p.lasts_ms));
+                    let r = self.end(c, undo);
+                    self.note(name, json!({ "phase": "end" }));
+                    if let Err(e) = r {
+                        errors.push(format!("{name}: healing failed: {e}"));
+                        break;
+                    }
+                    if !ok {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.note(name, json!({ "phase": "end", "error": e }));
+                    errors.push(format!("{name}: {e}"));
+                    let _ = c.heal_network();
+                    break;
+                }
+            }
+        }
+        errors.extend(c.heal_all());
+        self.note("heal", json!({ "phase": "end" }));
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_replays_from_its_seed_and_ends_before_the_run() {
+        let a = plan(7, &ALL, 60);
+        assert_eq!(a, plan(7, &ALL, 60));
+        assert_ne!(a, plan(8, &ALL, 60));
+        assert!(!a.is_empty());
+        assert!(a.iter().all(|p| p.at_ms + p.lasts_ms <= 56_000));
+        assert!(a.windows(2).all(|w| w[0].at_ms + w[0].lasts_ms < w[1].at_ms), "faults do not overlap");
+        assert!(a.iter().filter(|p| p.kind == Kind::DbStall).all(|p| p.lasts_ms > 3_000));
+        assert!(plan(7, &[], 60).is_empty());
+    }
+
+    #[test]
+    fn fault_lists_parse() {
+        assert_eq!(Kind::parse_list("kill,pause").unwrap(), vec![Kind::Kill, Kind::Pause]);
+        assert_eq!(Kind::parse_list("all").unwrap().len(), 7);
+        assert!(Kind::parse_list("none").unwrap().is_empty());
+        assert!(Kind::parse_list("explode").is_err());
+    }
+}
