@@ -113,8 +113,10 @@ impl Verdict {
 /// search (depth-first, here with a memo, see [`SeatSpec`]) is exponential at worst: with many
 /// operations of unknown outcome a seat may be reported undecided.
 const SEARCH_WORK: u64 = 400_000_000;
-/// The step budget is at least this, whatever the size.
+/// The step budget is at least this and at most that, whatever the size (each step may add an
+/// entry of 16 bytes to the search's memo).
 const MIN_STEPS: u64 = 20_000;
+const MAX_STEPS: u64 = 1_000_000;
 /// How many searches one seat may take in all (the first, then bisection for the failing
 /// operation).
 const MAX_SEARCHES: usize = 14;
@@ -1457,7 +1459,7 @@ fn search(job: &SeatJob, m: usize) -> Result<Search, String> {
     let returned: HashSet<usize> = events.iter().filter(|e| e.1).map(|e| e.0).collect();
     let open: Vec<usize> = events.iter().filter(|e| !e.1 && !returned.contains(&e.0)).map(|e| e.0).collect();
     let by_done: Vec<(u64, u32)> = returned.iter().map(|&n| (job.steps[n].done, job.steps[n].id)).collect();
-    let budget = (SEARCH_WORK / (events.len() as u64 + 1)).max(MIN_STEPS);
+    let budget = (SEARCH_WORK / (events.len() as u64 + 1)).clamp(MIN_STEPS, MAX_STEPS);
     let mut tester = LinearizabilityTester::new(SeatSpec::new(job.steps.len(), by_done, budget));
     for &(n, ret) in events {
         if ret {
@@ -2288,7 +2290,7 @@ mod tests {
         }
 
         /// Runs `clients` clients for `ops` requests each over `seats` seats. With `break_at`,
-        /// the server silently frees every seat at that time (a lost write).
+        /// the server silently drops every hold at that time (bookings stay).
         pub fn run(seed: u64, clients: u64, ops: usize, seats: usize, hold_ms: u64, break_at: Option<u64>) -> Hist {
             let mut rng = StdRng::seed_from_u64(seed);
             let labels: Vec<String> = (1..=seats).map(|i| format!("A{i}")).collect();
@@ -2313,7 +2315,9 @@ mod tests {
                     if t >= b * MS {
                         broken = true;
                         for st in server.seats.values_mut() {
-                            *st = St::Free;
+                            if matches!(st, St::Held(_)) {
+                                *st = St::Free;
+                            }
                         }
                     }
                 }
@@ -2422,12 +2426,13 @@ mod tests {
     }
 
     #[test]
-    fn a_simulated_server_that_loses_its_seats_is_caught() {
+    fn a_simulated_server_that_drops_holds_is_caught() {
         let mut caught = 0;
         for seed in 0..20 {
-            let h = sim::run(seed, 6, 25, 4, 40, Some(50));
-            let v = h.check(&meta(2, 40));
-            caught += usize::from(!v.violations.is_empty() || !v.lost.is_empty());
+            let h = sim::run(seed, 6, 25, 4, 10_000, Some(50));
+            let v = h.check(&meta(2, 10_000));
+            assert!(v.lost.is_empty() && v.undecided.is_empty(), "seed {seed}: {v:#?}");
+            caught += usize::from(!v.violations.is_empty());
         }
         assert!(caught >= 15, "caught {caught} of 20");
     }

@@ -236,7 +236,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn campaign(o: Options) -> i32 {
+fn campaign(mut o: Options) -> i32 {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("campaign: run as root (iptables rules, a Unix user per node, /etc/hosts)");
@@ -246,6 +246,15 @@ fn campaign(o: Options) -> i32 {
         eprintln!("campaign: {}: {e}", o.out.display());
         return 2;
     }
+    // Absolute: mariadb-install-db and mariadbd resolve a relative data directory against
+    // their own base directory.
+    o.out = match o.out.canonicalize() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("campaign: {}: {e}", o.out.display());
+            return 2;
+        }
+    };
     let left = leftovers(&o.out);
     if !left.is_empty() {
         eprintln!("campaign: leftovers of an earlier campaign; run `campaign clean` first:");
