@@ -68,6 +68,8 @@ pub fn print_run(r: &Row, dir: &Path) {
     let violations: Vec<String> =
         v.violations.iter().map(|x| format!("{}: {} [{}]", x.seat, x.explanation, x.ops.join("; "))).collect();
     show_list("not linearizable", &violations);
+    show_list("undecided (the search ran out of budget; not clean)", &v.undecided);
+    show_list("malformed history lines (not clean)", &v.malformed);
     show_list("divergent", &v.divergent);
     show_list("nemesis errors", &r.errors);
     for (fault, share, ops) in &v.availability {
@@ -155,10 +157,11 @@ pub fn print(rows: &[Row]) -> i32 {
         "campaign: {} runs, {} ops, {} acknowledged, {} lost, {} unexpected, {} double sold, {} violations",
         all.runs, all.ops, all.acked, all.lost, all.unexpected, all.double, all.violations
     );
-    if all.divergent > 0 || all.unsettled > 0 || all.errors > 0 {
+    let undecided: usize = rows.iter().map(|r| r.verdict.undecided.len() + r.verdict.malformed.len()).sum();
+    if all.divergent > 0 || all.unsettled > 0 || all.errors > 0 || undecided > 0 {
         println!(
-            "campaign: also {} divergent logs, {} runs that did not settle, {} nemesis errors",
-            all.divergent, all.unsettled, all.errors
+            "campaign: also {} divergent logs, {} runs that did not settle, {} nemesis errors, {} undecided seats or malformed lines",
+            all.divergent, all.unsettled, all.errors, undecided
         );
     }
     i32::from(rows.iter().any(Row::failed))
