@@ -1,11 +1,13 @@
 //! The history checker: reads a run's history (and the nodes' write logs) and says what went
-//! wrong, if anything. It is pure: no I/O, no clock; the same input gives the same verdict.
+//! wrong, if anything. It is pure (no I/O, no clock; it only runs the per-seat searches on a few
+//! threads): the same input gives the same verdict.
 //!
 //! What it looks for:
 //! - **lost**: a booking a client was told about (a confirm answered ok) that some node's final
 //!   read does not show as booked under that code (a node with no final read of the show
-//!   counts as not showing it). A booking whose cancel was answered ok, or had an unknown
-//!   outcome, is exempt: it may rightly be gone.
+//!   counts as not showing it). The nodes are those with final-read lines (ok or failed), or
+//!   all `meta.nodes` when there are none. A booking whose cancel was answered ok, or had an
+//!   unknown outcome, is exempt: it may rightly be gone.
 //! - **unexpected**: a booking in a final read under a code no client was told about, unless a
 //!   confirm with an unknown outcome can account for it (a hold with exactly these seats whose
 //!   confirm was never answered, or answered 5xx, and never ok). A booking that only a
@@ -15,7 +17,12 @@
 //!   booked on one node and free, held or missing on another.
 //! - **violations**: each seat is a register (free, held by an Idempotency-Key, booked under a
 //!   code), and the operations on it must be linearizable. Checked with `stateright`'s
-//!   [`LinearizabilityTester`], one per seat; see [`SeatSpec`] for the rules.
+//!   [`LinearizabilityTester`], one per seat; see [`SeatSpec`] for the rules. An operation of
+//!   unknown outcome gets a thread of its own and its return at the very end of the history, so
+//!   the tester may place it anywhere after its invoke (and placed last, it changes nothing
+//!   anyone saw: the same as not happening). Once a seat is booked under a code that no cancel
+//!   was sent for, the rest of its history is checked op by op against that booking (see
+//!   [`SeatJob::settled`]). A seat whose search runs out of budget is reported undecided.
 //! - **divergent**: the nodes' write logs differ (the first differing LSN, against the longest
 //!   log).
 //! - **availability** per fault kind and the longest stretch without a master.
@@ -120,13 +127,21 @@ const MAX_STEPS: u64 = 1_000_000;
 /// How many searches one seat may take in all (the first, then bisection for the failing
 /// operation).
 const MAX_SEARCHES: usize = 14;
-/// Seats with more operations than this are not searched (reported as undecided).
-const MAX_SEAT_STEPS: usize = 12_000;
+/// At most this many invokes and returns go into one search: `stateright`'s search keeps a
+/// copy of what is left of the history at every level it descends, so its memory grows with
+/// the square of the history (about 1 GB here). A longer history is searched only this far
+/// (a violation found there is one; otherwise the seat is undecided).
+const MAX_SEARCH_EVENTS: usize = 3_000;
+/// At most this many searches run at once.
+const MAX_WORKERS: usize = 4;
 /// The search recurses once per operation placed; it runs on threads with this much stack.
 const SEARCH_STACK: usize = 256 << 20;
-/// How many earlier operations a violation lists besides the failing one and its concurrent
-/// ones, and how many operations it lists at most.
+/// Besides the failing operation and those of known outcome concurrent with it, a violation
+/// lists the last few of known outcome that completed before it began and the last few of
+/// unknown outcome invoked before it ended (these never end, so all are concurrent with it);
+/// and this many operations at most.
 const CONTEXT_BEFORE: usize = 6;
+const CONTEXT_UNKNOWN: usize = 3;
 const MAX_LISTED: usize = 16;
 const NS_PER_MS: u64 = 1_000_000;
 
@@ -150,45 +165,6 @@ pub fn check(input: &Input) -> Verdict {
     let doubles = double_sold(&model);
     v.double_sold.extend(doubles);
     let jobs = seat_jobs(&hist, &model, &attributed, &mut v);
-    if std::env::var("CHECKER_DEBUG").is_ok() {
-        for j in &jobs {
-            let t = std::time::Instant::now();
-            let r = check_seat(j);
-            let what = match r {
-                SeatResult::Fine => "fine",
-                SeatResult::Violation(_) => "violation",
-                SeatResult::Undecided(_) => "undecided",
-                SeatResult::Error(_) => "error",
-            };
-            let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-            for st in &j.steps {
-                let k = format!("{:?}", st.act).split([' ', '(']).next().unwrap_or("").to_string();
-                let e = kinds.entry(k).or_default();
-                if st.pending {
-                    e.1 += 1
-                } else {
-                    e.0 += 1
-                }
-            }
-            eprintln!(
-                "{}: {} steps, {} events, {what} in {:?}; definite/pending by kind {kinds:?}",
-                j.seat,
-                j.steps.len(),
-                j.events.len(),
-                t.elapsed()
-            );
-            if std::env::var("CHECKER_DUMP").is_ok_and(|d| d == j.seat) {
-                for &(n, ret) in &j.events {
-                    if !ret {
-                        eprintln!(
-                            "  {:?} {:?} pending={} | {}",
-                            j.threads[n], j.steps[n].act, j.steps[n].pending, j.descs[n]
-                        );
-                    }
-                }
-            }
-        }
-    }
     for (seat, result) in run_jobs(jobs) {
         match result {
             SeatResult::Fine => {}
@@ -971,13 +947,22 @@ struct Shared {
 /// Refused operations other than the ones above have no effect and are left out. Seats start
 /// free.
 ///
-/// Two prunings keep `stateright`'s search (a depth-first search without memo) from going
-/// exponential; neither can hide a linearization:
-/// - a configuration (register, set of operations placed) entered a second time is refused:
-///   the search is depth-first and stops at the first success, so the first visit failed;
+/// Time: an operation placed after others takes effect after them, so after their invokes, and
+/// after any expiry they relied on (a hold that "may expire" and did). The spec keeps that
+/// lower bound (`now`) and refuses an operation of known outcome that completed before it.
+///
+/// `stateright`'s search is depth-first without memo; these prunings keep it from going
+/// exponential on real histories, and none can hide a linearization:
+/// - a configuration (register, `now`, set of operations placed) entered a second time is
+///   refused: the search is depth-first and stops at the first success, so the first visit
+///   failed (`stateright` tries a step only once the real-time order allows it, and what is
+///   left to place is a function of the set placed);
 /// - an operation of unknown outcome placed where it changes nothing is refused while
 ///   operations of known outcome remain: placing it last instead is as good (nothing must
-///   follow it in real time, and nothing in between sees a difference).
+///   follow it in real time, and nothing in between sees a difference);
+/// - a step after which some operation of known outcome not yet placed completed before `now`
+///   is refused: that operation can no longer be placed;
+/// - all anonymous holds whose time is up are one register value (see [`Reg::Held`]).
 #[derive(Clone)]
 struct SeatSpec {
     reg: Reg,
@@ -1225,6 +1210,15 @@ impl Names {
         let next = self.ids.len() as u32;
         *self.ids.entry(s.to_string()).or_insert(next)
     }
+
+    /// Id -> name.
+    fn table(&self) -> Arc<Vec<String>> {
+        let mut t = vec![String::new(); self.ids.len()];
+        for (name, &id) in &self.ids {
+            t[id as usize] = name.clone();
+        }
+        Arc::new(t)
+    }
 }
 
 /// A thread of the tester: completed operations of one process share one (they are
@@ -1242,6 +1236,20 @@ struct SeatJob {
     descs: Vec<String>,
     /// Positions of each step's invoke and return (for the context of a violation).
     spans: Vec<(usize, Option<usize>)>,
+    /// Where the seat is booked for good, if it is: the first `cut` events, after which no
+    /// operation of known outcome is open, end with a confirm answered ok (step `confirm`)
+    /// whose booking no cancel was ever sent for. From there on the seat is `booked` in every
+    /// linearization (only a cancel of that code could change it, and operations of unknown
+    /// outcome do nothing to it), so the operations after the cut are checked one by one.
+    settled: Option<Settled>,
+    /// Names of keys and codes by id.
+    names: Arc<Vec<String>>,
+}
+
+struct Settled {
+    cut: usize,
+    confirm: usize,
+    booked: Reg,
 }
 
 enum SeatResult {
@@ -1364,14 +1372,13 @@ fn seat_jobs(
             list.push((i, Act::Final(seen), false));
         }
     }
+    let table = names.table();
     let mut jobs = Vec::new();
     for ((show, seat), list) in per_seat {
         let label = format!("show {show} seat {seat}");
-        if list.len() > MAX_SEAT_STEPS {
-            v.undecided.push(format!("{label}: {} operations, more than the {MAX_SEAT_STEPS} searched", list.len()));
-            continue;
-        }
-        jobs.push(job(label, &seat, hist, list));
+        let mut j = job(label, &seat, hist, list);
+        j.names = table.clone();
+        jobs.push(j);
     }
     jobs
 }
@@ -1442,7 +1449,37 @@ fn job(seat_label: String, seat: &str, hist: &History, mut list: Vec<(usize, Act
         busy.insert(t);
         threads[n] = t;
     }
-    SeatJob { seat: seat_label, steps, events, threads, descs, spans }
+    let settled = settle(&steps, &events, &spans);
+    SeatJob { seat: seat_label, steps, events, threads, descs, spans, settled, names: Arc::default() }
+}
+
+/// Finds where a seat is booked for good (see [`SeatJob::settled`]).
+fn settle(steps: &[Step], events: &[(usize, bool)], spans: &[(usize, Option<usize>)]) -> Option<Settled> {
+    let cancelled: HashSet<u32> =
+        steps.iter().filter_map(|s| if let Act::Cancel { code, .. } = s.act { Some(code) } else { None }).collect();
+    let mut open = 0usize;
+    let mut booked: Option<(usize, Reg)> = None;
+    for (i, &(n, ret)) in events.iter().enumerate() {
+        if spans[n].1.is_none() {
+            continue; // unknown outcome: no return, and no effect on a booked seat
+        }
+        if !ret {
+            open += 1;
+            continue;
+        }
+        open -= 1;
+        if booked.is_none() {
+            if let Act::Confirm { key, code: Some(code) } = steps[n].act {
+                if !cancelled.contains(&code) {
+                    booked = Some((n, Reg::Booked { key, code: Some(code) }));
+                }
+            }
+        }
+        if let (Some((confirm, booked)), 0) = (booked, open) {
+            return Some(Settled { cut: i + 1, confirm, booked });
+        }
+    }
+    None
 }
 
 enum Search {
@@ -1455,12 +1492,35 @@ enum Search {
 /// returned (unknown outcome, or answered later) become [`Step::pending`] and get their return
 /// at the end, each on a thread of its own or its process's, with nothing after it.
 fn search(job: &SeatJob, m: usize) -> Result<Search, String> {
-    let events = &job.events[..m];
+    search_events(job, &job.events[..m], Reg::Free)
+}
+
+/// Runs the tester on these events of a seat, from this register.
+fn search_events(job: &SeatJob, events: &[(usize, bool)], start: Reg) -> Result<Search, String> {
+    tester_run(job, events, start, false).map(|(s, _)| s)
+}
+
+/// The register at the end of one linearization of these events, if there is one within the
+/// budget.
+fn state_after(job: &SeatJob, events: &[(usize, bool)]) -> Option<Reg> {
+    tester_run(job, events, Reg::Free, true).ok().and_then(|(_, r)| r)
+}
+
+/// Runs the tester; with `want_state`, also replays the linearization it found to give the
+/// register it ends with.
+fn tester_run(
+    job: &SeatJob,
+    events: &[(usize, bool)],
+    start: Reg,
+    want_state: bool,
+) -> Result<(Search, Option<Reg>), String> {
     let returned: HashSet<usize> = events.iter().filter(|e| e.1).map(|e| e.0).collect();
     let open: Vec<usize> = events.iter().filter(|e| !e.1 && !returned.contains(&e.0)).map(|e| e.0).collect();
     let by_done: Vec<(u64, u32)> = returned.iter().map(|&n| (job.steps[n].done, job.steps[n].id)).collect();
     let budget = (SEARCH_WORK / (events.len() as u64 + 1)).clamp(MIN_STEPS, MAX_STEPS);
-    let mut tester = LinearizabilityTester::new(SeatSpec::new(job.steps.len(), by_done, budget));
+    let mut spec = SeatSpec::new(job.steps.len(), by_done.clone(), budget);
+    spec.reg = start;
+    let mut tester = LinearizabilityTester::new(spec);
     for &(n, ret) in events {
         if ret {
             tester.on_return(job.threads[n], ())?;
@@ -1476,10 +1536,16 @@ fn search(job: &SeatJob, m: usize) -> Result<Search, String> {
     for &n in &open {
         tester.on_return(job.threads[n], ())?;
     }
-    match catch_unwind(AssertUnwindSafe(|| tester.is_consistent())) {
-        Ok(true) => Ok(Search::Consistent),
-        Ok(false) => Ok(Search::Inconsistent),
-        Err(p) if p.is::<OutOfBudget>() => Ok(Search::OutOfBudget),
+    match catch_unwind(AssertUnwindSafe(|| tester.serialized_history())) {
+        Ok(Some(order)) if want_state => {
+            let mut replay = SeatSpec::new(job.steps.len(), by_done, u64::MAX);
+            replay.reg = start;
+            let fits = order.iter().all(|(op, ret)| replay.is_valid_step(op, ret));
+            Ok((Search::Consistent, fits.then_some(replay.reg)))
+        }
+        Ok(Some(_)) => Ok((Search::Consistent, None)),
+        Ok(None) => Ok((Search::Inconsistent, None)),
+        Err(p) if p.is::<OutOfBudget>() => Ok((Search::OutOfBudget, None)),
         Err(p) => {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
             Err(format!("the search panicked: {}", msg.unwrap_or_default()))
@@ -1492,12 +1558,22 @@ fn search(job: &SeatJob, m: usize) -> Result<Search, String> {
 /// operation that ends it. When the whole history is too much for the budget, a prefix that is
 /// shown not linearizable still proves a violation.
 fn check_seat(job: &SeatJob) -> SeatResult {
-    let total = job.events.len();
-    let steps = job.steps.len();
-    let unknown = job.spans.iter().filter(|s| s.1.is_none()).count();
+    let settled_at = job.settled.as_ref().map_or(job.events.len(), |s| s.cut);
+    let total = settled_at.min(MAX_SEARCH_EVENTS);
+    let steps = job.events[..total].iter().filter(|e| !e.1).count();
+    let unknown = job.events[..total].iter().filter(|e| !e.1 && job.spans[e.0].1.is_none()).count();
     let mut proven = match search(job, total) {
         Err(e) => return SeatResult::Error(e),
-        Ok(Search::Consistent) => return SeatResult::Fine,
+        Ok(Search::Consistent) if total < settled_at => {
+            if let Some(v) = check_settled(job) {
+                return v;
+            }
+            return SeatResult::Undecided(format!(
+                "only the first {total} of its {} invokes and returns could be searched (linearizable so far)",
+                job.events.len()
+            ));
+        }
+        Ok(Search::Consistent) => return check_settled(job).unwrap_or(SeatResult::Fine),
         Ok(Search::OutOfBudget) => None,
         Ok(Search::Inconsistent) => Some(total),
     };
@@ -1523,6 +1599,9 @@ fn check_seat(job: &SeatJob) -> SeatResult {
         }
     }
     let Some(hi) = proven else {
+        if let Some(v) = check_settled(job) {
+            return v;
+        }
         return SeatResult::Undecided(format!(
             "the search ran out of budget ({steps} operations, {unknown} of unknown outcome; \
              linearizable up to the first {lo} of its {total} invokes and returns)"
@@ -1537,18 +1616,23 @@ fn check_seat(job: &SeatJob) -> SeatResult {
     let in_prefix: BTreeSet<usize> = job.events[..hi].iter().map(|&(n, _)| n).collect();
     let mut listed: BTreeSet<usize> = BTreeSet::new();
     listed.insert(culprit);
-    // Concurrent with it.
+    // Known outcomes concurrent with it, and the last ones that completed before it began.
+    let mut before: Vec<(usize, usize)> = Vec::new();
+    let mut unknown_before: Vec<(usize, usize)> = Vec::new();
     for &n in &in_prefix {
-        let (inv, ret) = job.spans[n];
-        if inv < c_ret && ret.is_none_or(|r| r > c_inv) {
-            listed.insert(n);
+        match job.spans[n] {
+            (inv, Some(ret)) if inv < c_ret && ret > c_inv => {
+                listed.insert(n);
+            }
+            (_, Some(ret)) if ret < c_inv => before.push((ret, n)),
+            (inv, None) if inv < c_ret => unknown_before.push((inv, n)),
+            _ => {}
         }
     }
-    // The last ones that completed before it began.
-    let mut before: Vec<(usize, usize)> =
-        in_prefix.iter().filter_map(|&n| job.spans[n].1.filter(|&r| r < c_inv).map(|r| (r, n))).collect();
     before.sort();
+    unknown_before.sort();
     listed.extend(before.iter().rev().take(CONTEXT_BEFORE).map(|&(_, n)| n));
+    listed.extend(unknown_before.iter().rev().take(CONTEXT_UNKNOWN).map(|&(_, n)| n));
     let mut listed: Vec<usize> = listed.into_iter().collect();
     listed.sort_by_key(|&n| job.spans[n].0);
     let extra = listed.len().saturating_sub(MAX_LISTED);
@@ -1556,11 +1640,18 @@ fn check_seat(job: &SeatJob) -> SeatResult {
     if extra > 0 {
         ops.push(format!("... and {extra} more"));
     }
+    // What the seat may be just before it: the end of one order of everything that fits.
+    let before_it: Vec<(usize, bool)> = job.events[..hi].iter().copied().filter(|&(n, _)| n != culprit).collect();
+    let state = if cut_short { None } else { state_after(job, &before_it) };
     let mut explanation = format!(
         "no order of its operations fits one seat (free, held by a key, booked under a code; freed only by a \
          release, a cancel, or the hold's expiry); the first that cannot be placed: {}",
         job.descs[culprit]
     );
+    if let Some(r) = state {
+        explanation
+            .push_str(&format!("; in one order of all before it, the seat is then {}", describe_reg(r, &job.names)));
+    }
     if cut_short {
         explanation.push_str(
             " (the search for the first such operation ran out of budget; this one ends a prefix that fails)",
@@ -1569,10 +1660,48 @@ fn check_seat(job: &SeatJob) -> SeatResult {
     SeatResult::Violation(Violation { seat: job.seat.clone(), explanation, ops })
 }
 
+/// A register as text.
+fn describe_reg(r: Reg, names: &[String]) -> String {
+    let name = |id: u32| names.get(id as usize).cloned().unwrap_or_else(|| format!("#{id}"));
+    match r {
+        Reg::Free => "free".into(),
+        Reg::Held { key: ANON, .. } => "held by a hold of unknown outcome whose time may be up".into(),
+        Reg::Held { key, expiry, .. } => format!("held for key {} (which may expire from {})", name(key), secs(expiry)),
+        Reg::Booked { code: Some(c), .. } => format!("booked as {}", name(c)),
+        Reg::Booked { key, code: None } => format!("booked from key {} by a confirm of unknown outcome", name(key)),
+    }
+}
+
+/// Checks the operations after the seat was booked for good, one by one against the booking;
+/// `None` if they all fit (or the seat never was).
+fn check_settled(job: &SeatJob) -> Option<SeatResult> {
+    let s = job.settled.as_ref()?;
+    for &(n, ret) in &job.events[s.cut..] {
+        if ret || job.spans[n].1.is_none() {
+            continue;
+        }
+        match search_events(job, &[(n, false), (n, true)], s.booked) {
+            Ok(Search::Consistent) => continue,
+            Ok(Search::Inconsistent) => {
+                let explanation = format!(
+                    "the seat was booked for good by {} (no cancel of it was sent), but later: {}",
+                    job.descs[s.confirm], job.descs[n]
+                );
+                let ops = vec![job.descs[s.confirm].clone(), job.descs[n].clone()];
+                return Some(SeatResult::Violation(Violation { seat: job.seat.clone(), explanation, ops }));
+            }
+            Ok(Search::OutOfBudget) => return Some(SeatResult::Undecided("a single step ran out of budget".into())),
+            Err(e) => return Some(SeatResult::Error(e)),
+        }
+    }
+    None
+}
+
 /// Runs the seat searches on a few threads with a large stack (the search recurses once per
 /// operation). Results come back in the jobs' order.
 fn run_jobs(jobs: Vec<SeatJob>) -> Vec<(String, SeatResult)> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(jobs.len());
+    let workers =
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, MAX_WORKERS).min(jobs.len());
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<SeatResult>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     let work = || loop {
@@ -2441,15 +2570,7 @@ mod tests {
     #[test]
     #[ignore]
     fn checker_speed() {
-        let sizes: Vec<(u64, usize, usize, Option<u64>)> = match std::env::var("SPEED") {
-            Ok(s) => {
-                let n: Vec<u64> = s.split(',').map(|x| x.parse().unwrap()).collect();
-                vec![(n[0], n[1] as usize, n[2] as usize, n.get(3).copied())]
-            }
-            Err(_) => {
-                vec![(10, 300, 8, None), (10, 300, 8, Some(2000)), (16, 1000, 10, None), (16, 1000, 10, Some(5000))]
-            }
-        };
+        let sizes = [(10, 300, 8, None), (10, 300, 8, Some(100)), (16, 1000, 10, None), (16, 1000, 10, Some(100))];
         for (clients, ops, seats, broken) in sizes {
             let h = sim::run(7, clients, ops, seats, 500, broken);
             let t = std::time::Instant::now();
@@ -2463,8 +2584,9 @@ mod tests {
                 v.undecided.len(),
                 v.lost.len()
             );
-            if broken.is_none() {
-                assert!(v.is_clean(), "{v:#?}");
+            match broken {
+                None => assert!(v.is_clean(), "{v:#?}"),
+                Some(_) => eprintln!("  first: {:#?}", v.violations.first()),
             }
         }
     }
