@@ -34,7 +34,7 @@
 //! Outcomes: `ok` happened; `fail` did not happen (a definite refusal, or a connection that never
 //! opened), except a `fail` that carries a 5xx status, which is treated as unknown; `info` and an
 //! invoke that never completed may or may not have happened, at any time after their invoke.
-use crate::history::{Event, LogEntry, Process, RunMeta, Type, F};
+use crate::history::{merge, Event, LogEntry, Process, RunMeta, Type, F};
 use serde::Serialize;
 use serde_json::Value;
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
@@ -327,18 +327,6 @@ fn process_name(p: &Process) -> String {
     match p {
         Process::Client(n) => format!("p{n}"),
         Process::Named(s) => s.clone(),
-    }
-}
-
-fn merge(base: &Value, over: &Value) -> Value {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            let mut m = b.clone();
-            m.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
-            Value::Object(m)
-        }
-        (b, Value::Null) => b.clone(),
-        (_, o) => o.clone(),
     }
 }
 

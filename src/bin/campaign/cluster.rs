@@ -20,7 +20,6 @@ pub struct Cluster {
     pub pids: Arc<Pids>,
     /// The run's tag on every iptables rule and /etc/hosts line.
     pub tag: String,
-    pub hold_minutes: f64,
     /// Pairs (from slot, to slot) cut now.
     pub cuts: BTreeSet<(usize, usize)>,
     pub targets: crate::workload::Targets,
@@ -89,7 +88,6 @@ impl Cluster {
             install,
             pids,
             tag,
-            hold_minutes: HOLD_MINUTES,
             cuts: BTreeSet::new(),
             targets,
             master: Arc::new(Mutex::new(None)),
@@ -140,7 +138,7 @@ impl Cluster {
 
     pub fn start(&mut self, slot: usize) -> Result<(), String> {
         let peers = self.peers_of(slot);
-        let (pids, hold) = (self.pids.clone(), self.hold_minutes);
+        let (pids, hold) = (self.pids.clone(), HOLD_MINUTES);
         let d = self.discovery;
         let n = &mut self.nodes[slot - 1];
         n.start(&self.install, d, &peers, hold, &pids)

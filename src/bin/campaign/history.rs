@@ -77,6 +77,20 @@ pub struct Event {
     pub value: Value,
 }
 
+/// `base` with the fields of `over` added (an operation's value and what its completion
+/// learned); a null `over` adds nothing, and a non-object replaces.
+pub fn merge(base: &Value, over: &Value) -> Value {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            let mut m = b.clone();
+            m.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Value::Object(m)
+        }
+        (b, Value::Null) => b.clone(),
+        (_, o) => o.clone(),
+    }
+}
+
 /// Appends events in order, numbering them; shared by every client task of a run.
 pub struct Recorder {
     start: Instant,

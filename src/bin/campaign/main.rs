@@ -116,14 +116,23 @@ fn leftovers(out: &Path) -> Vec<String> {
     if hosts > 0 {
         found.push(format!("{hosts} /etc/hosts line(s) tagged {}", net::TAG));
     }
-    for run in std::fs::read_dir(out).into_iter().flatten().flatten() {
-        for d in std::fs::read_dir(run.path()).into_iter().flatten().flatten() {
-            if d.file_name().to_string_lossy().starts_with("db-") && d.path().is_dir() {
-                found.push(format!("data directory {}", d.path().display()));
-            }
-        }
+    for d in data_dirs(out) {
+        found.push(format!("data directory {}", d.display()));
     }
     found
+}
+
+/// The MariaDB data directories (`<run>/db-<node>`) left under `out`.
+fn data_dirs(out: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).into_iter().flatten().flatten())
+        .filter(|d| d.file_name().to_string_lossy().starts_with("db-"))
+        .map(|d| d.path())
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 fn clean(out: &Path) -> i32 {
@@ -146,13 +155,9 @@ fn clean(out: &Path) -> i32 {
         Ok(n) => println!("removed {n} /etc/hosts line(s)"),
         Err(e) => eprintln!("{e}"),
     }
-    for run in std::fs::read_dir(out).into_iter().flatten().flatten() {
-        for d in std::fs::read_dir(run.path()).into_iter().flatten().flatten() {
-            if d.file_name().to_string_lossy().starts_with("db-") && d.path().is_dir() {
-                let _ = std::fs::remove_dir_all(d.path());
-                println!("removed {}", d.path().display());
-            }
-        }
+    for d in data_dirs(out) {
+        let _ = std::fs::remove_dir_all(&d);
+        println!("removed {}", d.display());
     }
     if leftovers(out).is_empty() {
         0

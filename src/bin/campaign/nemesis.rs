@@ -283,29 +283,19 @@ impl Nemesis {
         Ok(())
     }
 
-    fn sleep_until(&self, at: Instant) -> bool {
-        while Instant::now() < at {
-            if crate::procs::interrupted() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20).min(at - Instant::now()));
-        }
-        true
-    }
-
     /// Applies the schedule, then heals everything. Errors are recorded and end the
     /// schedule early (the run is then reported as not valid).
     pub fn run(&self, c: &mut Cluster, schedule: &[Planned]) -> Vec<String> {
         let mut errors = Vec::new();
         for p in schedule {
-            if !self.sleep_until(self.start + Duration::from_millis(p.at_ms)) {
+            if !crate::procs::sleep_until(self.start + Duration::from_millis(p.at_ms)) {
                 break;
             }
             let name = p.kind.name();
             match self.begin(c, p) {
                 Ok((undo, detail)) => {
                     self.note(name, json!({ "phase": "start", "detail": detail }));
-                    let ok = self.sleep_until(Instant::now() + Duration::from_millis(p.lasts_ms));
+                    let ok = crate::procs::sleep_until(Instant::now() + Duration::from_millis(p.lasts_ms));
                     let r = self.end(c, undo);
                     self.note(name, json!({ "phase": "end" }));
                     if let Err(e) = r {

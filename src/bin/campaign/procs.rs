@@ -112,3 +112,15 @@ pub fn catch_interrupts() {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
+
+/// Sleeps until `at`, or until the campaign is interrupted; false when interrupted.
+pub fn sleep_until(at: std::time::Instant) -> bool {
+    use std::time::{Duration, Instant};
+    while Instant::now() < at {
+        if interrupted() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(at.saturating_duration_since(Instant::now())));
+    }
+    true
+}

@@ -254,10 +254,7 @@ fn wait_healthy(c: &Cluster, slot: usize, within: Duration) -> bool {
 }
 
 fn sleep(d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !crate::procs::interrupted() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::procs::sleep_until(Instant::now() + d);
 }
 
 /// The scripted nemesis of a scenario, and how many slots start as members.
@@ -504,7 +501,6 @@ fn placeholder(c: &Cluster) -> Cluster {
         install: crate::node::Install { marquee: c.install.marquee.clone(), root: c.install.root.clone() },
         pids: c.pids.clone(),
         tag: c.tag.clone(),
-        hold_minutes: c.hold_minutes,
         cuts: Default::default(),
         targets: c.targets.clone(),
         master: c.master.clone(),

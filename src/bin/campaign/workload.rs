@@ -4,7 +4,7 @@
 //! connection that never opened) or `info` (a timeout or a 5xx: the outcome is unknown).
 //! After `info` the client retries with the same key or hold, as a real client would, and
 //! records the retry as a new operation.
-use crate::history::{Process, Recorder, Type, F};
+use crate::history::{merge, Process, Recorder, Type, F};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -117,14 +117,6 @@ struct Client {
     mine: Vec<(i64, String, Value)>,
 }
 
-fn merge(value: &Value, extra: Value) -> Value {
-    let mut v = value.clone();
-    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
-        o.extend(e);
-    }
-    v
-}
-
 impl Workload {
     fn target(&self, process: u64, attempt: usize) -> Option<(u64, String)> {
         let t = self.targets.lock().unwrap();
@@ -152,9 +144,9 @@ impl Workload {
                 if let Some(e) = body.get("error") {
                     extra["error"] = e.clone();
                 }
-                (Type::Fail, merge(value, extra))
+                (Type::Fail, merge(value, &extra))
             }
-            Answer::Unknown(e) => (Type::Info, merge(value, json!({ "error": e }))),
+            Answer::Unknown(e) => (Type::Info, merge(value, &json!({ "error": e }))),
         };
         self.rec.record(Process::Client(c.process), Some(node), kind, f.clone(), v);
         answer
@@ -162,8 +154,8 @@ impl Workload {
 
     fn ok_value(&self, f: &F, value: &Value, body: &Value) -> Value {
         match f {
-            F::Hold => merge(value, json!({ "hold": body["hold_id"], "expires_at": body["expires_at"] })),
-            F::Confirm => merge(value, json!({ "code": body["code"], "seats": body["seats"] })),
+            F::Hold => merge(value, &json!({ "hold": body["hold_id"], "expires_at": body["expires_at"] })),
+            F::Confirm => merge(value, &json!({ "code": body["code"], "seats": body["seats"] })),
             F::Read => {
                 let mut seats = serde_json::Map::new();
                 for row in body["rows"].as_array().into_iter().flatten() {
@@ -173,7 +165,7 @@ impl Workload {
                         }
                     }
                 }
-                merge(value, json!({ "seats": seats }))
+                merge(value, &json!({ "seats": seats }))
             }
             _ => value.clone(),
         }
