@@ -19,15 +19,23 @@ impl Lamport {
 
     /// Ticks once per event; returns the time of the first of `events` new events.
     pub fn tick(&mut self, events: u64) -> u64 {
-        let first = self.time + 1;
-        self.time += events.max(1);
+        let first = self.time.saturating_add(1);
+        self.time = self.time.saturating_add(events.max(1));
         first
     }
 
     /// Merges a time heard from another node: after it, this clock is past both.
     pub fn merge(&mut self, remote: u64) -> u64 {
-        self.time = self.time.max(remote) + 1;
+        self.time = self.time.max(remote).saturating_add(1);
         self.time
+    }
+
+    /// The times of a batch of log entries, in log order. Each entry's `remote` is the
+    /// Lamport time of the event it records on the node where it happened (0 for an event
+    /// on this node): the entry's time is this clock after merging it, so it comes after
+    /// that event, after every entry before it, and after everything this clock had seen.
+    pub fn stamp(&mut self, remote: &[u64]) -> Vec<u64> {
+        remote.iter().map(|r| self.merge(*r)).collect()
     }
 }
 
@@ -73,6 +81,20 @@ impl Handler<Merge> for LamportClock {
     }
 }
 
+/// Times for a batch of log entries (see [`Lamport::stamp`]): one message for the batch.
+#[derive(Message)]
+#[rtype(result = "Vec<u64>")]
+pub struct Stamp {
+    pub remote: Vec<u64>,
+}
+
+impl Handler<Stamp> for LamportClock {
+    type Result = Vec<u64>;
+    fn handle(&mut self, msg: Stamp, _: &mut Context<Self>) -> Vec<u64> {
+        self.clock.stamp(&msg.remote)
+    }
+}
+
 /// The current time, without ticking.
 #[derive(Message)]
 #[rtype(result = "u64")]
@@ -104,5 +126,38 @@ mod tests {
         assert_eq!(c.merge(10), 11);
         assert_eq!(c.merge(3), 12);
         assert_eq!(c.tick(1), 13);
+    }
+
+    #[test]
+    fn a_batch_is_stamped_after_every_event_it_merges_in_increasing_order() {
+        let mut c = Lamport::starting_at(10);
+        // Local writes (0), and writes made on other nodes at times behind and ahead of
+        // this clock.
+        let remote = [0, 40, 3, 0, 41, 100, 0];
+        let times = c.stamp(&remote);
+        assert_eq!(times, vec![11, 41, 42, 43, 44, 101, 102]);
+        for (i, t) in times.iter().enumerate() {
+            assert!(remote[..=i].iter().all(|r| t > r), "entry {i} at {t} is not after the events before it");
+        }
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "times rise within a batch: {times:?}");
+        assert_eq!(c.now(), 102);
+    }
+
+    #[test]
+    fn a_batch_of_local_entries_is_stamped_like_ticks() {
+        let (mut a, mut b) = (Lamport::starting_at(7), Lamport::starting_at(7));
+        assert_eq!(a.stamp(&[0, 0, 0]), vec![8, 9, 10]);
+        assert_eq!(b.tick(3), 8);
+        assert_eq!(a, b);
+        assert_eq!(a.stamp(&[]), Vec::<u64>::new());
+        assert_eq!(a.now(), 10);
+    }
+
+    #[test]
+    fn the_clock_never_wraps() {
+        let mut c = Lamport::starting_at(u64::MAX - 1);
+        assert_eq!(c.merge(u64::MAX), u64::MAX);
+        assert_eq!(c.tick(5), u64::MAX);
+        assert_eq!(c.now(), u64::MAX);
     }
 }
