@@ -124,6 +124,59 @@ async fn a_booking_through_a_follower_is_on_every_node() {
     }
 }
 
+/// Node `i`'s Lamport clock, as its `/api/cluster` shows it.
+async fn clock_of(c: &Cluster, i: usize) -> i64 {
+    c.status(i).await.and_then(|s| s["lamport"].as_i64()).expect("the node's status")
+}
+
+async fn hold_on(c: &Cluster, client: &awc::Client, i: usize, seat: &str) {
+    let mut res = client
+        .post(c.url(i, &format!("/api/shows/{}/holds", c.show)))
+        .send_json(&serde_json::json!({ "seats": [seat] }))
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().limit(1 << 20).await.unwrap_or_default();
+    assert_eq!(res.status().as_u16(), 201, "hold {seat} on node {}: {body}\n{}", c.nodes[i].id, c.tail_logs());
+}
+
+#[actix_rt::test]
+async fn a_write_through_a_follower_is_logged_after_its_time_there_and_names_it() {
+    let c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    let (master_id, follower_id) = (c.nodes[master].id as i64, c.nodes[follower].id as i64);
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+
+    // Writes made on the master name the master.
+    for n in 1..=20 {
+        hold_on(&c, &client, master, &format!("C{n}")).await;
+    }
+    // The follower's clock before the write, and after its answer: the entry falls between,
+    // after the write (an event on the follower) and before the follower heard of it.
+    let before = clock_of(&c, follower).await;
+    hold_on(&c, &client, follower, "B3").await;
+    let after = clock_of(&c, follower).await;
+    let log = c.log(master);
+    let entry = log.last().unwrap().clone();
+    assert_eq!(entry.3, "hold_placed");
+    assert_eq!(entry.4, follower_id, "the entry names the follower the write came through: {entry:?}");
+    assert!(
+        before < entry.2 && entry.2 < after,
+        "follower at {before}, entry at {}, follower then at {after}",
+        entry.2
+    );
+    let on_master: Vec<_> = log.iter().filter(|e| e.3 == "hold_placed" && e.0 < entry.0).collect();
+    assert_eq!(on_master.len(), 20);
+    assert!(on_master.iter().all(|e| e.4 == master_id), "{on_master:?}");
+    assert!(log.windows(2).all(|w| w[0].2 < w[1].2), "Lamport times rise with the log: {log:?}");
+    // Replicas hold the same entries, origins included.
+    assert!(c.wait_converged(Duration::from_secs(10)).await, "{}", c.tail_logs());
+    for i in 0..3 {
+        assert_eq!(c.log(i), log, "node {}", c.nodes[i].id);
+    }
+
+}
+
 #[actix_rt::test]
 async fn killing_the_master_under_load_loses_no_acknowledged_booking() {
     let mut c = Cluster::start(3, ROWS, SEATS).await;
@@ -348,9 +401,12 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
     let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
     let follower = (0..3).find(|i| *i != master).unwrap();
     let from = c.nodes[follower].id;
+    // The batch is sent at time 10 of the follower's clock; its writes were made before.
     let envelope =
-        |writes: serde_json::Value| json!({"from": from, "epoch": 0, "lamport": 1, "body": {"writes": writes}});
-    let hold = json!({"op": "hold", "show_id": c.show, "seats": ["C1", "C2"], "idempotency_key": null});
+        |writes: serde_json::Value| json!({"from": from, "epoch": 0, "lamport": 10, "body": {"writes": writes}});
+    let made = |lamport: u64, write: serde_json::Value| json!({"origin": from, "lamport": lamport, "write": write});
+    let op = |write: serde_json::Value| made(5, write);
+    let hold = op(json!({"op": "hold", "show_id": c.show, "seats": ["C1", "C2"], "idempotency_key": null}));
     let log_before = c.log(master).len();
 
     // Unsigned, or signed with another secret: refused, nothing written.
@@ -360,7 +416,12 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
     assert_eq!(status, 401);
     // Signed, but not a batch of writes, or too many of them.
     let (status, _) =
-        post_writes(&c, master, from, Some(SECRET), &envelope(json!([{"op": "drop_table", "name": "x"}]))).await;
+        post_writes(&c, master, from, Some(SECRET), &envelope(json!([op(json!({"op": "drop_table", "name": "x"}))])))
+            .await;
+    assert_eq!(status, 400);
+    // A write without the node and time it was made at is not a forwarded write.
+    let bare = json!({"op": "hold", "show_id": c.show, "seats": ["C1"], "idempotency_key": null});
+    let (status, _) = post_writes(&c, master, from, Some(SECRET), &envelope(json!([bare]))).await;
     assert_eq!(status, 400);
     let too_many: Vec<_> = (0..1025).map(|_| hold.clone()).collect();
     let (status, _) = post_writes(&c, master, from, Some(SECRET), &envelope(json!(too_many))).await;
@@ -368,16 +429,23 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
     assert_eq!(c.log(master).len(), log_before, "refused batches write nothing");
 
     // A batch is parsed write by write: the good one is made, each bad one gets its own refusal.
+    let good_seats = json!({"op": "hold", "show_id": c.show, "seats": ["D1"], "idempotency_key": null});
     let writes = json!([
         hold,
-        {"op": "hold", "show_id": c.show, "seats": ["Z99"], "idempotency_key": null},
-        {"op": "hold", "show_id": c.show, "seats": [], "idempotency_key": null},
-        {"op": "hold", "show_id": 987654321, "seats": ["A1"], "idempotency_key": null},
-        {"op": "hold", "show_id": c.show, "seats": ["A1"], "idempotency_key": "\u{1}bad key"},
-        {"op": "confirm", "hold_id": "not-a-hold", "name": "Ann", "email": "ann@example.com"},
-        {"op": "confirm", "hold_id": format!("{}-aaaaaaaaaaaaaaaaaaaa", c.show), "name": "", "email": "nope"},
-        {"op": "release", "hold_id": format!("{}-aaaaaaaaaaaaaaaaaaaa", c.show)},
-        {"op": "cancel", "code": "NOPE", "email": "ann@example.com"},
+        op(json!({"op": "hold", "show_id": c.show, "seats": ["Z99"], "idempotency_key": null})),
+        op(json!({"op": "hold", "show_id": c.show, "seats": [], "idempotency_key": null})),
+        op(json!({"op": "hold", "show_id": 987654321, "seats": ["A1"], "idempotency_key": null})),
+        op(json!({"op": "hold", "show_id": c.show, "seats": ["A1"], "idempotency_key": "\u{1}bad key"})),
+        op(json!({"op": "confirm", "hold_id": "not-a-hold", "name": "Ann", "email": "ann@example.com"})),
+        op(
+            json!({"op": "confirm", "hold_id": format!("{}-aaaaaaaaaaaaaaaaaaaa", c.show), "name": "", "email": "nope"})
+        ),
+        op(json!({"op": "release", "hold_id": format!("{}-aaaaaaaaaaaaaaaaaaaa", c.show)})),
+        op(json!({"op": "cancel", "code": "NOPE", "email": "ann@example.com"})),
+        // Good seats, but made on another node than the sender, or not before the batch.
+        json!({"origin": from + 10, "lamport": 5, "write": good_seats.clone()}),
+        made(10, good_seats.clone()),
+        made(0, good_seats),
     ]);
     let n = writes.as_array().unwrap().len();
     let (status, answer) = post_writes(&c, master, from, Some(SECRET), &envelope(writes)).await;
@@ -393,7 +461,10 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
     }
     let log = c.log(master);
     assert_eq!(log.len(), log_before + 1, "only the good write reached the log");
-    assert_eq!(log.last().unwrap().3, "hold_placed");
+    let entry = log.last().unwrap();
+    assert_eq!(entry.3, "hold_placed");
+    assert_eq!(entry.4, from as i64, "the entry names the node the write was made on");
+    assert!(entry.2 > 5, "the entry is after the write's time on the follower: {entry:?}");
 }
 
 #[actix_rt::test]
@@ -421,6 +492,7 @@ async fn a_follower_takes_batches_in_whatever_order_they_arrive() {
         lsn,
         epoch: 1,
         lamport: lsn,
+        origin: 2,
         created_at: chrono::Utc::now().naive_utc(),
         change: Change::Catalog(Box::new(catalog.clone())),
     };

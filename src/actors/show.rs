@@ -10,7 +10,7 @@ use crate::db::orders::{load_show, ShowSnapshot};
 use crate::db::Db;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use crate::wal::change::{BookingCancelled, BookingConfirmed, Change, HoldPlaced, HoldsEnded};
-use crate::wal::{LogWriter, WalError};
+use crate::wal::{LogWriter, Origin, WalError};
 use actix::prelude::*;
 use chrono::{DateTime, Duration, Utc};
 use futures::channel::oneshot;
@@ -341,6 +341,8 @@ fn done<T: 'static>(r: Result<T, BookingError>) -> Reply<T> {
 pub struct PlaceHold {
     pub seats: SeatSelection,
     pub key: Option<IdempotencyKey>,
+    /// The node the visitor made it on (and when).
+    pub origin: Origin,
 }
 
 impl Handler<PlaceHold> for ShowActor {
@@ -384,14 +386,15 @@ impl Handler<PlaceHold> for ShowActor {
         let key = msg.key.map(|k| k.as_str().to_string());
         r.map.place_hold(hold.as_str(), seats, expires_at, key.clone(), HoldStatus::Pending);
         self.publish();
-        let write = self.deps.writer.append(Change::HoldPlaced(HoldPlaced {
+        let change = Change::HoldPlaced(HoldPlaced {
             hold_id: hold.to_string(),
             show_id: show_id.0,
             seats: labels.clone(),
             expires_at: expires_at.naive_utc(),
             idempotency_key: key,
             created_at: now.naive_utc(),
-        }));
+        });
+        let write = self.deps.writer.append_from(change, msg.origin);
         Box::pin(write.into_actor(self).map(move |res, act, ctx| {
             let Loading::Ready(r) = &mut act.state else {
                 return Err(BookingError::Unavailable("the show was unloaded".into()));
@@ -420,6 +423,7 @@ pub struct ConfirmHold {
     pub hold: HoldId,
     pub name: CustomerName,
     pub email: Email,
+    pub origin: Origin,
 }
 
 impl Handler<ConfirmHold> for ShowActor {
@@ -461,7 +465,7 @@ impl Handler<ConfirmHold> for ShowActor {
             total_cents: plan.total_cents,
             cancelled: false,
         };
-        let write = self.deps.writer.append(Change::BookingConfirmed(BookingConfirmed {
+        let change = Change::BookingConfirmed(BookingConfirmed {
             code: code.clone(),
             show_id,
             hold_id: hold_id.clone(),
@@ -470,7 +474,8 @@ impl Handler<ConfirmHold> for ShowActor {
             seats: plan.seats,
             total_cents: plan.total_cents,
             created_at: Utc::now().naive_utc(),
-        }));
+        });
+        let write = self.deps.writer.append_from(change, msg.origin);
         Box::pin(write.into_actor(self).map(move |res, act, _ctx| {
             let Loading::Ready(r) = &mut act.state else {
                 return Err(BookingError::Unavailable("the show was unloaded".into()));
@@ -499,6 +504,7 @@ impl Handler<ConfirmHold> for ShowActor {
 #[rtype(result = "Result<(), BookingError>")]
 pub struct ReleaseHold {
     pub hold: HoldId,
+    pub origin: Origin,
 }
 
 impl Handler<ReleaseHold> for ShowActor {
@@ -521,11 +527,12 @@ impl Handler<ReleaseHold> for ShowActor {
         }
         r.map.end_hold(&id);
         self.publish();
-        let write = self.deps.writer.append(Change::HoldsEnded(HoldsEnded {
+        let change = Change::HoldsEnded(HoldsEnded {
             show_id,
             hold_ids: vec![id],
             state: crate::db::models::hold_state::RELEASED.to_string(),
-        }));
+        });
+        let write = self.deps.writer.append_from(change, msg.origin);
         Box::pin(write.into_actor(self).map(|res, _, _| res.map(|_| ()).map_err(wal_to_booking)))
     }
 }
@@ -536,13 +543,14 @@ impl Handler<ReleaseHold> for ShowActor {
 pub struct CancelBooking {
     pub code: BookingCode,
     pub email: Email,
+    pub origin: Origin,
 }
 
 impl Handler<CancelBooking> for ShowActor {
     type Result = Reply<BookingReceipt>;
 
     fn handle(&mut self, msg: CancelBooking, _ctx: &mut Context<Self>) -> Self::Result {
-        self.cancel(msg.code, Some(msg.email))
+        self.cancel(msg.code, Some(msg.email), msg.origin)
     }
 }
 
@@ -552,20 +560,21 @@ impl Handler<CancelBooking> for ShowActor {
 #[rtype(result = "Result<BookingReceipt, BookingError>")]
 pub struct AdminCancelBooking {
     pub code: BookingCode,
+    pub origin: Origin,
 }
 
 impl Handler<AdminCancelBooking> for ShowActor {
     type Result = Reply<BookingReceipt>;
 
     fn handle(&mut self, msg: AdminCancelBooking, _ctx: &mut Context<Self>) -> Self::Result {
-        self.cancel(msg.code, None)
+        self.cancel(msg.code, None, msg.origin)
     }
 }
 
 impl ShowActor {
     /// Cancels `code`; a customer (`email` given) must match the booking's email and be
     /// before the cut-off. Cancelling again answers the cancelled booking.
-    fn cancel(&mut self, code: BookingCode, email: Option<Email>) -> Reply<BookingReceipt> {
+    fn cancel(&mut self, code: BookingCode, email: Option<Email>, origin: Origin) -> Reply<BookingReceipt> {
         let show_id = self.id.0;
         let cutoff = self.deps.cancel_cutoff;
         let r = match self.ready() {
@@ -587,11 +596,8 @@ impl ShowActor {
         r.map.cancel(&code);
         let receipt = Self::receipt(&r.map, show_id, &code);
         self.publish();
-        let write = self.deps.writer.append(Change::BookingCancelled(BookingCancelled {
-            code,
-            show_id,
-            at: Utc::now().naive_utc(),
-        }));
+        let change = Change::BookingCancelled(BookingCancelled { code, show_id, at: Utc::now().naive_utc() });
+        let write = self.deps.writer.append_from(change, origin);
         Box::pin(write.into_actor(self).map(move |res, _, _| match res {
             Ok(_) => receipt.ok_or(BookingError::BookingNotFound),
             Err(e) => Err(wal_to_booking(e)),

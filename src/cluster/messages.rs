@@ -132,10 +132,21 @@ pub struct WriteBatch {
 }
 
 /// One write a visitor made on a follower, as the follower read it (the master parses it
-/// again: a batch is input like any other).
+/// again: a batch is input like any other), with where and when it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedWrite {
+    /// The node the visitor made it on: the follower that sends the batch.
+    pub origin: NodeId,
+    /// That node's Lamport time of the write (a local event there, so before the time of
+    /// the message that carries it). The master's entry for it comes after.
+    pub lamport: u64,
+    pub write: WriteOp,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ForwardedWrite {
+pub enum WriteOp {
     Hold { show_id: i64, seats: Vec<String>, idempotency_key: Option<String> },
     Confirm { hold_id: String, name: String, email: String },
     Release { hold_id: String },

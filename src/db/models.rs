@@ -109,6 +109,7 @@ pub struct WriteLogRow {
     pub lsn: i64,
     pub epoch: i64,
     pub lamport: i64,
+    pub origin: i64,
     pub kind: String,
     pub payload: String,
     pub created_at: NaiveDateTime,

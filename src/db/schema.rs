@@ -103,6 +103,7 @@ diesel::table! {
         lsn -> BigInt,
         epoch -> BigInt,
         lamport -> BigInt,
+        origin -> BigInt,
         kind -> Varchar,
         payload -> Longtext,
         created_at -> Datetime,

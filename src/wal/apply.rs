@@ -86,10 +86,10 @@ impl Bulk {
     fn flush(&mut self, conn: &mut MysqlConnection) -> Result<(), DieselError> {
         let mut sql = SqlText::default();
         sql.insert(
-            "INSERT INTO write_log (lsn, epoch, lamport, kind, payload, created_at) VALUES",
+            "INSERT INTO write_log (lsn, epoch, lamport, origin, kind, payload, created_at) VALUES",
             &self.log,
             |v, r| {
-                v.int(r.lsn).int(r.epoch).int(r.lamport).str(&r.kind).str(&r.payload).time(r.created_at);
+                v.int(r.lsn).int(r.epoch).int(r.lamport).int(r.origin).str(&r.kind).str(&r.payload).time(r.created_at);
             },
         );
         sql.insert(

@@ -1,3 +1,4 @@
+use crate::cluster::NodeId;
 use crate::db::models::{Layout, LayoutRow, Movie, SeatCategory, Show, Theater, WriteLogRow};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
@@ -99,12 +100,41 @@ impl Change {
     }
 }
 
+/// Where a write was made: on the node that logs it (a visitor there, an import, an
+/// expiry), or on another node that passed it on, at that node's Lamport time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Here,
+    Forwarded { node: NodeId, lamport: u64 },
+}
+
+impl Origin {
+    /// The Lamport time of the write on the node it was made on, if that is another node.
+    pub fn remote_time(&self) -> u64 {
+        match self {
+            Origin::Here => 0,
+            Origin::Forwarded { lamport, .. } => *lamport,
+        }
+    }
+
+    /// The node the write came through, given the node that logs it.
+    pub fn node(&self, here: NodeId) -> NodeId {
+        match self {
+            Origin::Here => here,
+            Origin::Forwarded { node, .. } => *node,
+        }
+    }
+}
+
 /// A committed change with its place in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
     pub lsn: i64,
     pub epoch: i64,
     pub lamport: i64,
+    /// The node the write came through (0: logged by a node that did not record it).
+    #[serde(default)]
+    pub origin: NodeId,
     pub created_at: NaiveDateTime,
     pub change: Change,
 }
@@ -115,6 +145,7 @@ impl LogRecord {
             lsn: self.lsn,
             epoch: self.epoch,
             lamport: self.lamport,
+            origin: self.origin as i64,
             kind: self.change.kind().to_string(),
             payload: serde_json::to_string(&self.change)?,
             created_at: self.created_at,
@@ -126,8 +157,55 @@ impl LogRecord {
             lsn: row.lsn,
             epoch: row.epoch,
             lamport: row.lamport,
+            origin: row.origin.max(0) as NodeId,
             created_at: row.created_at,
             change: serde_json::from_str(&row.payload)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(origin: NodeId) -> LogRecord {
+        LogRecord {
+            lsn: 7,
+            epoch: 2,
+            lamport: 31,
+            origin,
+            created_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc(),
+            change: Change::HoldsEnded(HoldsEnded {
+                show_id: 4,
+                hold_ids: vec!["4-x".into()],
+                state: "expired".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_its_origin_through_the_wire_and_the_table() {
+        let r = record(3);
+        let wire: LogRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(wire, r);
+        let row = r.to_row().unwrap();
+        assert_eq!(row.origin, 3);
+        assert_eq!(LogRecord::from_row(row).unwrap(), r);
+    }
+
+    #[test]
+    fn a_record_from_a_node_that_does_not_send_origins_reads_as_origin_0() {
+        let mut v = serde_json::to_value(record(3)).unwrap();
+        v.as_object_mut().unwrap().remove("origin");
+        let r: LogRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(r, record(0));
+    }
+
+    #[test]
+    fn an_origin_names_the_node_a_write_came_through_and_its_time_there() {
+        assert_eq!(Origin::Here.node(5), 5);
+        assert_eq!(Origin::Here.remote_time(), 0);
+        let o = Origin::Forwarded { node: 2, lamport: 90 };
+        assert_eq!((o.node(5), o.remote_time()), (2, 90));
     }
 }

@@ -6,5 +6,5 @@ pub mod change;
 pub mod sql_text;
 pub mod writer;
 
-pub use change::{Change, LogRecord};
+pub use change::{Change, LogRecord, Origin};
 pub use writer::{LogWriter, WalError, WriterStats};

@@ -4,8 +4,8 @@
 //! follower the same thread applies the entries the master ships, so one thread alone ever
 //! writes the log.
 use super::apply::{apply_batch, wipe};
-use super::change::{Change, LogRecord};
-use crate::actors::lamport::{LamportClock, Tick};
+use super::change::{Change, LogRecord, Origin};
+use crate::actors::lamport::{LamportClock, Stamp};
 use crate::cluster::messages::LogPosition;
 use crate::cluster::replication::CommitTracker;
 use crate::cluster::ClusterState;
@@ -64,6 +64,7 @@ pub struct WriterStats {
 enum Job {
     Append {
         change: Change,
+        origin: Origin,
         reply: oneshot::Sender<Result<LogRecord, WalError>>,
     },
     Replicated {
@@ -127,11 +128,23 @@ impl LogWriter {
         Ok(Self { tx, stats, cluster, tracker })
     }
 
-    /// Queues `change` at once (so changes keep the order of the calls) and resolves once
-    /// it is committed here and held by a majority of the cluster.
+    /// Queues `change`, a write made on this node, at once (so changes keep the order of
+    /// the calls) and resolves once it is committed here and held by a majority of the
+    /// cluster.
     pub fn append(&self, change: Change) -> impl std::future::Future<Output = Result<LogRecord, WalError>> {
+        self.append_from(change, Origin::Here)
+    }
+
+    /// [`append`](Self::append) for a write made on `origin`: its entry records that node,
+    /// and its Lamport time comes after the write's time there.
+    pub fn append_from(
+        &self,
+        change: Change,
+        origin: Origin,
+    ) -> impl std::future::Future<Output = Result<LogRecord, WalError>> {
         let (reply, rx) = oneshot::channel();
-        let queued = if self.cluster.writable() { self.tx.send(Job::Append { change, reply }).is_ok() } else { false };
+        let queued =
+            if self.cluster.writable() { self.tx.send(Job::Append { change, origin, reply }).is_ok() } else { false };
         let (writable, tracker, timeout) =
             (self.cluster.writable(), self.tracker.clone(), self.cluster.config.replication_timeout);
         async move {
@@ -264,11 +277,11 @@ impl Tail {
                 conn = self.connect();
             }
             match first {
-                Job::Append { change, reply } => {
-                    let mut jobs = vec![(change, reply)];
+                Job::Append { change, origin, reply } => {
+                    let mut jobs = vec![((change, origin), reply)];
                     while jobs.len() < MAX_BATCH {
                         match rx.try_recv() {
-                            Ok(Job::Append { change, reply }) => jobs.push((change, reply)),
+                            Ok(Job::Append { change, origin, reply }) => jobs.push(((change, origin), reply)),
                             Ok(other) => {
                                 pending = Some(other);
                                 break;
@@ -276,7 +289,7 @@ impl Tail {
                             Err(_) => break,
                         }
                     }
-                    let (changes, replies): (Vec<Change>, Vec<_>) = jobs.into_iter().unzip();
+                    let (changes, replies): (Vec<(Change, Origin)>, Vec<_>) = jobs.into_iter().unzip();
                     let results = match conn.as_mut() {
                         None => vec![Err(WalError::Database("no database connection".into())); changes.len()],
                         Some(c) => match self.cluster.writable_epoch() {
@@ -360,17 +373,23 @@ impl Tail {
         }
     }
 
-    fn stamp(&mut self, epoch: u64, changes: &[Change]) -> Vec<LogRecord> {
-        let n = changes.len() as u64;
-        let first = futures::executor::block_on(self.clock.send(Tick { events: n })).unwrap_or(0);
+    /// Numbers and stamps a batch: one message to the clock for all of it, which merges
+    /// each forwarded write's time (see [`Lamport::stamp`]).
+    ///
+    /// [`Lamport::stamp`]: crate::actors::lamport::Lamport::stamp
+    fn stamp(&mut self, epoch: u64, changes: &[(Change, Origin)]) -> Vec<LogRecord> {
+        let remote = changes.iter().map(|(_, o)| o.remote_time()).collect();
+        let times = futures::executor::block_on(self.clock.send(Stamp { remote })).unwrap_or_default();
         let now = Utc::now().naive_utc();
+        let here = self.cluster.node_id;
         changes
             .iter()
             .enumerate()
-            .map(|(i, c)| LogRecord {
+            .map(|(i, (c, origin))| LogRecord {
                 lsn: self.next_lsn + i as i64,
                 epoch: epoch as i64,
-                lamport: (first + i as u64) as i64,
+                lamport: times.get(i).map_or(0, |t| i64::try_from(*t).unwrap_or(i64::MAX)),
+                origin: origin.node(here),
                 created_at: now,
                 change: c.clone(),
             })
@@ -384,7 +403,7 @@ impl Tail {
         &mut self,
         conn: &mut MysqlConnection,
         epoch: u64,
-        changes: &[Change],
+        changes: &[(Change, Origin)],
     ) -> (Vec<Result<LogRecord, WalError>>, bool) {
         let records = self.stamp(epoch, changes);
         match conn.transaction(|c| apply_batch(c, &records)) {

@@ -6,6 +6,7 @@ use super::AppState;
 use crate::actors::show::{GetHold, GetSeatMap};
 use crate::db::orders::find_booking;
 use crate::domain::{CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::wal::Origin;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -79,7 +80,7 @@ async fn place_hold(
 ) -> Result<HttpResponse, WebError> {
     let seats = SeatSelection::parse(&body.seats)?;
     let key = idempotency_key(&req)?;
-    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, false).await?;
+    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, Origin::Here).await?;
     Ok(HttpResponse::Created().json(receipt))
 }
 
@@ -101,7 +102,7 @@ async fn confirm_hold(
     let email = Email::parse(&body.email)?;
     // Confirming is idempotent by hold id; a key is checked for shape only.
     idempotency_key(&req)?;
-    let receipt = writes::confirm(&state, hold, name, email, false).await?;
+    let receipt = writes::confirm(&state, hold, name, email, Origin::Here).await?;
     Ok(HttpResponse::Created().json(receipt))
 }
 
@@ -116,7 +117,7 @@ async fn get_hold(state: web::Data<AppState>, path: web::Path<String>) -> Result
 
 async fn release_hold(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
     let hold = HoldId::parse(&path)?;
-    writes::release(&state, hold, false).await?;
+    writes::release(&state, hold, Origin::Here).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "released": true })))
 }
 
@@ -160,7 +161,7 @@ async fn cancel_booking(
     body: web::Json<CancelBody>,
 ) -> Result<HttpResponse, WebError> {
     let (code, email) = writes::booking_key(&path, &body.email)?;
-    let receipt = writes::cancel(&state, code, email, false).await?;
+    let receipt = writes::cancel(&state, code, email, Origin::Here).await?;
     Ok(HttpResponse::Ok().json(receipt))
 }
 

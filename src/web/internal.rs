@@ -175,12 +175,14 @@ async fn forwarded_writes(state: web::Data<AppState>, req: HttpRequest, body: we
         Ok(e) => e,
         Err(r) => return r,
     };
-    let writes = env.body.writes;
+    let (sender, sent_at, writes) = (env.from, env.lamport, env.body.writes);
     if writes.len() > MAX_FORWARDED {
         return HttpResponse::PayloadTooLarge()
             .json(serde_json::json!({"error": format!("at most {MAX_FORWARDED} writes to a batch")}));
     }
-    let answers = futures::future::join_all(writes.into_iter().map(|w| super::writes::run_forwarded(&state, w))).await;
+    let answers =
+        futures::future::join_all(writes.into_iter().map(|w| super::writes::run_forwarded(&state, sender, sent_at, w)))
+            .await;
     reply(&state, WriteAnswers { answers }).await
 }
 
@@ -358,7 +360,10 @@ async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::B
     };
     let res = match (state.cluster.route(), crate::domain::BookingCode::parse(&env.body.code)) {
         (_, Err(e)) => Err((404, e.to_string())),
-        (crate::cluster::state::Route::Local, Ok(code)) => relay(super::admin::cancel_booking(&state, code).await),
+        (crate::cluster::state::Route::Local, Ok(code)) => {
+            let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
+            relay(super::admin::cancel_booking(&state, code, origin).await)
+        }
         _ => not_master(),
     };
     reply(&state, res).await

@@ -7,6 +7,7 @@ use crate::db::catalog;
 use crate::db::models::{booking_state, split_seats, Movie, Show, Theater};
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, SeatSelection, ShowId, MAX_SEATS_PER_HOLD};
+use crate::wal::Origin;
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -271,7 +272,7 @@ async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         let id: i64 = path.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
         let attempt = async {
             let seats = SeatSelection::parse(&form.all("seat"))?;
-            writes::place_hold(&state, ShowId(id), seats, None, false).await
+            writes::place_hold(&state, ShowId(id), seats, None, Origin::Here).await
         };
         match attempt.await {
             Ok(receipt) => Ok(Err(receipt.hold_id)),
@@ -401,7 +402,7 @@ async fn confirm(
             Ok(v) => v,
             Err(e) => return render_hold(&state, &req, hold, Some(e.into()), raw_name, raw_email).await,
         };
-        let receipt = writes::confirm(&state, hold, name, email, false).await?;
+        let receipt = writes::confirm(&state, hold, name, email, Origin::Here).await?;
         confirmed_page(&state, &req, &receipt).await
     };
     let page = result.await;
@@ -421,7 +422,7 @@ async fn release(
         parse_form(&body, &req)?;
         let hold = HoldId::parse(&path)?;
         let show = hold.show();
-        writes::release(&state, hold, false).await?;
+        writes::release(&state, hold, Origin::Here).await?;
         Ok::<_, WebError>(show)
     };
     match result.await {
@@ -509,7 +510,7 @@ async fn cancel(
     let result = async {
         let form = parse_form(&body, &req)?;
         let (code, email) = writes::booking_key(&path, form.get("email").unwrap_or(""))?;
-        writes::cancel(&state, code.clone(), email.clone(), false).await?;
+        writes::cancel(&state, code.clone(), email.clone(), Origin::Here).await?;
         booking_page(&state, &req, code, email, Some("Your booking was cancelled; its seats are free again.")).await
     };
     respond(&state, result.await)

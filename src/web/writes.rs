@@ -4,20 +4,24 @@
 use super::error::WebError;
 use super::forwarder::Forward;
 use super::AppState;
+use crate::actors::lamport::Tick;
 use crate::actors::show::{BookingReceipt, CancelBooking, ConfirmHold, HoldReceipt, PlaceHold, ReleaseHold};
-use crate::cluster::messages::{ForwardedWrite, WriteAnswer};
+use crate::cluster::messages::{ForwardedWrite, WriteAnswer, WriteOp};
 use crate::cluster::state::Route;
+use crate::cluster::NodeId;
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::wal::Origin;
 use futures::channel::oneshot;
 use std::time::Duration;
 
 /// Whether this write goes to the master (this node is a follower) rather than to a local
-/// show actor. A write that was already passed on here is never passed on again.
-fn goes_to_master(state: &AppState, forwarded: bool) -> Result<bool, WebError> {
+/// show actor. A write that was already passed on here (`origin` is another node) is
+/// never passed on again.
+fn goes_to_master(state: &AppState, origin: Origin) -> Result<bool, WebError> {
     match state.cluster.route() {
         Route::Local => Ok(false),
-        Route::Forward(_) if !forwarded => Ok(true),
+        Route::Forward(_) if origin == Origin::Here => Ok(true),
         _ => Err(WebError::Unavailable(
             "no master is available right now (an election may be under way); try again in a few seconds".into(),
         )),
@@ -34,9 +38,18 @@ pub fn booking_key(code: &str, email: &str) -> Result<(BookingCode, Email), WebE
 
 /// Passes `write` on to the master (through this node's [`WriteForwarder`], which batches
 /// it with the others waiting) and turns a refusal back into the error the master met.
+/// The write is an event on this node: it gets a tick of this node's clock, and goes with
+/// that time so that the master logs it after it.
 ///
 /// [`WriteForwarder`]: super::forwarder::WriteForwarder
-async fn forward(state: &AppState, write: ForwardedWrite) -> Result<WriteAnswer, WebError> {
+async fn forward(state: &AppState, write: WriteOp) -> Result<WriteAnswer, WebError> {
+    let lamport = state
+        .rpc
+        .clock
+        .send(Tick { events: 1 })
+        .await
+        .map_err(|_| WebError::Internal("this node's Lamport clock has stopped".into()))?;
+    let write = ForwardedWrite { origin: state.cluster.node_id, lamport, write };
     let (reply, answer) = oneshot::channel();
     state.forwarder.do_send(Forward { write, reply });
     match answer.await {
@@ -80,33 +93,57 @@ fn unexpected(answer: WriteAnswer) -> WebError {
     WebError::Internal(format!("the master answered a different write: {answer:?}"))
 }
 
-/// Runs a write a follower passed on (on the master). Its fields are parsed here as the
-/// public API parses them; whatever happens is an answer, never a failed batch.
-pub async fn run_forwarded(state: &AppState, write: ForwardedWrite) -> WriteAnswer {
-    let result = match write {
-        ForwardedWrite::Hold { show_id, seats, idempotency_key } => {
+/// Where a forwarded write was made, as its batch claims: the node that sent the batch
+/// (`sender`, checked by its signature), at a time before the batch's own time (`sent_at`),
+/// since the write happened there before it was sent.
+pub fn forwarded_origin(sender: NodeId, sent_at: u64, write: &ForwardedWrite) -> Result<Origin, WebError> {
+    if write.origin != sender {
+        return Err(WebError::BadRequest(format!(
+            "a forwarded write must come from the node it was made on (node {}, sent by node {sender})",
+            write.origin
+        )));
+    }
+    if write.lamport == 0 || write.lamport >= sent_at {
+        return Err(WebError::BadRequest(format!(
+            "a forwarded write's Lamport time ({}) must be after 0 and before its batch's ({sent_at})",
+            write.lamport
+        )));
+    }
+    Ok(Origin::Forwarded { node: write.origin, lamport: write.lamport })
+}
+
+/// Runs a write that `sender` passed on in a batch sent at its Lamport time `sent_at` (on
+/// the master). Its fields are parsed here as the public API parses them; whatever happens
+/// is an answer, never a failed batch.
+pub async fn run_forwarded(state: &AppState, sender: NodeId, sent_at: u64, write: ForwardedWrite) -> WriteAnswer {
+    let origin = match forwarded_origin(sender, sent_at, &write) {
+        Ok(o) => o,
+        Err(e) => return refusal(e),
+    };
+    let result = match write.write {
+        WriteOp::Hold { show_id, seats, idempotency_key } => {
             async {
                 let seats = SeatSelection::parse(&seats)?;
                 let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
-                place_hold(state, ShowId(show_id), seats, key, true).await.map(WriteAnswer::Held)
+                place_hold(state, ShowId(show_id), seats, key, origin).await.map(WriteAnswer::Held)
             }
             .await
         }
-        ForwardedWrite::Confirm { hold_id, name, email } => {
+        WriteOp::Confirm { hold_id, name, email } => {
             async {
                 let (hold, name, email) =
                     (HoldId::parse(&hold_id)?, CustomerName::parse(&name)?, Email::parse(&email)?);
-                confirm(state, hold, name, email, true).await.map(WriteAnswer::Booked)
+                confirm(state, hold, name, email, origin).await.map(WriteAnswer::Booked)
             }
             .await
         }
-        ForwardedWrite::Release { hold_id } => {
-            async { release(state, HoldId::parse(&hold_id)?, true).await.map(|()| WriteAnswer::Released) }.await
+        WriteOp::Release { hold_id } => {
+            async { release(state, HoldId::parse(&hold_id)?, origin).await.map(|()| WriteAnswer::Released) }.await
         }
-        ForwardedWrite::Cancel { code, email } => {
+        WriteOp::Cancel { code, email } => {
             async {
                 let (code, email) = booking_key(&code, &email)?;
-                cancel(state, code, email, true).await.map(WriteAnswer::Booked)
+                cancel(state, code, email, origin).await.map(WriteAnswer::Booked)
             }
             .await
         }
@@ -119,14 +156,14 @@ pub async fn place_hold(
     show: ShowId,
     seats: SeatSelection,
     key: Option<IdempotencyKey>,
-    forwarded: bool,
+    origin: Origin,
 ) -> Result<HoldReceipt, WebError> {
-    match goes_to_master(state, forwarded)? {
-        false => Ok(state.shows.get(show).send(PlaceHold { seats, key }).await??),
+    match goes_to_master(state, origin)? {
+        false => Ok(state.shows.get(show).send(PlaceHold { seats, key, origin }).await??),
         true => {
             let seats = seats.seats().iter().map(|s| s.to_string()).collect();
             let idempotency_key = key.map(|k| k.as_str().to_string());
-            match forward(state, ForwardedWrite::Hold { show_id: show.0, seats, idempotency_key }).await? {
+            match forward(state, WriteOp::Hold { show_id: show.0, seats, idempotency_key }).await? {
                 WriteAnswer::Held(receipt) => Ok(receipt),
                 other => Err(unexpected(other)),
             }
@@ -139,12 +176,12 @@ pub async fn confirm(
     hold: HoldId,
     name: CustomerName,
     email: Email,
-    forwarded: bool,
+    origin: Origin,
 ) -> Result<BookingReceipt, WebError> {
-    match goes_to_master(state, forwarded)? {
-        false => Ok(state.shows.get(hold.show()).send(ConfirmHold { hold, name, email }).await??),
+    match goes_to_master(state, origin)? {
+        false => Ok(state.shows.get(hold.show()).send(ConfirmHold { hold, name, email, origin }).await??),
         true => {
-            let write = ForwardedWrite::Confirm {
+            let write = WriteOp::Confirm {
                 hold_id: hold.to_string(),
                 name: name.as_str().to_string(),
                 email: email.as_str().to_string(),
@@ -157,10 +194,10 @@ pub async fn confirm(
     }
 }
 
-pub async fn release(state: &AppState, hold: HoldId, forwarded: bool) -> Result<(), WebError> {
-    match goes_to_master(state, forwarded)? {
-        false => Ok(state.shows.get(hold.show()).send(ReleaseHold { hold }).await??),
-        true => match forward(state, ForwardedWrite::Release { hold_id: hold.to_string() }).await? {
+pub async fn release(state: &AppState, hold: HoldId, origin: Origin) -> Result<(), WebError> {
+    match goes_to_master(state, origin)? {
+        false => Ok(state.shows.get(hold.show()).send(ReleaseHold { hold, origin }).await??),
+        true => match forward(state, WriteOp::Release { hold_id: hold.to_string() }).await? {
             WriteAnswer::Released => Ok(()),
             other => Err(unexpected(other)),
         },
@@ -172,19 +209,19 @@ pub async fn cancel(
     state: &AppState,
     code: BookingCode,
     email: Email,
-    forwarded: bool,
+    origin: Origin,
 ) -> Result<BookingReceipt, WebError> {
-    match goes_to_master(state, forwarded)? {
+    match goes_to_master(state, origin)? {
         false => {
             let c = code.to_string();
             let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
             let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
                 return Err(WebError::NotFound("no booking with this code and email".into()));
             };
-            Ok(state.shows.get(ShowId(b.show_id)).send(CancelBooking { code, email }).await??)
+            Ok(state.shows.get(ShowId(b.show_id)).send(CancelBooking { code, email, origin }).await??)
         }
         true => {
-            let write = ForwardedWrite::Cancel { code: code.to_string(), email: email.as_str().to_string() };
+            let write = WriteOp::Cancel { code: code.to_string(), email: email.as_str().to_string() };
             match forward(state, write).await? {
                 WriteAnswer::Booked(receipt) => Ok(receipt),
                 other => Err(unexpected(other)),
@@ -210,6 +247,50 @@ where
                 actix_web::rt::time::sleep(Duration::from_millis(50)).await;
             }
             other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold_from(origin: NodeId, lamport: u64) -> ForwardedWrite {
+        ForwardedWrite { origin, lamport, write: WriteOp::Release { hold_id: "1-x".into() } }
+    }
+
+    #[test]
+    fn a_forwarded_write_was_made_on_its_sender_before_its_batch_was_sent() {
+        assert_eq!(forwarded_origin(2, 50, &hold_from(2, 49)).unwrap(), Origin::Forwarded { node: 2, lamport: 49 });
+        assert_eq!(forwarded_origin(2, 50, &hold_from(2, 1)).unwrap(), Origin::Forwarded { node: 2, lamport: 1 });
+    }
+
+    #[test]
+    fn a_forwarded_write_claiming_another_node_or_a_later_time_is_refused() {
+        for (sender, sent_at, write) in [
+            (2, 50, hold_from(3, 10)),
+            (2, 50, hold_from(2, 50)),
+            (2, 50, hold_from(2, u64::MAX)),
+            (2, 50, hold_from(2, 0)),
+        ] {
+            let refused = forwarded_origin(sender, sent_at, &write);
+            assert!(matches!(refused, Err(WebError::BadRequest(_))), "{write:?}: {refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_forwarded_write_reads_only_its_own_fields() {
+        let json = |v: serde_json::Value| serde_json::from_value::<ForwardedWrite>(v);
+        let good = serde_json::json!({"origin": 2, "lamport": 9, "write": {"op": "release", "hold_id": "1-x"}});
+        assert_eq!(json(good).unwrap(), hold_from(2, 9));
+        for bad in [
+            serde_json::json!({"origin": 2, "lamport": 9, "write": {"op": "release", "hold_id": "1-x"}, "x": 1}),
+            serde_json::json!({"origin": 2, "lamport": 9, "write": {"op": "release", "hold_id": "1-x", "x": 1}}),
+            serde_json::json!({"origin": 2, "write": {"op": "release", "hold_id": "1-x"}}),
+            serde_json::json!({"origin": 2, "lamport": -1, "write": {"op": "release", "hold_id": "1-x"}}),
+            serde_json::json!({"op": "release", "hold_id": "1-x"}),
+        ] {
+            assert!(json(bad.clone()).is_err(), "{bad}");
         }
     }
 }

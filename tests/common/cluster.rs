@@ -231,8 +231,8 @@ impl Cluster {
             .collect()
     }
 
-    /// The log as (lsn, epoch, lamport, kind) on node `i`.
-    pub fn log(&self, i: usize) -> Vec<(i64, i64, i64, String)> {
+    /// The log as (lsn, epoch, lamport, kind, origin) on node `i`.
+    pub fn log(&self, i: usize) -> Vec<(i64, i64, i64, String, i64)> {
         #[derive(QueryableByName)]
         struct Row {
             #[diesel(sql_type = BigInt)]
@@ -243,11 +243,13 @@ impl Cluster {
             lamport: i64,
             #[diesel(sql_type = Text)]
             kind: String,
+            #[diesel(sql_type = BigInt)]
+            origin: i64,
         }
-        let rows: Vec<Row> = diesel::sql_query("SELECT lsn, epoch, lamport, kind FROM write_log ORDER BY lsn")
+        let rows: Vec<Row> = diesel::sql_query("SELECT lsn, epoch, lamport, kind, origin FROM write_log ORDER BY lsn")
             .load(&mut self.conn(i))
             .unwrap();
-        rows.into_iter().map(|r| (r.lsn, r.epoch, r.lamport, r.kind)).collect()
+        rows.into_iter().map(|r| (r.lsn, r.epoch, r.lamport, r.kind, r.origin)).collect()
     }
 
     pub fn tail_logs(&self) -> String {

@@ -10,6 +10,7 @@ use crate::actors::importer::{ImportJob, Phase, StartImport, Trigger};
 use crate::actors::show::{AdminCancelBooking, BookingReceipt};
 use crate::db::orders::find_booking;
 use crate::domain::{BookingCode, ShowId};
+use crate::wal::Origin;
 use actix_web::web;
 pub use auth::{AdminGate, AdminSession};
 use serde_json::{json, Value};
@@ -84,8 +85,9 @@ async fn ask_master<T: serde::de::DeserializeOwned>(
 }
 
 /// An operator's cancel: through the show's actor, like a customer's, but without the
-/// email check or the cut-off. Returns the show and the cancelled booking.
-pub async fn cancel_booking(state: &AppState, code: BookingCode) -> Result<BookingReceipt, WebError> {
+/// email check or the cut-off. Returns the show and the cancelled booking. `origin` is
+/// where the operator clicked: this node, or the follower that passed it on.
+pub async fn cancel_booking(state: &AppState, code: BookingCode, origin: Origin) -> Result<BookingReceipt, WebError> {
     if let Some(master) = master_elsewhere(state)? {
         return ask_master(state, &master, "/internal/admin/cancel", serde_json::json!({ "code": code.as_str() }))
             .await;
@@ -95,7 +97,7 @@ pub async fn cancel_booking(state: &AppState, code: BookingCode) -> Result<Booki
     let Some(b) = booking else {
         return Err(WebError::NotFound("no booking with this code".into()));
     };
-    Ok(state.shows.get(ShowId(b.show_id)).send(AdminCancelBooking { code }).await??)
+    Ok(state.shows.get(ShowId(b.show_id)).send(AdminCancelBooking { code, origin }).await??)
 }
 
 fn phase_label(p: Phase) -> &'static str {

@@ -291,7 +291,7 @@ async fn cancel(
         let form = FormData::parse(&body);
         csrf::verify(&req, form.get(csrf::FIELD))?;
         let code = BookingCode::parse(&path)?;
-        let receipt = cancel_booking(&state, code).await?;
+        let receipt = cancel_booking(&state, code, crate::wal::Origin::Here).await?;
         log::info!("admin cancelled booking {} of show {}", receipt.code, receipt.show_id);
         Ok::<_, WebError>(see_other(&format!("/admin/shows/{}?cancelled={}", receipt.show_id, receipt.code)))
     };

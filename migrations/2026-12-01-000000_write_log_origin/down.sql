@@ -1,0 +1,1 @@
+ALTER TABLE write_log DROP COLUMN origin;
