@@ -172,6 +172,13 @@ async fn no_entry_without_the_password() {
     let dashboard = b.get("/admin").await;
     assert_eq!(dashboard.status, StatusCode::OK);
     assert!(dashboard.body.contains("Import now") && dashboard.body.contains("id=\"cluster\""));
+    // The cluster card lists the log's last entries: here the seeded show's catalog entry.
+    assert!(dashboard.body.contains("id=\"log-entries\""), "{}", dashboard.body);
+    assert!(
+        dashboard.body.contains("<td>catalog</td>") && dashboard.body.contains("(this node)"),
+        "{}",
+        dashboard.body
+    );
     let current = b.get("/admin/api/imports/current").await;
     assert_eq!(current.status, StatusCode::OK);
     assert_eq!(current.json(), serde_json::json!({ "job": null }));

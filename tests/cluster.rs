@@ -175,6 +175,19 @@ async fn a_write_through_a_follower_is_logged_after_its_time_there_and_names_it(
         assert_eq!(c.log(i), log, "node {}", c.nodes[i].id);
     }
 
+    // /api/cluster lists the node's last 20 entries, newest first.
+    let status = c.status(follower).await.expect("the follower's status");
+    let listed = status["log"].as_array().expect("the last entries of the log").clone();
+    assert_eq!(listed.len(), 20, "{status}");
+    for (shown, stored) in listed.iter().zip(log.iter().rev()) {
+        assert_eq!(shown["lsn"], stored.0, "{shown}");
+        assert_eq!(shown["epoch"], stored.1, "{shown}");
+        assert_eq!(shown["lamport"], stored.2, "{shown}");
+        assert_eq!(shown["kind"], stored.3.as_str(), "{shown}");
+        assert_eq!(shown["origin"], stored.4, "{shown}");
+        assert!(shown["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{shown}");
+    }
+    assert_eq!(listed[0]["origin"], follower_id);
 }
 
 #[actix_rt::test]

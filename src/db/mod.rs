@@ -7,6 +7,7 @@ pub mod node;
 pub mod orders;
 pub mod sales;
 pub mod schema;
+pub mod write_log;
 
 use diesel::mysql::MysqlConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};

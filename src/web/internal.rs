@@ -251,8 +251,12 @@ async fn status(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
     }
 }
 
+/// How many of the log's last entries the cluster view lists.
+pub const RECENT_ENTRIES: i64 = 20;
+
 /// Every node's status as this node sees it: its own, each peer's (asked now, briefly),
-/// and, on the master, what each follower acknowledged and how far behind it is.
+/// and, on the master, what each follower acknowledged and how far behind it is; and the
+/// last entries of this node's log.
 pub async fn cluster_view(state: &AppState) -> serde_json::Value {
     let me: NodeStatus = state.coordinator.send(Status).await.unwrap_or_else(|_| NodeStatus {
         node_id: state.cluster.node_id,
@@ -275,7 +279,12 @@ pub async fn cluster_view(state: &AppState) -> serde_json::Value {
             rpc.call::<_, NodeStatus>(&client, p, "/internal/status", serde_json::json!({})).await.map(|e| e.body).ok()
         }
     });
-    let answers = futures::future::join_all(asks).await;
+    let recent = state.db.run(|c| crate::db::write_log::recent(c, RECENT_ENTRIES));
+    let (answers, recent) = futures::join!(futures::future::join_all(asks), recent);
+    let entries = recent.map(|entries| serde_json::json!(entries)).unwrap_or_else(|e| {
+        log::warn!("cluster view: cannot read the log: {e}");
+        serde_json::Value::Null
+    });
     let master_lsn = if me.role == "master" {
         me.last_lsn
     } else {
@@ -302,7 +311,7 @@ pub async fn cluster_view(state: &AppState) -> serde_json::Value {
     }
     serde_json::json!({
         "node_id": me.node_id, "role": me.role, "epoch": me.epoch, "master_id": me.master_id, "lamport": me.lamport,
-        "last_lsn": me.last_lsn, "commit_lsn": me.commit_lsn, "writable": me.writable, "nodes": nodes,
+        "last_lsn": me.last_lsn, "commit_lsn": me.commit_lsn, "writable": me.writable, "nodes": nodes, "log": entries,
     })
 }
 
