@@ -5,12 +5,14 @@
 //! - `discovery`: where the peers are (a fixed list, or a DNS name under compose).
 //! - `auth`: node-to-node requests are signed with the shared secret.
 //! - `messages`, `client`: the RPC over HTTP under `/internal/`.
+//! - `core`: the protocol as one pure state machine, and its simulator.
 //! - `bully`: the election rules, as plain methods; `election`: the actor running them.
 //! - `replication`: shipping the log to followers and tracking what a majority holds.
 pub mod auth;
 pub mod bully;
 pub mod client;
 pub mod config;
+pub mod core;
 pub mod discovery;
 pub mod election;
 pub mod messages;
