@@ -6,13 +6,13 @@ use crate::actors::ApiImporter;
 use crate::cluster::client::Rpc;
 use crate::cluster::config::PeerSource;
 use crate::cluster::election::ElectionCoordinator;
-use crate::cluster::replication::{CommitTracker, ReplicationStreamer};
-use crate::cluster::{ClusterConfig, ClusterState};
+use crate::cluster::replication::ReplicationStreamer;
+use crate::cluster::ClusterState;
 use crate::config::Settings;
 use crate::db::schema::write_log;
 use crate::db::{create_database_if_missing, Db, DbError};
 use crate::wal::writer::last_position;
-use crate::wal::LogWriter;
+use crate::wal::{CommitTracker, LogWriter};
 use crate::web::{self, admin::AdminGate, api, pages, AppState};
 use actix::{Actor, Addr, AsyncContext};
 use actix_web::dev::Server;
@@ -20,7 +20,6 @@ use actix_web::middleware::Logger;
 use actix_web::{web as aw, App, HttpServer};
 use diesel::prelude::*;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +76,7 @@ fn start_clock(db: &Db) -> Result<Addr<LamportClock>, DbError> {
 /// A log writer for offline work (imports from the command line, seeding benchmarks):
 /// this node alone, as its own master.
 pub fn start_log(db: &Db) -> Result<LogWriter, DbError> {
-    let mut conn = db.get()?;
-    let pos = last_position(&mut conn)?;
-    drop(conn);
-    let cluster = Arc::new(ClusterState::new(ClusterConfig::single(1), pos.last_epoch.max(0) as u64, Vec::new()));
-    LogWriter::start(db.clone(), start_clock(db)?, cluster, Arc::new(CommitTracker::default()), None)
+    LogWriter::start_alone(db.clone(), start_clock(db)?, 1)
 }
 
 impl Application {
@@ -94,24 +89,40 @@ impl Application {
         let db = open_database(&settings)?;
         let mut conn = db.get()?;
         let pos = last_position(&mut conn)?;
-        let (stored_epoch, voted_for) = crate::db::node::load(&mut conn)?;
+        let (hard, log_index) = crate::cluster::election::load_state(&mut conn)?;
         drop(conn);
-        let epoch = stored_epoch.max(pos.last_epoch.max(0) as u64);
+        let epoch = hard.epoch;
         let peers = match &settings.cluster.peers {
             PeerSource::Static(p) => p.clone(),
             PeerSource::Dns { .. } => Vec::new(),
         };
+        // Static PEERS: every configured node votes until the log says otherwise. DNS: the
+        // membership comes from the log (a fresh node joins, or founds, a cluster).
+        let initial = match &settings.cluster.peers {
+            PeerSource::Static(p) => Some(crate::cluster::core::Membership::of_voters(
+                p.iter().map(|p| p.id).chain([settings.cluster.node_id]),
+            )),
+            PeerSource::Dns { .. } => None,
+        };
         let cluster = Arc::new(ClusterState::new(settings.cluster.clone(), epoch, peers));
         let clock = start_clock(&db)?;
         let tracker = Arc::new(CommitTracker::default());
-        let (committed_tx, committed_rx) = futures::channel::mpsc::unbounded();
-        let writer = LogWriter::start(db.clone(), clock.clone(), cluster.clone(), tracker.clone(), Some(committed_tx))?;
+        let (appended_tx, appended_rx) = futures::channel::mpsc::unbounded();
+        let writer = LogWriter::start(
+            db.clone(),
+            clock.clone(),
+            cluster.node_id,
+            cluster.gate.clone(),
+            tracker,
+            Some(appended_tx),
+            settings.cluster.replication_timeout,
+        )?;
         let rpc = Rpc { cluster: cluster.clone(), clock: clock.clone() };
         let streamer = {
-            let (rpc, db, tracker, writer) = (rpc.clone(), db.clone(), tracker.clone(), writer.clone());
+            let (rpc, db) = (rpc.clone(), db.clone());
             ReplicationStreamer::create(move |ctx| {
-                ctx.add_stream(committed_rx);
-                ReplicationStreamer::new(rpc, db, tracker, writer)
+                ctx.add_stream(appended_rx);
+                ReplicationStreamer::new(rpc, db)
             })
         };
         let arbiters = (0..settings.workers).map(|_| actix::Arbiter::new().handle()).collect();
@@ -128,12 +139,12 @@ impl Application {
             rpc.clone(),
             db.clone(),
             writer.clone(),
-            tracker,
             streamer.clone(),
             shows.clone(),
             clock,
-            epoch,
-            voted_for.filter(|_| stored_epoch == epoch),
+            hard,
+            log_index,
+            initial,
         )
         .start();
         let tera = tera::Tera::new(&format!("{}/**/*.html", settings.templates_dir))?;
@@ -163,7 +174,6 @@ impl Application {
             streamer,
             forwarder: crate::web::forwarder::WriteForwarder::new(rpc.clone()).start(),
             rpc,
-            resyncing: Arc::new(AtomicBool::new(false)),
             importer,
             admin,
         };

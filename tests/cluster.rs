@@ -481,53 +481,62 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
 }
 
 #[actix_rt::test]
-async fn a_follower_takes_batches_in_whatever_order_they_arrive() {
+async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from_the_rest() {
     use actix::Actor;
     use diesel::{Connection, RunQueryDsl};
     use marquee::actors::lamport::LamportClock;
-    use marquee::cluster::config::{ClusterConfig, PeerSource};
-    use marquee::cluster::messages::LogPosition;
-    use marquee::cluster::replication::CommitTracker;
-    use marquee::cluster::{ClusterState, Peer};
-    use marquee::wal::{Change, LogRecord, LogWriter, WalError};
+    use marquee::wal::{Change, CommitTracker, LogRecord, LogWriter, WriteGate};
 
     let name = common::fresh_db_name();
     let db = marquee::startup::open_database(&common::test_settings(&name)).expect("database");
-    // A follower of node 2, in epoch 1.
-    let peer = Peer { id: 2, address: "127.0.0.1:9".into() };
-    let mut config = ClusterConfig::single(1);
-    config.peers = PeerSource::Static(vec![peer.clone()]);
-    let cluster = Arc::new(ClusterState::new(config, 1, vec![peer]));
-    let writer = LogWriter::start(db, LamportClock::new(0).start(), cluster, Arc::new(CommitTracker::default()), None)
-        .expect("writer");
+    let writer = LogWriter::start(
+        db.clone(),
+        LamportClock::new(0).start(),
+        1,
+        Arc::new(WriteGate::default()),
+        Arc::new(CommitTracker::default()),
+        None,
+        std::time::Duration::from_secs(1),
+    )
+    .expect("writer");
     let (catalog, _) = common::show_change(300, 4, 4, chrono::Duration::days(1));
-    let entry = |lsn: i64| LogRecord {
+    let entry = |lsn: i64, epoch: i64, change: Change| LogRecord {
         lsn,
-        epoch: 1,
+        epoch,
         lamport: lsn,
         origin: 2,
         created_at: chrono::Utc::now().naive_utc(),
-        change: Change::Catalog(Box::new(catalog.clone())),
+        change,
     };
-    let after = |lsn: i64| LogPosition { last_lsn: lsn, last_epoch: if lsn == 0 { 0 } else { 1 } };
-
-    // Entries 1..=4 (the master at 4), then a batch sent earlier (1..=2, the master at 2)
-    // that arrives late: old news, not a sign that this node ran ahead of the master.
-    let pos = writer.apply_replicated(1, after(0), 4, (1..=4).map(entry).collect()).await.unwrap();
+    let catalog_at = |lsn: i64, epoch: i64| entry(lsn, epoch, Change::Catalog(Box::new(catalog.clone())));
+    // Entries 1..=4 of epoch 1; entries already stored are skipped when sent again.
+    let pos = writer.persist(None, (1..=4).map(|l| catalog_at(l, 1)).collect()).await.unwrap();
+    assert_eq!((pos.last_lsn, pos.last_epoch), (4, 1));
+    let pos = writer.persist(None, (3..=4).map(|l| catalog_at(l, 1)).collect()).await.unwrap();
     assert_eq!(pos.last_lsn, 4);
-    let pos = writer.apply_replicated(1, after(0), 2, (1..=2).map(entry).collect()).await.unwrap();
-    assert_eq!(pos.last_lsn, 4);
-    // A batch that overtook the one before it waits for it.
-    let (late, early) = futures::join!(
-        writer.apply_replicated(1, after(5), 6, vec![entry(6)]),
-        writer.apply_replicated(1, after(4), 5, vec![entry(5)]),
+    // A gap is refused and changes nothing.
+    assert!(writer.persist(None, vec![catalog_at(9, 1)]).await.is_err());
+    assert_eq!(writer.position().last_lsn, 4);
+    // Another master's log wins from entry 3 on: 3 and 4 go, its entry 3 comes.
+    let pos = writer.persist(Some(2), vec![entry(3, 2, Change::EpochStart)]).await.unwrap();
+    assert_eq!((pos.last_lsn, pos.last_epoch), (3, 2));
+    let mut conn = db.get().unwrap();
+    let rows: Vec<(i64, i64, String)> = {
+        use diesel::prelude::*;
+        use marquee::db::schema::write_log::dsl as w;
+        w::write_log.select((w::lsn, w::epoch, w::kind)).order(w::lsn.asc()).load(&mut conn).unwrap()
+    };
+    assert_eq!(
+        rows,
+        vec![(1, 1, "catalog".into()), (2, 1, "catalog".into()), (3, 2, "epoch_start".into())],
+        "the log is the winner's, and the state was rebuilt from it"
     );
-    assert_eq!(early.unwrap().last_lsn, 5);
-    assert_eq!(late.unwrap().last_lsn, 6);
-    // One whose predecessor never comes is answered with a gap, and nothing is written.
-    let lost = writer.apply_replicated(1, after(9), 10, vec![entry(10)]).await;
-    assert_eq!(lost, Err(WalError::Gap));
-    assert_eq!(writer.position().last_lsn, 6);
+    let shows: i64 = {
+        use diesel::prelude::*;
+        marquee::db::schema::shows::table.count().get_result(&mut conn).unwrap()
+    };
+    assert!(shows > 0, "the catalog of the entries kept is there again");
+    drop(conn);
     let mut conn = diesel::MysqlConnection::establish(&common::server_url()).unwrap();
     diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).unwrap();
 }

@@ -204,6 +204,17 @@ impl SeatMap {
         }
     }
 
+    /// Whether any of these seats is held by a hold the log has not decided yet (so "taken"
+    /// would be premature: the hold may yet not happen).
+    pub fn undecided(&self, selection: &SeatSelection) -> Option<String> {
+        selection.seats().iter().find_map(|s| match self.layout.seat_index(s).map(|i| &self.states[i]) {
+            Some(SeatState::Held(h)) if self.holds.get(h).is_some_and(|e| e.status == HoldStatus::Pending) => {
+                Some(h.to_string())
+            }
+            _ => None,
+        })
+    }
+
     /// Marks the seats held by `id`. The seats must have passed [`Self::check_free`].
     pub fn place_hold(
         &mut self,

@@ -10,7 +10,7 @@ use crate::db::orders::{load_show, ShowSnapshot};
 use crate::db::Db;
 use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use crate::wal::change::{BookingCancelled, BookingConfirmed, Change, HoldPlaced, HoldsEnded};
-use crate::wal::{LogWriter, Origin, WalError};
+use crate::wal::{LogWriter, Origin, Outcome, WalError};
 use actix::prelude::*;
 use chrono::{DateTime, Duration, Utc};
 use futures::channel::oneshot;
@@ -60,6 +60,8 @@ struct Ready {
     on_sale: bool,
     map: SeatMap,
     waiters: HashMap<String, Vec<oneshot::Sender<Result<BookingReceipt, BookingError>>>>,
+    /// Retries of a keyed hold whose write the log has not decided yet.
+    hold_waiters: HashMap<String, Vec<oneshot::Sender<Result<HoldReceipt, BookingError>>>>,
     timer: Option<(DateTime<Utc>, SpawnHandle)>,
 }
 
@@ -205,6 +207,7 @@ impl ShowActor {
             on_sale: snap.show.in_feed,
             map,
             waiters: HashMap::new(),
+            hold_waiters: HashMap::new(),
             timer: None,
         }
     }
@@ -325,7 +328,85 @@ fn wal_to_booking(e: WalError) -> BookingError {
         WalError::Conflict(_) => BookingError::Unavailable("the write conflicted; try again".into()),
         WalError::NotMaster => BookingError::Unavailable("this node cannot take writes now (no master with a majority); try again".into()),
         WalError::NoQuorum => BookingError::Unavailable("the cluster did not confirm this write in time; its outcome is unknown, retry with the same Idempotency-Key".into()),
+        WalError::Superseded => BookingError::Unavailable("the write did not happen (another master's log won); try again".into()),
         other => BookingError::Unavailable(other.to_string()),
+    }
+}
+
+/// A release or cancel: the seat map already shows it (the master's memory follows its own
+/// log; if the log drops the entry, the seat maps are rebuilt from the log that won).
+fn settled(outcome: Outcome) -> Result<crate::wal::LogRecord, BookingError> {
+    match outcome {
+        Outcome::Committed(r) => Ok(r),
+        Outcome::Failed(e) => Err(wal_to_booking(e)),
+        Outcome::Unknown(..) => Err(wal_to_booking(WalError::NoQuorum)),
+    }
+}
+
+impl ShowActor {
+    /// The log decided a hold: active (and the keyed retries get it), or gone.
+    fn hold_decided(
+        &mut self,
+        receipt: &HoldReceipt,
+        committed: bool,
+        ctx: &mut Context<Self>,
+    ) -> Result<HoldReceipt, BookingError> {
+        let Loading::Ready(r) = &mut self.state else {
+            return Err(BookingError::Unavailable("the show was unloaded".into()));
+        };
+        let id = receipt.hold_id.as_str();
+        let pending = r.map.hold(id).is_some_and(|h| h.status == HoldStatus::Pending);
+        let result = if committed {
+            if pending {
+                r.map.mark_active(id);
+            }
+            Ok(receipt.clone())
+        } else {
+            if pending {
+                r.map.end_hold(id);
+            }
+            Err(BookingError::Unavailable("the hold did not happen; try again".into()))
+        };
+        for w in r.hold_waiters.remove(id).unwrap_or_default() {
+            let _ = w.send(result.clone());
+        }
+        self.publish();
+        self.schedule_expiry(ctx);
+        result
+    }
+
+    /// The log decided a confirmation: booked, or back to an active hold.
+    fn confirm_decided(
+        &mut self,
+        hold_id: &str,
+        code: &str,
+        entry: BookingEntry,
+        res: Result<(), BookingError>,
+    ) -> Result<BookingReceipt, BookingError> {
+        let show_id = self.id.0;
+        let Loading::Ready(r) = &mut self.state else {
+            return Err(BookingError::Unavailable("the show was unloaded".into()));
+        };
+        let confirming = r.map.hold(hold_id).is_some_and(|h| h.status == HoldStatus::Confirming);
+        let result = match res {
+            Ok(()) => {
+                if confirming {
+                    r.map.finish_confirm(code, entry);
+                }
+                Self::receipt(&r.map, show_id, code).ok_or(BookingError::HoldNotFound)
+            }
+            Err(e) => {
+                if confirming {
+                    r.map.abort_confirm(hold_id);
+                }
+                Err(e)
+            }
+        };
+        for waiter in r.waiters.remove(hold_id).unwrap_or_default() {
+            let _ = waiter.send(result.clone());
+        }
+        self.publish();
+        result
     }
 }
 
@@ -348,7 +429,28 @@ pub struct PlaceHold {
 impl Handler<PlaceHold> for ShowActor {
     type Result = Reply<HoldReceipt>;
 
-    fn handle(&mut self, msg: PlaceHold, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: PlaceHold, ctx: &mut Context<Self>) -> Self::Result {
+        self.place(msg, true, ctx)
+    }
+}
+
+/// A hold tried again once the hold in its way was decided.
+#[derive(Message)]
+#[rtype(result = "Result<HoldReceipt, BookingError>")]
+struct PlaceHoldAgain(PlaceHold);
+
+impl Handler<PlaceHoldAgain> for ShowActor {
+    type Result = Reply<HoldReceipt>;
+
+    fn handle(&mut self, msg: PlaceHoldAgain, ctx: &mut Context<Self>) -> Self::Result {
+        self.place(msg.0, false, ctx)
+    }
+}
+
+impl ShowActor {
+    /// Places a hold. Seats held by a hold the log has not decided yet are neither free nor
+    /// taken: the hold waits for that decision (once), then tries again.
+    fn place(&mut self, msg: PlaceHold, may_wait: bool, ctx: &mut Context<Self>) -> Reply<HoldReceipt> {
         let show_id = self.id;
         let hold_for = self.deps.hold_duration;
         let r = match self.ready() {
@@ -358,6 +460,19 @@ impl Handler<PlaceHold> for ShowActor {
         let now = Utc::now();
         if let Some(key) = &msg.key {
             if let Some((id, h)) = r.map.hold_for_key(key.as_str()) {
+                if h.status == HoldStatus::Pending {
+                    // The first try is in the log, undecided: this one waits for it.
+                    let (tx, rx) = oneshot::channel();
+                    r.hold_waiters.entry(id.to_string()).or_default().push(tx);
+                    return Box::pin(
+                        async move {
+                            rx.await.unwrap_or_else(|_| {
+                                Err(BookingError::Unavailable("the hold's outcome is not known yet; try again".into()))
+                            })
+                        }
+                        .into_actor(self),
+                    );
+                }
                 return done(match h.status {
                     HoldStatus::Pending => Err(BookingError::KeyInProgress),
                     _ => Ok(HoldReceipt {
@@ -378,6 +493,26 @@ impl Handler<PlaceHold> for ShowActor {
         let seats = match r.map.check_free(&msg.seats) {
             Ok(s) => s,
             Err(HoldRefusal::Unknown(s)) => return done(Err(BookingError::UnknownSeats(s))),
+            Err(HoldRefusal::Taken(_)) if r.map.undecided(&msg.seats).is_some() => {
+                let in_the_way = r.map.undecided(&msg.seats).unwrap_or_default();
+                if !may_wait {
+                    return done(Err(BookingError::Unavailable(
+                        "some of these seats are being held right now; try again in a moment".into(),
+                    )));
+                }
+                let (tx, rx) = oneshot::channel();
+                r.hold_waiters.entry(in_the_way).or_default().push(tx);
+                let me = ctx.address();
+                return Box::pin(
+                    async move {
+                        let _ = rx.await;
+                        me.send(PlaceHoldAgain(msg)).await.unwrap_or_else(|_| {
+                            Err(BookingError::Unavailable("the show was unloaded; try again".into()))
+                        })
+                    }
+                    .into_actor(self),
+                );
+            }
             Err(HoldRefusal::Taken(s)) => return done(Err(BookingError::SeatsTaken(s))),
         };
         let hold = HoldId::generate(show_id);
@@ -395,23 +530,21 @@ impl Handler<PlaceHold> for ShowActor {
             created_at: now.naive_utc(),
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        Box::pin(write.into_actor(self).map(move |res, act, ctx| {
-            let Loading::Ready(r) = &mut act.state else {
-                return Err(BookingError::Unavailable("the show was unloaded".into()));
-            };
-            let result = match res {
-                Ok(_) => {
-                    r.map.mark_active(hold.as_str());
-                    Ok(HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at })
-                }
-                Err(e) => {
-                    r.map.end_hold(hold.as_str());
-                    Err(wal_to_booking(e))
-                }
-            };
-            act.publish();
-            act.schedule_expiry(ctx);
-            result
+        let receipt = HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at };
+        Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Outcome::Committed(_) => act.hold_decided(&receipt, true, ctx),
+            Outcome::Failed(e) => {
+                let _ = act.hold_decided(&receipt, false, ctx);
+                Err(wal_to_booking(e))
+            }
+            Outcome::Unknown(_, decision) => {
+                // In the log, undecided: the seats stay held (pending) until it decides.
+                let receipt = receipt.clone();
+                ctx.spawn(decision.into_actor(act).map(move |ok, act, ctx| {
+                    let _ = act.hold_decided(&receipt, ok, ctx);
+                }));
+                Err(wal_to_booking(WalError::NoQuorum))
+            }
         }))
     }
 }
@@ -476,25 +609,18 @@ impl Handler<ConfirmHold> for ShowActor {
             created_at: Utc::now().naive_utc(),
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        Box::pin(write.into_actor(self).map(move |res, act, _ctx| {
-            let Loading::Ready(r) = &mut act.state else {
-                return Err(BookingError::Unavailable("the show was unloaded".into()));
-            };
-            let result = match res {
-                Ok(_) => {
-                    r.map.finish_confirm(&code, entry);
-                    Self::receipt(&r.map, show_id, &code).ok_or(BookingError::HoldNotFound)
-                }
-                Err(e) => {
-                    r.map.abort_confirm(&hold_id);
-                    Err(wal_to_booking(e))
-                }
-            };
-            for waiter in r.waiters.remove(&hold_id).unwrap_or_default() {
-                let _ = waiter.send(result.clone());
+        Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Outcome::Committed(_) => act.confirm_decided(&hold_id, &code, entry, Ok(())),
+            Outcome::Failed(e) => act.confirm_decided(&hold_id, &code, entry, Err(wal_to_booking(e))),
+            Outcome::Unknown(_, decision) => {
+                // In the log, undecided: the hold stays "confirming" (it cannot expire)
+                // and retries wait for the decision.
+                ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
+                    let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
+                    let _ = act.confirm_decided(&hold_id, &code, entry, res);
+                }));
+                Err(wal_to_booking(WalError::NoQuorum))
             }
-            act.publish();
-            result
         }))
     }
 }
@@ -533,7 +659,7 @@ impl Handler<ReleaseHold> for ShowActor {
             state: crate::db::models::hold_state::RELEASED.to_string(),
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        Box::pin(write.into_actor(self).map(|res, _, _| res.map(|_| ()).map_err(wal_to_booking)))
+        Box::pin(write.into_actor(self).map(|outcome, _, _| settled(outcome).map(|_| ())))
     }
 }
 
@@ -598,9 +724,9 @@ impl ShowActor {
         self.publish();
         let change = Change::BookingCancelled(BookingCancelled { code, show_id, at: Utc::now().naive_utc() });
         let write = self.deps.writer.append_from(change, origin);
-        Box::pin(write.into_actor(self).map(move |res, _, _| match res {
+        Box::pin(write.into_actor(self).map(move |outcome, _, _| match settled(outcome) {
             Ok(_) => receipt.ok_or(BookingError::BookingNotFound),
-            Err(e) => Err(wal_to_booking(e)),
+            Err(e) => Err(e),
         }))
     }
 }
@@ -773,7 +899,7 @@ impl Handler<Replicated> for ShowActor {
                 }
             }
             Change::BookingCancelled(c) => r.map.cancel(&c.code),
-            Change::Catalog(_) => {}
+            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) => {}
         }
         self.publish();
         self.schedule_expiry(ctx);

@@ -32,6 +32,15 @@ pub struct Rpc {
 }
 
 impl Rpc {
+    /// Sends a protocol message one way (its answer, if any, comes as another message).
+    /// A message that does not arrive is lost: the protocol tolerates that.
+    pub async fn tell(&self, client: &awc::Client, peer: &Peer, message: super::messages::ProtocolMessage) {
+        let what = message.message.name();
+        if let Err(e) = self.call::<_, serde_json::Value>(client, peer, "/internal/message", message).await {
+            log::debug!("{what} to node {}: {e}", peer.id);
+        }
+    }
+
     pub fn http_client(timeout: Duration) -> awc::Client {
         awc::Client::builder().timeout(timeout).disable_redirects().finish()
     }

@@ -30,6 +30,8 @@ pub struct ClusterConfig {
     pub election_timeout: Duration,
     /// How long a write waits for a majority before it is answered "unknown" (503).
     pub replication_timeout: Duration,
+    /// A master whose log has not finished a database write for this long steps down.
+    pub storage_stall: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,7 @@ impl ClusterConfig {
             failure_timeout: Duration::from_millis(1200),
             election_timeout: Duration::from_millis(500),
             replication_timeout: Duration::from_secs(3),
+            storage_stall: Duration::from_secs(5),
         }
     }
 
@@ -136,6 +139,7 @@ impl ClusterConfig {
             failure_timeout: millis("FAILURE_TIMEOUT_MS", 1200)?,
             election_timeout: millis("ELECTION_TIMEOUT_MS", 500)?,
             replication_timeout: millis("REPLICATION_TIMEOUT_MS", 3000)?,
+            storage_stall: millis("STORAGE_STALL_MS", 5000)?,
         })
     }
 }

@@ -1,84 +1,102 @@
-//! ElectionCoordinator: runs the bully rules of [`super::bully`] with timers and RPCs. It
-//! sends heartbeats while master (and serves writes only while a majority answers them),
-//! watches the master's heartbeats while follower, and runs elections. A new master first
-//! pulls the entries it lacks from the most up-to-date node that accepted it.
-use super::bully::{Bully, EpochCheck};
-use super::client::{Rpc, RpcError};
+//! ElectionCoordinator: the driver of the protocol core ([`super::core::Node`]) on a real
+//! node. It feeds the core timer ticks, the messages other nodes send (`/internal/message`),
+//! what the log writer appended, what discovery finds and how storage is doing, and it
+//! carries out what the core asks, in order: stores the epoch and vote and the follower's
+//! log writes before anything after them happens (the actor waits for them), sends
+//! messages, has the `ReplicationStreamer` ship entries, moves the commit point the
+//! writes wait on, and publishes the view to [`ClusterState`]. The rules are all in the
+//! core; this actor only does I/O.
+use super::client::Rpc;
+use super::core::{self, HardState, Input, Local, LogIndex, Membership, Node, Output, Role, Run, Timing};
 use super::discovery::discover;
-use super::messages::{
-    Coordinator, CoordinatorReply, Election, ElectionOk, Heartbeat, HeartbeatReply, LogPosition, NodeStatus,
-};
-use super::replication::{catch_up, CommitTracker, FollowerPosition, ReplicationStreamer, SetRole};
-use super::{ClusterState, NodeId, Peer, Role};
+use super::messages::{NodeStatus, ProtocolMessage};
+use super::replication::{membership_change, Forget, LocalDurable, ReplicationStreamer, ReportTo, Ship};
+use super::{ClusterState, NodeId};
 use crate::actors::lamport::{LamportClock, Now};
 use crate::actors::ShowDirectory;
 use crate::db::Db;
-use crate::wal::LogWriter;
+use crate::wal::{monotonic_ms, Change, LogRecord, LogWriter};
 use actix::prelude::*;
-use futures::future::join_all;
-use std::collections::HashMap;
+use futures::channel::oneshot;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+type Out = Output<LogRecord>;
 
 pub struct ElectionCoordinator {
     rpc: Rpc,
     db: Db,
     writer: LogWriter,
-    tracker: Arc<CommitTracker>,
     streamer: Addr<ReplicationStreamer>,
     shows: Arc<ShowDirectory>,
     clock: Addr<LamportClock>,
-    bully: Bully,
+    core: Node,
     client: Option<awc::Client>,
-    /// A round of election is under way (its number).
-    electing: Option<u64>,
-    round: u64,
-    /// When each follower last answered a heartbeat (master only).
-    acks: HashMap<NodeId, Instant>,
     last_discovery: Option<Instant>,
-    /// As master: caught up with the best log of the nodes that accepted it.
-    synced: bool,
-    /// The peers have been looked up at least once (no election before that: a node that
-    /// has not found its peers yet would elect itself alone).
-    discovered: bool,
+    last_probe: Option<Instant>,
+    busy_reported: Option<u64>,
+    /// When this node last heard its master (for the cluster page).
+    heard_master: Option<Instant>,
+    /// Callers waiting for this node to be out of the cluster (SIGTERM).
+    leaving: Vec<oneshot::Sender<()>>,
+}
+
+/// The protocol's clocks, from the cluster configuration.
+pub fn timing(c: &super::ClusterConfig) -> Timing {
+    let ms = |d: Duration| d.as_millis() as u64;
+    Timing {
+        batch: 1024,
+        storage_stall: ms(c.storage_stall),
+        ..Timing::from_millis(ms(c.heartbeat_interval), ms(c.failure_timeout), ms(c.election_timeout))
+    }
+}
+
+/// What a node has stored of the protocol: its epoch and vote, and its log's index.
+pub fn load_state(conn: &mut diesel::mysql::MysqlConnection) -> Result<(HardState, LogIndex), crate::db::DbError> {
+    let (epoch, voted_for) = crate::db::node::load(conn)?;
+    let pos = crate::wal::writer::last_position(conn)?;
+    let runs = crate::db::write_log::runs(conn)?
+        .into_iter()
+        .map(|(first, epoch)| Run { first: first.max(0) as u64, epoch: epoch.max(0) as u64 })
+        .collect();
+    let memberships = crate::db::write_log::memberships(conn)?
+        .into_iter()
+        .filter_map(|r| core::LogEntry::membership(&r).map(|m| (r.lsn.max(0) as u64, m)))
+        .collect();
+    let log = LogIndex::from_parts(runs, pos.last_lsn.max(0) as u64, memberships);
+    let epoch = epoch.max(log.last().epoch);
+    Ok((HardState { epoch, voted_for }, log))
 }
 
 impl ElectionCoordinator {
-    /// The refusal of a message from an older epoch: ours, and who leads it.
-    fn stale<T>(&self) -> Verdict<T> {
-        Verdict::Stale { epoch: self.bully.epoch, master_id: self.bully.master }
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         rpc: Rpc,
         db: Db,
         writer: LogWriter,
-        tracker: Arc<CommitTracker>,
         streamer: Addr<ReplicationStreamer>,
         shows: Arc<ShowDirectory>,
         clock: Addr<LamportClock>,
-        epoch: u64,
-        voted_for: Option<NodeId>,
+        hard: HardState,
+        log: LogIndex,
+        initial: Option<Membership>,
     ) -> Self {
-        let mut bully = Bully::new(rpc.cluster.node_id, epoch);
-        bully.voted_for = voted_for;
+        let id = rpc.cluster.node_id;
+        let core = Node::new(id, timing(&rpc.cluster.config), initial, hard, log, monotonic_ms());
         Self {
             rpc,
             db,
             writer,
-            tracker,
             streamer,
             shows,
             clock,
-            bully,
+            core,
             client: None,
-            electing: None,
-            round: 0,
-            acks: HashMap::new(),
             last_discovery: None,
-            synced: false,
-            discovered: false,
+            last_probe: None,
+            busy_reported: None,
+            heard_master: None,
+            leaving: Vec::new(),
         }
     }
 
@@ -86,319 +104,227 @@ impl ElectionCoordinator {
         &self.rpc.cluster
     }
 
-    fn client(&mut self) -> awc::Client {
-        let timeout = self.cluster().config.election_timeout;
-        self.client.get_or_insert_with(|| Rpc::http_client(timeout)).clone()
+    fn step(&mut self, input: Input<LogRecord>, ctx: &mut Context<Self>) {
+        if let Input::Receive(env) = &input {
+            if Some(env.from) == self.core.view().master {
+                self.heard_master = Some(Instant::now());
+            }
+        }
+        let out = self.core.step(monotonic_ms(), input);
+        self.carry_out(out, ctx);
     }
 
-    /// Makes the shared state and the streamer agree with the bully state, and stores the
-    /// epoch and vote.
-    fn publish(&mut self, ctx: &mut Context<Self>) {
-        if self.bully.role != Role::Master {
-            self.synced = false;
+    /// Carries out the core's outputs in order; a store waits (the actor takes nothing
+    /// else meanwhile), and when it fails the rest is dropped and the core told.
+    fn carry_out(&mut self, outputs: Vec<Out>, ctx: &mut Context<Self>) {
+        if outputs.iter().any(|o| matches!(o, Output::ViewChanged)) {
+            self.publish();
         }
-        let c = self.cluster().clone();
-        let was_master = c.role() == Role::Master;
-        let epoch_changed = c.epoch() != self.bully.epoch;
-        c.set_epoch(self.bully.epoch);
-        c.set_role(self.bully.role, self.bully.master);
-        if was_master && self.bully.role != Role::Master {
-            log::warn!("node {}: stepped down in epoch {}", c.node_id, self.bully.epoch);
-            self.tracker.fail_all();
-            self.acks.clear();
-        }
-        self.streamer.do_send(SetRole { master: self.bully.role == Role::Master && self.synced, peers: c.peers() });
-        if epoch_changed {
-            self.persist(ctx);
-        }
-    }
-
-    fn persist(&self, ctx: &mut Context<Self>) {
-        let (epoch, voted) = (self.bully.epoch, self.bully.voted_for);
-        let db = self.db.clone();
-        ctx.spawn(
-            async move {
-                if let Err(e) = db.run(move |c| crate::db::node::save(c, epoch, voted)).await {
-                    log::error!("cannot store the epoch: {e}");
+        let mut rest = outputs.into_iter();
+        while let Some(o) = rest.next() {
+            match o {
+                Output::SaveHardState(h) => {
+                    let db = self.db.clone();
+                    let save = async move { db.run(move |c| crate::db::node::save(c, h.epoch, h.voted_for)).await };
+                    return self.store_then(save, rest.collect(), None, ctx);
+                }
+                Output::Persist { truncate_after, entries } => {
+                    let writer = self.writer.clone();
+                    let cut = truncate_after.map(|t| t as i64);
+                    let changes: Vec<Change> = entries.iter().map(|e| e.change.clone()).collect();
+                    let write = async move { writer.persist(cut, entries).await.map(|_| ()) };
+                    return self.store_then(write, rest.collect(), Some((cut, changes)), ctx);
+                }
+                Output::Found(m) => {
+                    let writer = self.writer.clone();
+                    // The same entry whichever node writes it (several may, under a static list).
+                    let record = LogRecord {
+                        lsn: 1,
+                        epoch: 0,
+                        lamport: 0,
+                        origin: 0,
+                        created_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
+                        change: membership_change(&m),
+                    };
+                    let write = async move { writer.persist(None, vec![record]).await.map(|_| ()) };
+                    return self.store_then(write, rest.collect(), None, ctx);
+                }
+                Output::AppendLocal(local) => {
+                    let change = match local {
+                        Local::EpochStart => Change::EpochStart,
+                        Local::Membership(m) => membership_change(&m),
+                    };
+                    self.writer.append_protocol(change, self.core.view().epoch);
+                }
+                Output::Send(env) => self.send(env, ctx),
+                Output::SendAppend { to_node, epoch, prev, to, commit, sent_at } => {
+                    if let Some(peer) = self.cluster().peer(to_node) {
+                        self.streamer.do_send(Ship { to: peer, epoch, prev, to_lsn: to, commit, sent_at });
+                    }
+                }
+                Output::Commit(c) => {
+                    let log = self.core.log();
+                    self.writer.tracker().decide(c as i64, |lsn| log.epoch_at(lsn.max(0) as u64).map(|e| e as i64));
+                }
+                Output::ViewChanged => {}
+                Output::Left => {
+                    log::info!("node {}: out of the cluster", self.cluster().node_id);
+                    for w in self.leaving.drain(..) {
+                        let _ = w.send(());
+                    }
                 }
             }
-            .into_actor(self),
-        );
-    }
-
-    fn saw_epoch(&mut self, epoch: u64, master: Option<NodeId>, ctx: &mut Context<Self>) {
-        if let EpochCheck::Adopted { stepped_down } = self.bully.check_epoch(epoch) {
-            log::info!(
-                "node {}: epoch {epoch} is newer; following{}",
-                self.cluster().node_id,
-                if stepped_down { " (stepping down)" } else { "" }
-            );
-            self.bully.master = master;
-            self.bully.last_heard = master.map(|_| Instant::now());
-            self.electing = None;
-            self.publish(ctx);
         }
     }
 
-    /// A node refused this round: it is in our epoch (another master or vote in it, as when
-    /// a node elected alone is joined by new ones) or a later one. Adopt the newer epoch,
-    /// end the round, and try again shortly with an epoch above it, unless a master is
-    /// heard meanwhile.
-    fn abort_round(&mut self, epoch: u64, master: Option<NodeId>, ctx: &mut Context<Self>) {
-        self.saw_epoch(epoch, master, ctx);
-        self.electing = None;
-        if self.bully.role == Role::Candidate {
-            self.bully.give_up();
-            self.bully.master = None;
-            self.publish(ctx);
-        }
-        let wait = self.cluster().config.election_timeout;
-        ctx.run_later(wait, |act, ctx| {
-            if act.electing.is_none()
-                && act.bully.role == Role::Follower
-                && act.bully.master_suspected(Instant::now(), act.cluster().config.failure_timeout)
-            {
-                act.start_election(ctx);
+    /// Runs a store, then the outputs after it; on failure tells the core instead.
+    fn store_then<F, E>(
+        &mut self,
+        store: F,
+        rest: Vec<Out>,
+        log_write: Option<(Option<i64>, Vec<Change>)>,
+        ctx: &mut Context<Self>,
+    ) where
+        F: std::future::Future<Output = Result<(), E>> + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        ctx.wait(store.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => {
+                if let Some((cut, changes)) = log_write {
+                    if let Some(after) = cut {
+                        act.streamer.do_send(Forget { after });
+                        act.shows.reset();
+                    } else {
+                        notify_actors(&act.shows, &changes);
+                    }
+                }
+                act.carry_out(rest, ctx);
             }
-        });
+            Err(e) => {
+                log::error!("node {}: storage failed: {e}", act.cluster().node_id);
+                act.step(Input::StorageFailed, ctx);
+            }
+        }));
+    }
+
+    fn send(&mut self, env: ProtocolMessage, ctx: &mut Context<Self>) {
+        let Some(peer) = self.cluster().peer(env.to) else { return };
+        let timeout = self.cluster().config.election_timeout;
+        let client = self.client.get_or_insert_with(|| Rpc::http_client(timeout)).clone();
+        let rpc = self.rpc.clone();
+        ctx.spawn(async move { rpc.tell(&client, &peer, env).await }.into_actor(self));
+    }
+
+    fn publish(&mut self) {
+        let view = self.core.view();
+        let before = self.cluster().view();
+        if view.writable != before.writable {
+            match view.writable {
+                Some(e) => {
+                    log::info!("node {}: takes writes in epoch {e} (log at {})", self.cluster().node_id, view.last.lsn);
+                    // Everything in this node's log is committed now: the seat maps start
+                    // from it.
+                    self.shows.reset();
+                }
+                None => log::info!(
+                    "node {}: takes no writes (epoch {}, {})",
+                    self.cluster().node_id,
+                    view.epoch,
+                    view.role.name()
+                ),
+            }
+        }
+        if view.role != before.role || view.master != before.master || view.epoch != before.epoch {
+            log::info!(
+                "node {}: {} in epoch {}, master {:?}",
+                self.cluster().node_id,
+                view.role.name(),
+                view.epoch,
+                view.master
+            );
+        }
+        if view.membership != before.membership {
+            log::info!("node {}: membership {}", self.cluster().node_id, view.membership.describe());
+        }
+        if view.role != Role::Master && before.role == Role::Master {
+            self.streamer.do_send(Forget { after: i64::MAX });
+        }
+        self.cluster().publish(view);
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        let cfg = self.cluster().config.clone();
-        if self.last_discovery.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+        let dns = matches!(self.cluster().config.peers, super::config::PeerSource::Dns { .. });
+        if self.last_discovery.is_none_or(|t| dns && t.elapsed() > Duration::from_secs(2)) {
             self.last_discovery = Some(Instant::now());
             self.refresh_peers(ctx);
         }
-        match self.bully.role {
-            Role::Master => self.heartbeat(ctx),
-            Role::Follower
-                if self.electing.is_none() && self.bully.master_suspected(Instant::now(), cfg.failure_timeout) =>
-            {
-                self.start_election(ctx)
+        if !self.core.view().storage_ok {
+            if self.last_probe.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                self.last_probe = Some(Instant::now());
+                self.probe_storage(ctx);
             }
-            _ => {}
+            return;
         }
+        let stats = self.writer.stats();
+        if stats.storage_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            log::error!("node {}: the log writer lost its database", self.cluster().node_id);
+            return self.step(Input::StorageFailed, ctx);
+        }
+        let busy = u64::try_from(stats.busy_since_ms.load(std::sync::atomic::Ordering::SeqCst)).ok();
+        if busy != self.busy_reported {
+            self.busy_reported = busy;
+            self.step(Input::StorageBusySince(busy), ctx);
+        }
+        self.step(Input::Tick, ctx);
+    }
+
+    /// Storage failed: try it again; once it answers, continue from what it holds.
+    fn probe_storage(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let probe = async move { db.run(load_state).await };
+        ctx.spawn(probe.into_actor(self).map(|res, act, ctx| match res {
+            Ok((hard, log)) => {
+                log::info!("node {}: storage works again (log at {})", act.cluster().node_id, log.last().lsn);
+                act.writer.stats().storage_failed.store(false, std::sync::atomic::Ordering::SeqCst);
+                act.shows.reset();
+                act.step(Input::StorageRecovered { hard, log }, ctx);
+            }
+            Err(e) => log::debug!("storage still failing: {e}"),
+        }));
     }
 
     fn refresh_peers(&mut self, ctx: &mut Context<Self>) {
         let source = self.cluster().config.peers.clone();
         let me = self.cluster().node_id;
-        ctx.spawn(async move { discover(&source, me).await }.into_actor(self).map(|res, act, _| match res {
+        ctx.spawn(async move { discover(&source, me).await }.into_actor(self).map(|res, act, ctx| match res {
             Ok(peers) => {
-                act.discovered = true;
                 if peers != act.cluster().peers() {
                     log::info!(
-                        "node {}: peers are now {:?}",
+                        "node {}: discovery finds {:?}",
                         act.cluster().node_id,
                         peers.iter().map(|p| p.id).collect::<Vec<_>>()
                     );
                     act.cluster().set_peers(peers.clone());
-                    act.streamer.do_send(SetRole { master: act.bully.role == Role::Master && act.synced, peers });
                 }
+                act.step(Input::Discovered(peers.iter().map(|p| p.id).collect()), ctx);
             }
             Err(e) => log::warn!("peer discovery: {e}"),
         }));
     }
+}
 
-    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let cfg = self.cluster().config.clone();
-        // Serve writes only while a majority (this node included) answered recently.
-        let now = Instant::now();
-        let peers = self.cluster().peers();
-        let live = peers
-            .iter()
-            .filter(|p| self.acks.get(&p.id).is_some_and(|t| now.duration_since(*t) <= cfg.failure_timeout))
-            .count();
-        let quorum = live + 1 >= self.cluster().majority() && self.synced;
-        if quorum != self.cluster().writable() {
-            log::info!(
-                "node {}: master {} writes (heard by {} of {} nodes)",
-                self.cluster().node_id,
-                if quorum { "takes" } else { "refuses" },
-                live + 1,
-                peers.len() + 1
-            );
-            self.cluster().set_writable(quorum);
+/// Brings loaded seat maps and show facts in line with entries this node stored as a
+/// follower.
+fn notify_actors(shows: &ShowDirectory, changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::Catalog(c) => crate::catalog::notify_shows(shows, c),
+            other => {
+                if let Some(addr) = other.show_id().and_then(|id| shows.loaded_one(crate::domain::ShowId(id))) {
+                    addr.do_send(crate::actors::show::Replicated(other.clone()));
+                }
+            }
         }
-        let body = Heartbeat { master_position: self.writer.position(), commit_lsn: self.tracker.commit_lsn() };
-        let client = self.client();
-        for peer in peers {
-            let rpc = self.rpc.clone();
-            let (client, body) = (client.clone(), body.clone());
-            let call = async move {
-                rpc.call::<_, HeartbeatReply>(&client, &peer, "/internal/heartbeat", body)
-                    .await
-                    .map(|r| (peer.id, r.body))
-            };
-            ctx.spawn(call.into_actor(self).map(|res, act, ctx| match res {
-                Ok((id, reply)) => {
-                    act.acks.insert(id, Instant::now());
-                    act.streamer.do_send(FollowerPosition { id, position: reply.position });
-                }
-                Err(RpcError::StaleEpoch { epoch, master_id, .. }) => {
-                    if epoch == act.bully.epoch && act.bully.role == Role::Master {
-                        // Another node holds this epoch too (nodes that were elected before
-                        // they found each other): step down and elect anew, above it.
-                        log::warn!(
-                            "node {}: another master claims epoch {epoch}; stepping down to elect anew",
-                            act.cluster().node_id
-                        );
-                        act.bully.role = Role::Follower;
-                        act.bully.master = None;
-                        act.bully.last_heard = None;
-                        act.publish(ctx);
-                        act.abort_round(epoch, None, ctx);
-                    } else {
-                        act.saw_epoch(epoch, master_id, ctx);
-                    }
-                }
-                Err(e) => log::debug!("heartbeat: {e}"),
-            }));
-        }
-    }
-
-    fn start_election(&mut self, ctx: &mut Context<Self>) {
-        self.round += 1;
-        let round = self.round;
-        self.electing = Some(round);
-        self.bully.begin_election();
-        self.publish(ctx);
-        let me = self.cluster().node_id;
-        let higher: Vec<Peer> = self.cluster().peers().into_iter().filter(|p| p.id > me).collect();
-        log::info!(
-            "node {me}: election (epoch {}), asking {:?}",
-            self.bully.epoch,
-            higher.iter().map(|p| p.id).collect::<Vec<_>>()
-        );
-        if higher.is_empty() {
-            return self.claim(round, ctx);
-        }
-        let client = self.client();
-        let rpc = self.rpc.clone();
-        let calls = higher.into_iter().map(move |p| {
-            let (rpc, client) = (rpc.clone(), client.clone());
-            async move { rpc.call::<_, ElectionOk>(&client, &p, "/internal/election", Election {}).await }
-        });
-        ctx.spawn(join_all(calls).into_actor(self).map(move |answers, act, ctx| {
-            if act.electing != Some(round) {
-                return;
-            }
-            let mut any_ok = false;
-            for a in answers {
-                match a {
-                    Ok(_) => any_ok = true,
-                    Err(RpcError::StaleEpoch { epoch, master_id, .. }) => {
-                        act.abort_round(epoch, master_id, ctx);
-                        return;
-                    }
-                    Err(_) => {}
-                }
-            }
-            if !any_ok {
-                return act.claim(round, ctx);
-            }
-            // A higher node is alive: it should announce itself; if not, try again.
-            let wait = act.cluster().config.election_timeout * 3;
-            ctx.run_later(wait, move |act, ctx| {
-                if act.electing == Some(round) && act.bully.role == Role::Candidate {
-                    act.electing = None;
-                    act.bully.give_up();
-                    act.bully.master = None;
-                    act.start_election(ctx);
-                }
-            });
-        }));
-    }
-
-    fn claim(&mut self, round: u64, ctx: &mut Context<Self>) {
-        let epoch = self.bully.claim();
-        self.publish(ctx);
-        let me = self.cluster().node_id;
-        let peers = self.cluster().peers();
-        let size = peers.len() + 1;
-        log::info!("node {me}: claims epoch {epoch}");
-        let client = self.client();
-        let rpc = self.rpc.clone();
-        let calls = peers.clone().into_iter().map(move |p| {
-            let (rpc, client) = (rpc.clone(), client.clone());
-            async move {
-                (p.clone(), rpc.call::<_, CoordinatorReply>(&client, &p, "/internal/coordinator", Coordinator {}).await)
-            }
-        });
-        ctx.spawn(join_all(calls).into_actor(self).map(move |answers, act, ctx| {
-            if act.electing != Some(round) {
-                return;
-            }
-            let mut accepted: Vec<(Peer, LogPosition)> = Vec::new();
-            for (peer, a) in answers {
-                match a {
-                    Ok(r) if r.body.accepted => accepted.push((peer, r.body.position)),
-                    Ok(_) => {}
-                    Err(RpcError::StaleEpoch { epoch, master_id, .. }) => {
-                        act.abort_round(epoch, master_id, ctx);
-                        return;
-                    }
-                    Err(_) => {}
-                }
-            }
-            if !act.bully.claim_result(epoch, accepted.len(), size) {
-                log::info!("node {me}: epoch {epoch} got {} of {size} nodes; no majority", accepted.len() + 1);
-                act.electing = None;
-                act.publish(ctx);
-                // Try again a little later (a partition may heal).
-                let wait = act.cluster().config.election_timeout * (1 + (me % 3) as u32);
-                ctx.run_later(wait, |act, ctx| {
-                    if act.electing.is_none() && act.bully.role == Role::Follower && act.bully.master.is_none() {
-                        act.start_election(ctx);
-                    }
-                });
-                return;
-            }
-            // Won: become master, but take writes only after catching up.
-            act.bully.role = Role::Master;
-            act.synced = false;
-            act.publish(ctx);
-            act.cluster().set_writable(false);
-            for (p, _) in &accepted {
-                act.acks.insert(p.id, Instant::now());
-            }
-            let mine = act.writer.position();
-            let best = accepted
-                .iter()
-                .filter(|(_, pos)| (pos.last_epoch, pos.last_lsn) > (mine.last_epoch, mine.last_lsn))
-                .max_by_key(|(_, pos)| (pos.last_epoch, pos.last_lsn))
-                .map(|(p, _)| p.clone());
-            let (rpc, writer, shows) = (act.rpc.clone(), act.writer.clone(), act.shows.clone());
-            let sync = async move {
-                if let Some(peer) = best {
-                    log::info!("node {me}: pulling entries from node {}", peer.id);
-                    catch_up(&rpc, &peer, &writer, epoch).await?;
-                }
-                shows.reset();
-                Ok::<_, String>(())
-            };
-            ctx.spawn(sync.into_actor(act).map(move |res, act, ctx| {
-                act.electing = None;
-                if act.bully.role != Role::Master || act.bully.epoch != epoch {
-                    return;
-                }
-                match res {
-                    Ok(()) => {
-                        log::info!("node {me}: master of epoch {epoch} (log at {})", act.writer.position().last_lsn);
-                        act.streamer.do_send(SetRole { master: true, peers: act.cluster().peers() });
-                        act.synced = true;
-                        act.cluster().set_writable(true);
-                        act.heartbeat(ctx);
-                    }
-                    Err(e) => {
-                        log::error!("node {me}: could not catch up as new master ({e}); stepping down");
-                        act.bully.role = Role::Follower;
-                        act.bully.master = None;
-                        act.publish(ctx);
-                    }
-                }
-            }));
-        }));
     }
 }
 
@@ -406,152 +332,109 @@ impl Actor for ElectionCoordinator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.cluster().is_single() {
-            self.bully.role = Role::Master;
-            self.bully.master = Some(self.cluster().node_id);
-            self.synced = true;
-            return;
-        }
-        self.streamer.do_send(super::replication::OnStale(ctx.address().recipient()));
-        self.refresh_peers(ctx);
-        self.last_discovery = Some(Instant::now());
-        // Give a running master a chance to be heard before electing.
-        self.bully.last_heard = Some(Instant::now());
-        let every = self.cluster().config.heartbeat_interval;
+        ctx.set_mailbox_capacity(1024);
+        self.streamer.do_send(ReportTo(ctx.address().recipient()));
+        self.publish();
+        let hb = self.cluster().config.heartbeat_interval;
+        let every = (hb / 4).clamp(Duration::from_millis(5), Duration::from_millis(25));
+        self.tick(ctx);
         ctx.run_interval(every, |act, ctx| act.tick(ctx));
     }
 }
 
-/// A node told us of a newer epoch (in an answer).
+/// A protocol message from another node (signature already checked).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SawEpoch {
-    pub epoch: u64,
-    pub master_id: Option<NodeId>,
-}
+pub struct Inbound(pub ProtocolMessage);
 
-impl Handler<SawEpoch> for ElectionCoordinator {
+impl Handler<Inbound> for ElectionCoordinator {
     type Result = ();
-    fn handle(&mut self, msg: SawEpoch, ctx: &mut Context<Self>) {
-        self.saw_epoch(msg.epoch, msg.master_id, ctx);
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        self.step(Input::Receive(msg.0), ctx);
     }
 }
 
-/// The answer to a node-to-node request: accepted, or refused as from an older epoch.
-#[derive(Debug)]
-pub enum Verdict<T> {
-    Accept(T),
-    Stale { epoch: u64, master_id: Option<NodeId> },
-}
-
-/// An incoming ELECTION.
-#[derive(Message)]
-#[rtype(result = "Verdict<bool>")]
-pub struct OnElection {
-    pub from: NodeId,
-    pub epoch: u64,
-}
-
-impl Handler<OnElection> for ElectionCoordinator {
-    type Result = MessageResult<OnElection>;
-    fn handle(&mut self, msg: OnElection, ctx: &mut Context<Self>) -> Self::Result {
-        if let EpochCheck::Stale = self.bully.check_epoch(msg.epoch) {
-            return MessageResult(self.stale());
-        }
-        self.publish(ctx);
-        let (ok, start) = self.bully.on_election(msg.from);
-        if self.bully.role == Role::Master {
-            // Remind the lower node who leads.
-            self.heartbeat(ctx);
-        } else if start && self.electing.is_none() {
-            self.start_election(ctx);
-        }
-        MessageResult(Verdict::Accept(ok))
+impl Handler<LocalDurable> for ElectionCoordinator {
+    type Result = ();
+    fn handle(&mut self, msg: LocalDurable, ctx: &mut Context<Self>) {
+        self.step(Input::LocalDurable(msg.0), ctx);
     }
 }
 
-/// An incoming COORDINATOR.
+/// This node is shutting down: leave the cluster; resolves once the removal is committed.
 #[derive(Message)]
-#[rtype(result = "Verdict<CoordinatorReply>")]
-pub struct OnCoordinator {
-    pub from: NodeId,
-    pub epoch: u64,
-}
+#[rtype(result = "Result<(), ()>")]
+pub struct Leave;
 
-impl Handler<OnCoordinator> for ElectionCoordinator {
-    type Result = MessageResult<OnCoordinator>;
-    fn handle(&mut self, msg: OnCoordinator, ctx: &mut Context<Self>) -> Self::Result {
-        if msg.epoch < self.bully.epoch {
-            return MessageResult(self.stale());
+impl Handler<Leave> for ElectionCoordinator {
+    type Result = ResponseFuture<Result<(), ()>>;
+    fn handle(&mut self, _: Leave, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.core.has_left() {
+            let _ = tx.send(());
+        } else {
+            log::info!("node {}: leaving the cluster", self.cluster().node_id);
+            self.leaving.push(tx);
+            self.step(Input::Leave, ctx);
         }
-        let accepted = self.bully.on_coordinator(msg.from, msg.epoch, Instant::now());
-        if accepted {
-            log::info!("node {}: node {} is master of epoch {}", self.cluster().node_id, msg.from, msg.epoch);
-            self.electing = None;
-        }
-        self.publish(ctx);
-        self.persist(ctx);
-        if accepted && msg.from < self.cluster().node_id {
-            // Bully: a live higher node takes over.
-            ctx.run_later(self.cluster().config.heartbeat_interval, |act, ctx| {
-                if act.electing.is_none() && act.bully.role == Role::Follower {
-                    act.start_election(ctx);
-                }
-            });
-        }
-        MessageResult(Verdict::Accept(CoordinatorReply { accepted, position: self.writer.position() }))
+        Box::pin(async move { rx.await.map_err(|_| ()) })
     }
 }
 
-/// An incoming heartbeat (or log shipment) from a master.
+/// An operator removes a node (on the master): true when this node is the master.
 #[derive(Message)]
-#[rtype(result = "Verdict<()>")]
-pub struct OnHeartbeat {
-    pub from: NodeId,
-    pub epoch: u64,
-}
+#[rtype(result = "bool")]
+pub struct RemoveNode(pub NodeId);
 
-impl Handler<OnHeartbeat> for ElectionCoordinator {
-    type Result = MessageResult<OnHeartbeat>;
-    fn handle(&mut self, msg: OnHeartbeat, ctx: &mut Context<Self>) -> Self::Result {
-        let before = (self.bully.epoch, self.bully.master, self.bully.role);
-        if !self.bully.on_heartbeat(msg.from, msg.epoch, Instant::now()) {
-            return MessageResult(self.stale());
+impl Handler<RemoveNode> for ElectionCoordinator {
+    type Result = bool;
+    fn handle(&mut self, msg: RemoveNode, ctx: &mut Context<Self>) -> bool {
+        if self.core.role() != Role::Master {
+            return false;
         }
-        self.electing = None;
-        if before != (self.bully.epoch, self.bully.master, self.bully.role) {
-            self.publish(ctx);
-            self.persist(ctx);
-        }
-        MessageResult(Verdict::Accept(()))
+        log::info!("node {}: an operator removes node {}", self.cluster().node_id, msg.0);
+        self.step(Input::Remove(msg.0), ctx);
+        true
     }
 }
 
 /// This node's status, for the cluster page.
 #[derive(Message)]
-#[rtype(result = "NodeStatus")]
+#[rtype(result = "(NodeStatus, Vec<(NodeId, i64, Option<u64>)>)")]
 pub struct Status;
 
 impl Handler<Status> for ElectionCoordinator {
-    type Result = ResponseActFuture<Self, NodeStatus>;
+    type Result = ResponseActFuture<Self, (NodeStatus, Vec<(NodeId, i64, Option<u64>)>)>;
     fn handle(&mut self, _: Status, _: &mut Context<Self>) -> Self::Result {
-        let pos = self.writer.position();
+        let v = self.core.view();
+        let now = monotonic_ms();
+        let progress = self
+            .core
+            .progress()
+            .into_iter()
+            .map(|(id, m, t)| (id, m as i64, t.map(|t| now.saturating_sub(t))))
+            .collect();
         let s = NodeStatus {
             node_id: self.cluster().node_id,
-            role: self.bully.role.name().to_string(),
-            epoch: self.bully.epoch,
-            master_id: self.bully.master,
+            role: v.role.name().to_string(),
+            epoch: v.epoch,
+            master_id: v.master,
             lamport: 0,
-            last_lsn: pos.last_lsn,
-            last_epoch: pos.last_epoch,
-            commit_lsn: self.tracker.commit_lsn(),
-            writable: self.cluster().writable(),
-            last_heartbeat_ms: match self.bully.role {
+            last_lsn: v.last.lsn as i64,
+            last_epoch: v.last.epoch as i64,
+            commit_lsn: v.commit as i64,
+            writable: v.writable.is_some(),
+            last_heartbeat_ms: match v.role {
                 Role::Master => None,
-                _ => self.bully.last_heard.map(|t| t.elapsed().as_millis() as u64),
+                _ => self.heard_master.map(|t| t.elapsed().as_millis() as u64),
             },
+            voters: v.membership.voters.iter().copied().collect(),
+            learners: v.membership.learners.iter().copied().collect(),
+            storage_ok: v.storage_ok,
         };
         let clock = self.clock.clone();
-        Box::pin(async move { NodeStatus { lamport: clock.send(Now).await.unwrap_or(0), ..s } }.into_actor(self))
+        Box::pin(
+            async move { (NodeStatus { lamport: clock.send(Now).await.unwrap_or(0), ..s }, progress) }.into_actor(self),
+        )
     }
 }

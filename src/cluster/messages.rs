@@ -14,91 +14,11 @@ pub struct Envelope<T> {
     pub body: T,
 }
 
-/// Bully: "I am starting an election" (sent to higher ids only).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Election {}
+pub use crate::wal::LogPosition;
 
-/// Bully: "I am alive and higher; I take it from here."
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ElectionOk {}
-
-/// "I am the master of this epoch" — a node accepts at most one master per epoch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Coordinator {}
-
-/// Where a node's log ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogPosition {
-    pub last_lsn: i64,
-    pub last_epoch: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CoordinatorReply {
-    pub accepted: bool,
-    pub position: LogPosition,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    pub master_position: LogPosition,
-    pub commit_lsn: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeartbeatReply {
-    pub position: LogPosition,
-}
-
-/// Log entries for a follower, following the entry at `prev_lsn` (of `prev_epoch`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Append {
-    pub prev_lsn: i64,
-    pub prev_epoch: i64,
-    /// The master's last LSN when it sent this: a follower with more is diverged.
-    pub master_last_lsn: i64,
-    pub entries: Vec<LogRecord>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppendReply {
-    /// `applied`, `gap` (send from `position.last_lsn`), or `diverged` (the follower
-    /// resyncs from the master).
-    pub outcome: AppendOutcome,
-    pub position: LogPosition,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppendOutcome {
-    Applied,
-    Gap,
-    Diverged,
-}
-
-/// Asks for the log after `after`, at most `limit` entries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogRequest {
-    pub after: i64,
-    pub limit: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogPage {
-    pub entries: Vec<LogRecord>,
-    pub position: LogPosition,
-}
+/// A message of the protocol (`/internal/message`): one way, its answer (if any) another
+/// message the other way.
+pub type ProtocolMessage = super::core::Envelope<LogRecord>;
 
 /// A node's view of itself, for the cluster page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +34,17 @@ pub struct NodeStatus {
     pub writable: bool,
     /// Milliseconds since this node last heard its master (followers).
     pub last_heartbeat_ms: Option<u64>,
+    #[serde(default)]
+    pub voters: Vec<NodeId>,
+    #[serde(default)]
+    pub learners: Vec<NodeId>,
+    /// Its storage works (else it takes no part until it does).
+    #[serde(default = "yes")]
+    pub storage_ok: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The answer when the sender's epoch is older than ours: it must catch up.

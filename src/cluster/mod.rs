@@ -6,10 +6,9 @@
 //! - `auth`: node-to-node requests are signed with the shared secret.
 //! - `messages`, `client`: the RPC over HTTP under `/internal/`.
 //! - `core`: the protocol as one pure state machine, and its simulator.
-//! - `bully`: the election rules, as plain methods; `election`: the actor running them.
-//! - `replication`: shipping the log to followers and tracking what a majority holds.
+//! - `election`: the ElectionCoordinator, the actor that drives the core on a node.
+//! - `replication`: the ReplicationStreamer, shipping the log's entries between nodes.
 pub mod auth;
-pub mod bully;
 pub mod client;
 pub mod config;
 pub mod core;
@@ -20,4 +19,5 @@ pub mod replication;
 pub mod state;
 
 pub use config::{ClusterConfig, NodeId, Peer};
-pub use state::{ClusterState, Role};
+pub use core::Role;
+pub use state::ClusterState;

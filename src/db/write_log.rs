@@ -46,3 +46,28 @@ pub fn recent(conn: &mut MysqlConnection, limit: i64) -> Result<Vec<EntrySummary
         })
         .collect())
 }
+
+/// The log's runs: the first LSN of each epoch, in order (epochs only grow along a log).
+pub fn runs(conn: &mut MysqlConnection) -> Result<Vec<(i64, i64)>, DbError> {
+    use diesel::dsl::min;
+    let rows: Vec<(Option<i64>, i64)> =
+        write_log::table.group_by(write_log::epoch).select((min(write_log::lsn), write_log::epoch)).load(conn)?;
+    let mut runs: Vec<(i64, i64)> = rows.into_iter().filter_map(|(l, e)| l.map(|l| (l, e))).collect();
+    runs.sort_unstable();
+    Ok(runs)
+}
+
+/// The log's membership entries, in order.
+pub fn memberships(conn: &mut MysqlConnection) -> Result<Vec<crate::wal::LogRecord>, DbError> {
+    let rows: Vec<crate::db::models::WriteLogRow> = write_log::table
+        .filter(write_log::kind.eq("membership"))
+        .order(write_log::lsn.asc())
+        .select(crate::db::models::WriteLogRow::as_select())
+        .load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            crate::wal::LogRecord::from_row(r)
+                .map_err(|e| DbError::Query(diesel::result::Error::DeserializationError(Box::new(e))))
+        })
+        .collect()
+}

@@ -12,6 +12,17 @@ pub enum Change {
     BookingConfirmed(BookingConfirmed),
     BookingCancelled(BookingCancelled),
     Catalog(Box<CatalogChange>),
+    /// The first entry of a master's epoch (committing it commits everything before it).
+    EpochStart,
+    /// Who is in the cluster from this entry on.
+    Membership(MembershipRecord),
+}
+
+/// The cluster's membership as the log stores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipRecord {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +96,8 @@ impl Change {
             Change::BookingConfirmed(_) => "booking_confirmed",
             Change::BookingCancelled(_) => "booking_cancelled",
             Change::Catalog(_) => "catalog",
+            Change::EpochStart => "epoch_start",
+            Change::Membership(_) => "membership",
         }
     }
 
@@ -95,7 +108,7 @@ impl Change {
             Change::HoldsEnded(c) => Some(c.show_id),
             Change::BookingConfirmed(c) => Some(c.show_id),
             Change::BookingCancelled(c) => Some(c.show_id),
-            Change::Catalog(_) => None,
+            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) => None,
         }
     }
 }

@@ -3,8 +3,10 @@
 //! and commits it together with its effect ([`apply`]); followers apply the same records.
 pub mod apply;
 pub mod change;
+pub mod commit;
 pub mod sql_text;
 pub mod writer;
 
 pub use change::{Change, LogRecord, Origin};
-pub use writer::{LogWriter, WalError, WriterStats};
+pub use commit::{CommitTracker, Decision, WriteGate};
+pub use writer::{monotonic_ms, LogPosition, LogWriter, Outcome, WalError, WriterStats};

@@ -5,10 +5,8 @@
 //! writes the log.
 use super::apply::{apply_batch, wipe};
 use super::change::{Change, LogRecord, Origin};
+use super::commit::{CommitTracker, Decision, WriteGate};
 use crate::actors::lamport::{LamportClock, Stamp};
-use crate::cluster::messages::LogPosition;
-use crate::cluster::replication::CommitTracker;
-use crate::cluster::ClusterState;
 use crate::db::schema::write_log;
 use crate::db::{Db, DbError};
 use actix::Addr;
@@ -18,10 +16,24 @@ use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use futures::channel::{mpsc as fmpsc, oneshot};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Where a node's log ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPosition {
+    pub last_lsn: i64,
+    pub last_epoch: i64,
+}
+
+/// Milliseconds on this process's monotonic clock (the protocol's time base).
+pub fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
 
 /// The most changes one transaction carries.
 const MAX_BATCH: usize = 512;
@@ -38,18 +50,23 @@ pub enum WalError {
     /// This node does not take writes now (not the master, or no majority).
     #[error("this node is not the master right now")]
     NotMaster,
-    /// Committed here but not confirmed by a majority in time: the outcome is unknown.
+    /// In this node's log but not confirmed by a majority in time: the outcome is unknown
+    /// (the entry commits when the followers catch up, or another master's log wins).
     #[error("the write was not confirmed by a majority of the cluster in time")]
     NoQuorum,
-    /// Replicated entries do not follow on from this node's log.
-    #[error("the entries do not follow this node's log")]
-    Gap,
-    /// This node's log disagrees with the master's: it must resync.
-    #[error("this node's log has diverged from the master's")]
-    Diverged,
-    /// The entries belong to an epoch this node has moved past.
-    #[error("the entries come from an epoch this node has left")]
-    StaleEpoch,
+    /// In the log, and then another entry was committed in its place.
+    #[error("the write was overtaken by another master's log and did not happen")]
+    Superseded,
+}
+
+/// What became of a write.
+pub enum Outcome {
+    /// Durable on a majority: it happened.
+    Committed(LogRecord),
+    /// It did not happen.
+    Failed(WalError),
+    /// In this node's log, undecided when the wait ended; the decision follows.
+    Unknown(LogRecord, Decision),
 }
 
 /// Counters of the writer, for the stats endpoint and the benchmark.
@@ -59,6 +76,10 @@ pub struct WriterStats {
     pub records: AtomicU64,
     pub last_lsn: AtomicI64,
     pub last_epoch: AtomicI64,
+    /// When the database work under way started ([`monotonic_ms`]), or -1.
+    pub busy_since_ms: AtomicI64,
+    /// The last database operation failed for want of a working database.
+    pub storage_failed: AtomicBool,
 }
 
 enum Job {
@@ -67,15 +88,15 @@ enum Job {
         origin: Origin,
         reply: oneshot::Sender<Result<LogRecord, WalError>>,
     },
-    Replicated {
+    /// An entry the protocol asks its master for, in `epoch`.
+    Protocol {
+        change: Change,
         epoch: u64,
-        prev: LogPosition,
-        master_last: i64,
-        records: Vec<LogRecord>,
-        reply: oneshot::Sender<Result<LogPosition, WalError>>,
     },
-    Resync {
-        epoch: u64,
+    /// A follower's log write: cut after `truncate_after` (rebuilding the state from what
+    /// remains), then append `records`.
+    Persist {
+        truncate_after: Option<i64>,
         records: Vec<LogRecord>,
         reply: oneshot::Sender<Result<LogPosition, WalError>>,
     },
@@ -86,110 +107,148 @@ enum Job {
 pub struct LogWriter {
     tx: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
-    cluster: Arc<ClusterState>,
+    gate: Arc<WriteGate>,
     tracker: Arc<CommitTracker>,
+    timeout: Duration,
 }
 
 impl LogWriter {
-    /// Starts the writer thread, continuing the log after the last stored LSN. Every
-    /// commit it makes as master is sent to `committed` (for replication).
+    /// Starts the writer thread, continuing the log after the last stored LSN. Every entry
+    /// it appends as master is sent to `appended` (for replication and the protocol).
+    /// A write waits `timeout` for the log's decision before it is answered "unknown".
     pub fn start(
         db: Db,
         clock: Addr<LamportClock>,
-        cluster: Arc<ClusterState>,
+        node_id: u64,
+        gate: Arc<WriteGate>,
         tracker: Arc<CommitTracker>,
-        committed: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
+        appended: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
+        timeout: Duration,
     ) -> Result<Self, DbError> {
         let mut conn = db.get()?;
         let last = last_position(&mut conn)?;
         drop(conn);
-        let stats = Arc::new(WriterStats::default());
+        let stats = Arc::new(WriterStats { busy_since_ms: AtomicI64::new(-1), ..WriterStats::default() });
         stats.last_lsn.store(last.last_lsn, Ordering::SeqCst);
         stats.last_epoch.store(last.last_epoch, Ordering::SeqCst);
-        if cluster.is_single() {
-            tracker.advance(last.last_lsn);
-        }
         let (tx, rx) = mpsc::channel();
         let tail = Tail {
             db,
             clock,
-            cluster: cluster.clone(),
-            tracker: tracker.clone(),
-            committed,
+            node_id,
+            gate: gate.clone(),
+            appended,
             stats: stats.clone(),
             next_lsn: last.last_lsn + 1,
             last_epoch: last.last_epoch,
-            master_last_seen: (0, 0),
+            alone: None,
         };
         std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || tail.run(rx))
             .map_err(|e| DbError::Connect(format!("cannot start the log writer: {e}")))?;
-        Ok(Self { tx, stats, cluster, tracker })
+        Ok(Self { tx, stats, gate, tracker, timeout })
     }
 
-    /// Queues `change`, a write made on this node, at once (so changes keep the order of
-    /// the calls) and resolves once it is committed here and held by a majority of the
-    /// cluster.
+    /// A writer for offline work (imports from the command line, seeding benchmarks): this
+    /// node alone, its own master in the epoch after its log's, every write committed once
+    /// it is durable here.
+    pub fn start_alone(db: Db, clock: Addr<LamportClock>, node_id: u64) -> Result<Self, DbError> {
+        let mut conn = db.get()?;
+        let last = last_position(&mut conn)?;
+        drop(conn);
+        let epoch = last.last_epoch.max(0) as u64;
+        let gate = Arc::new(WriteGate::default());
+        gate.set(Some(epoch), Some(epoch));
+        let tracker = Arc::new(CommitTracker::default());
+        let stats = Arc::new(WriterStats { busy_since_ms: AtomicI64::new(-1), ..WriterStats::default() });
+        stats.last_lsn.store(last.last_lsn, Ordering::SeqCst);
+        stats.last_epoch.store(last.last_epoch, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel();
+        let tail = Tail {
+            db,
+            clock,
+            node_id,
+            gate: gate.clone(),
+            appended: None,
+            stats: stats.clone(),
+            next_lsn: last.last_lsn + 1,
+            last_epoch: last.last_epoch,
+            alone: Some(tracker.clone()),
+        };
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || tail.run(rx))
+            .map_err(|e| DbError::Connect(format!("cannot start the log writer: {e}")))?;
+        Ok(Self { tx, stats, gate, tracker, timeout: Duration::from_secs(30) })
+    }
+
+    /// Queues a change made on this node; resolves once the log decided it (or with
+    /// `NoQuorum` when it is still undecided after the timeout).
     pub fn append(&self, change: Change) -> impl std::future::Future<Output = Result<LogRecord, WalError>> {
-        self.append_from(change, Origin::Here)
-    }
-
-    /// [`append`](Self::append) for a write made on `origin`: its entry records that node,
-    /// and its Lamport time comes after the write's time there.
-    pub fn append_from(
-        &self,
-        change: Change,
-        origin: Origin,
-    ) -> impl std::future::Future<Output = Result<LogRecord, WalError>> {
-        let (reply, rx) = oneshot::channel();
-        let queued =
-            if self.cluster.writable() { self.tx.send(Job::Append { change, origin, reply }).is_ok() } else { false };
-        let (writable, tracker, timeout) =
-            (self.cluster.writable(), self.tracker.clone(), self.cluster.config.replication_timeout);
+        let outcome = self.append_from(change, Origin::Here);
         async move {
-            if !writable {
-                return Err(WalError::NotMaster);
-            }
-            if !queued {
-                return Err(WalError::Stopped);
-            }
-            let record = rx.await.map_err(|_| WalError::Stopped)??;
-            if tracker.wait(record.lsn, timeout).await {
-                Ok(record)
-            } else {
-                Err(WalError::NoQuorum)
+            match outcome.await {
+                Outcome::Committed(r) => Ok(r),
+                Outcome::Failed(e) => Err(e),
+                Outcome::Unknown(..) => Err(WalError::NoQuorum),
             }
         }
     }
 
-    /// Applies entries shipped by the master (a follower), after the entry `prev`.
-    pub async fn apply_replicated(
-        &self,
-        epoch: u64,
-        prev: LogPosition,
-        master_last: i64,
-        records: Vec<LogRecord>,
-    ) -> Result<LogPosition, WalError> {
+    /// Queues `change` at once (so changes keep the order of the calls), made where
+    /// `origin` says; resolves with what became of it.
+    pub fn append_from(&self, change: Change, origin: Origin) -> impl std::future::Future<Output = Outcome> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Replicated { epoch, prev, master_last, records, reply }).map_err(|_| WalError::Stopped)?;
-        rx.await.map_err(|_| WalError::Stopped)?
+        let writable = self.gate.writable_epoch().is_some();
+        let queued = writable && self.tx.send(Job::Append { change, origin, reply }).is_ok();
+        let (tracker, timeout) = (self.tracker.clone(), self.timeout);
+        async move {
+            if !writable {
+                return Outcome::Failed(WalError::NotMaster);
+            }
+            if !queued {
+                return Outcome::Failed(WalError::Stopped);
+            }
+            let record = match rx.await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Outcome::Failed(e),
+                Err(_) => return Outcome::Failed(WalError::Stopped),
+            };
+            let mut decision = tracker.wait(record.lsn, record.epoch);
+            match actix_rt::time::timeout(timeout, &mut decision).await {
+                Ok(true) => Outcome::Committed(record),
+                Ok(false) => Outcome::Failed(WalError::Superseded),
+                Err(_) => Outcome::Unknown(record, decision),
+            }
+        }
     }
 
-    /// Replaces this node's whole state with `records` (the master's full log).
-    pub async fn resync(&self, epoch: u64, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
+    /// Appends an entry of the protocol's own as master of `epoch` (reported, like every
+    /// entry appended here, through the `appended` channel).
+    pub fn append_protocol(&self, change: Change, epoch: u64) {
+        let _ = self.tx.send(Job::Protocol { change, epoch });
+    }
+
+    /// A follower's write: entries after `truncate_after` go (the state is rebuilt from the
+    /// rest), then `records` are appended.
+    pub async fn persist(&self, truncate_after: Option<i64>, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Resync { epoch, records, reply }).map_err(|_| WalError::Stopped)?;
+        self.tx.send(Job::Persist { truncate_after, records, reply }).map_err(|_| WalError::Stopped)?;
         rx.await.map_err(|_| WalError::Stopped)?
     }
 
     /// Whether this node takes writes now (the master, heard by a majority).
     pub fn can_write(&self) -> bool {
-        self.cluster.writable()
+        self.gate.writable_epoch().is_some()
     }
 
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
+    }
+
+    pub fn tracker(&self) -> &Arc<CommitTracker> {
+        &self.tracker
     }
 
     pub fn position(&self) -> LogPosition {
@@ -229,50 +288,29 @@ pub fn read_log(conn: &mut MysqlConnection, after: i64, limit: i64) -> Result<Ve
 struct Tail {
     db: Db,
     clock: Addr<LamportClock>,
-    cluster: Arc<ClusterState>,
-    tracker: Arc<CommitTracker>,
-    committed: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
+    node_id: u64,
+    gate: Arc<WriteGate>,
+    appended: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
     stats: Arc<WriterStats>,
     next_lsn: i64,
     last_epoch: i64,
-    /// The furthest end of the master's log it has told this node of, and in which epoch.
-    master_last_seen: (u64, i64),
+    /// Offline: no cluster decides, every durable entry is committed.
+    alone: Option<Arc<CommitTracker>>,
 }
 
 impl Tail {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut conn: Option<crate::db::Conn> = None;
         let mut pending: Option<Job> = None;
-        let mut early = EarlyEntries::default();
         loop {
-            let first = match pending.take().or_else(|| early.ready(self.next_lsn - 1)) {
+            let first = match pending.take() {
                 Some(j) => j,
-                None => match early.deadline() {
-                    None => match rx.recv() {
-                        Ok(j) => j,
-                        Err(_) => break,
-                    },
-                    Some(deadline) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                        Ok(j) => j,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            early.expire(Instant::now());
-                            continue;
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    },
+                None => match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
                 },
             };
-            // The master keeps more than one batch under way to a follower, and they may
-            // overtake each other on the way: one that starts after the end of this log
-            // waits here, briefly, for the batch before it.
-            let is_early = matches!(&first, Job::Replicated { prev, .. } if prev.last_lsn > self.next_lsn - 1);
-            let first = match is_early {
-                true => match early.park(first) {
-                    None => continue,
-                    Some(job) => job,
-                },
-                false => first,
-            };
+            self.stats.busy_since_ms.store(monotonic_ms() as i64, Ordering::SeqCst);
             if conn.is_none() {
                 conn = self.connect();
             }
@@ -292,7 +330,7 @@ impl Tail {
                     let (changes, replies): (Vec<(Change, Origin)>, Vec<_>) = jobs.into_iter().unzip();
                     let results = match conn.as_mut() {
                         None => vec![Err(WalError::Database("no database connection".into())); changes.len()],
-                        Some(c) => match self.cluster.writable_epoch() {
+                        Some(c) => match self.gate.writable_epoch() {
                             None => vec![Err(WalError::NotMaster); changes.len()],
                             Some(epoch) => {
                                 let started = std::time::Instant::now();
@@ -313,34 +351,21 @@ impl Tail {
                         let _ = reply.send(res);
                     }
                 }
-                Job::Replicated { epoch, prev, master_last, records, reply } => {
-                    let res = match conn.as_mut() {
-                        None => Err(WalError::Database("no database connection".into())),
-                        Some(_) if self.cluster.epoch() != epoch => Err(WalError::StaleEpoch),
-                        Some(c) => {
-                            // Batches may be applied in another order than they were sent
-                            // (a resend overtaking an earlier batch): what the master said
-                            // its log reaches only grows within an epoch.
-                            let seen = match self.master_last_seen {
-                                (e, last) if e == epoch => last.max(master_last),
-                                _ => master_last,
-                            };
-                            self.master_last_seen = (epoch, seen);
-                            self.replicate(c, prev, seen, records)
+                Job::Protocol { change, epoch } => {
+                    if let (Some(c), true) = (conn.as_mut(), self.gate.master_epoch() == Some(epoch)) {
+                        let (results, healthy) = self.commit(c, epoch, &[(change, Origin::Here)]);
+                        if let Some(Err(e)) = results.first() {
+                            log::error!("log writer: cannot append the protocol's entry: {e}");
                         }
-                    };
-                    if matches!(res, Err(WalError::Database(_))) {
-                        conn = None;
+                        if !healthy {
+                            conn = None;
+                        }
                     }
-                    let _ = reply.send(res);
                 }
-                Job::Resync { epoch, records, reply } => {
+                Job::Persist { truncate_after, records, reply } => {
                     let res = match conn.as_mut() {
                         None => Err(WalError::Database("no database connection".into())),
-                        Some(_) if self.cluster.epoch() != epoch || self.cluster.writable() => {
-                            Err(WalError::StaleEpoch)
-                        }
-                        Some(c) => self.resync(c, records),
+                        Some(c) => self.persist(c, truncate_after, records),
                     };
                     if matches!(res, Err(WalError::Database(_))) {
                         conn = None;
@@ -348,6 +373,8 @@ impl Tail {
                     let _ = reply.send(res);
                 }
             }
+            self.stats.storage_failed.store(conn.is_none(), Ordering::SeqCst);
+            self.stats.busy_since_ms.store(-1, Ordering::SeqCst);
         }
         log::info!("log writer stopped");
     }
@@ -381,7 +408,7 @@ impl Tail {
         let remote = changes.iter().map(|(_, o)| o.remote_time()).collect();
         let times = futures::executor::block_on(self.clock.send(Stamp { remote })).unwrap_or_default();
         let now = Utc::now().naive_utc();
-        let here = self.cluster.node_id;
+        let here = self.node_id;
         changes
             .iter()
             .enumerate()
@@ -451,10 +478,12 @@ impl Tail {
         self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
         self.stats.last_epoch.store(last.epoch, Ordering::SeqCst);
         self.stats.last_lsn.store(last.lsn, Ordering::SeqCst);
-        if self.cluster.is_single() {
-            self.tracker.advance(last.lsn);
-        } else if let Some(tx) = &self.committed {
+        if let Some(tx) = &self.appended {
             let _ = tx.unbounded_send(records.to_vec());
+        }
+        if let Some(t) = &self.alone {
+            let epoch = last.epoch;
+            t.decide(last.lsn, |_| Some(epoch));
         }
     }
 
@@ -462,78 +491,54 @@ impl Tail {
         LogPosition { last_lsn: self.next_lsn - 1, last_epoch: self.last_epoch }
     }
 
-    fn epoch_at(&self, conn: &mut MysqlConnection, lsn: i64) -> Result<Option<i64>, WalError> {
-        if lsn == 0 {
-            return Ok(Some(0));
-        }
-        if lsn == self.next_lsn - 1 {
-            return Ok(Some(self.last_epoch));
-        }
-        epoch_at(conn, lsn).map_err(|e| WalError::Database(e.to_string()))
-    }
-
-    fn replicate(
+    /// A follower's write: cut after `truncate_after` if the log is longer (the state is
+    /// rebuilt from the log that remains, in the same transaction), then append `records`.
+    fn persist(
         &mut self,
         conn: &mut MysqlConnection,
-        prev: LogPosition,
-        master_last: i64,
+        truncate_after: Option<i64>,
         records: Vec<LogRecord>,
     ) -> Result<LogPosition, WalError> {
-        log::debug!(
-            "replicate: prev {:?}, {} entries {:?}..{:?}, local last {} (epoch {})",
-            prev,
-            records.len(),
-            records.first().map(|r| (r.lsn, r.epoch)),
-            records.last().map(|r| (r.lsn, r.epoch)),
-            self.next_lsn - 1,
-            self.last_epoch
-        );
-        if prev.last_lsn > self.next_lsn - 1 {
-            return Err(WalError::Gap);
-        }
-        if self.epoch_at(conn, prev.last_lsn)? != Some(prev.last_epoch) {
-            return Err(WalError::Diverged);
-        }
-        let mut fresh = Vec::with_capacity(records.len());
-        for r in records {
-            if r.lsn < self.next_lsn {
-                // Already here: it must be the very same entry.
-                if self.epoch_at(conn, r.lsn)? != Some(r.epoch) {
-                    return Err(WalError::Diverged);
-                }
-            } else if r.lsn == self.next_lsn + fresh.len() as i64 {
-                fresh.push(r);
-            } else {
-                return Err(WalError::Gap);
-            }
-        }
-        if !fresh.is_empty() {
-            without_foreign_keys(conn, |c| c.transaction(|c| apply_batch(c, &fresh))).map_err(to_wal_error)?;
-            self.committed(&fresh);
-        }
-        if self.next_lsn - 1 > master_last {
-            return Err(WalError::Diverged);
-        }
-        Ok(self.position())
-    }
-
-    fn resync(&mut self, conn: &mut MysqlConnection, records: Vec<LogRecord>) -> Result<LogPosition, WalError> {
-        without_foreign_keys(conn, |c| {
-            c.transaction(|c| {
-                wipe(c)?;
-                for chunk in records.chunks(1000) {
-                    apply_batch(c, chunk)?;
-                }
-                Ok::<_, DieselError>(())
+        let cut = truncate_after.filter(|t| *t < self.next_lsn - 1);
+        if let Some(t) = cut {
+            log::warn!("log writer: dropping entries after {t} (another master's log wins) and rebuilding");
+            let kept = read_log(conn, 0, t).map_err(|e| WalError::Database(e.to_string()))?;
+            without_foreign_keys(conn, |c| {
+                c.transaction(|c| {
+                    wipe(c)?;
+                    for chunk in kept.chunks(1000).chain(records.chunks(1000)) {
+                        apply_batch(c, chunk)?;
+                    }
+                    Ok::<_, DieselError>(())
+                })
             })
-        })
-        .map_err(to_wal_error)?;
-        let last = records.last().map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
-        self.next_lsn = last.0 + 1;
-        self.last_epoch = last.1;
-        self.stats.last_lsn.store(last.0, Ordering::SeqCst);
-        self.stats.last_epoch.store(last.1, Ordering::SeqCst);
-        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+            .map_err(to_wal_error)?;
+            let last = records.last().or(kept.last()).map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
+            self.next_lsn = last.0 + 1;
+            self.last_epoch = last.1;
+            self.stats.last_lsn.store(last.0, Ordering::SeqCst);
+            self.stats.last_epoch.store(last.1, Ordering::SeqCst);
+            self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+            return Ok(self.position());
+        }
+        let fresh: Vec<LogRecord> = records.into_iter().filter(|r| r.lsn >= self.next_lsn).collect();
+        if let Some(first) = fresh.first() {
+            if first.lsn != self.next_lsn {
+                return Err(WalError::Database(format!(
+                    "entry {} does not follow the log's end {}",
+                    first.lsn,
+                    self.next_lsn - 1
+                )));
+            }
+            without_foreign_keys(conn, |c| c.transaction(|c| apply_batch(c, &fresh))).map_err(to_wal_error)?;
+            let last = fresh.last().map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
+            self.next_lsn = last.0 + 1;
+            self.last_epoch = last.1;
+            self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+            self.stats.records.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+            self.stats.last_epoch.store(last.1, Ordering::SeqCst);
+            self.stats.last_lsn.store(last.0, Ordering::SeqCst);
+        }
         Ok(self.position())
     }
 }
@@ -550,53 +555,6 @@ fn without_foreign_keys<T>(
     let result = apply(conn);
     conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
     result
-}
-
-/// Replicated batches that arrived before the batch they follow, for at most [`EARLY_WAIT`].
-#[derive(Default)]
-struct EarlyEntries {
-    jobs: Vec<(Instant, Job)>,
-}
-
-/// How long a batch that arrived early waits for the one before it (then it is answered
-/// with a gap, and the master sends again from where this node is).
-const EARLY_WAIT: Duration = Duration::from_millis(500);
-/// The most early batches kept.
-const EARLY_MAX: usize = 8;
-
-impl EarlyEntries {
-    /// Keeps `job` until the log reaches its start; gives it back when there is no room.
-    fn park(&mut self, job: Job) -> Option<Job> {
-        if self.jobs.len() >= EARLY_MAX {
-            return Some(job);
-        }
-        self.jobs.push((Instant::now() + EARLY_WAIT, job));
-        None
-    }
-
-    /// A kept batch that now follows on from `last_lsn`.
-    fn ready(&mut self, last_lsn: i64) -> Option<Job> {
-        let i = self
-            .jobs
-            .iter()
-            .position(|(_, j)| matches!(j, Job::Replicated { prev, .. } if prev.last_lsn <= last_lsn))?;
-        Some(self.jobs.swap_remove(i).1)
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.jobs.iter().map(|(d, _)| *d).min()
-    }
-
-    /// Answers the batches that waited too long: their predecessor is lost.
-    fn expire(&mut self, now: Instant) {
-        let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.jobs).into_iter().partition(|(d, _)| *d <= now);
-        self.jobs = keep;
-        for (_, job) in late {
-            if let Job::Replicated { reply, .. } = job {
-                let _ = reply.send(Err(WalError::Gap));
-            }
-        }
-    }
 }
 
 fn is_connection_error(e: &DieselError) -> bool {

@@ -1,25 +1,17 @@
 //! Node-to-node endpoints under `/internal/`. Each request must be signed with the cluster
-//! secret (else 401, logged) and carry an epoch no older than ours (else 409 with ours).
+//! secret (else 401, logged). Protocol messages (`/internal/message`) go to the
+//! ElectionCoordinator as they are (the protocol core judges their epochs).
 //! [`cluster`] answers `GET /api/cluster` (public, read-only): every node's status.
 use super::error::WebError;
 use super::AppState;
 use crate::actors::lamport::Merge;
-use crate::actors::show::Replicated;
 use crate::cluster::auth::{verify, HEADER_NODE, HEADER_SIGNATURE, HEADER_TIME};
 use crate::cluster::client::Rpc;
-use crate::cluster::election::{OnCoordinator, OnElection, OnHeartbeat, Status, Verdict};
-use crate::cluster::messages::{
-    Append, AppendOutcome, AppendReply, Coordinator, Election, ElectionOk, Envelope, Heartbeat, HeartbeatReply,
-    LogPage, LogRequest, NodeStatus, StaleEpoch, WriteAnswers, WriteBatch,
-};
-use crate::cluster::replication::{resync_from, Acks};
-use crate::domain::ShowId;
-use crate::wal::writer::read_log;
-use crate::wal::{Change, WalError};
+use crate::cluster::election::{Inbound, RemoveNode, Status};
+use crate::cluster::messages::{Envelope, NodeStatus, ProtocolMessage, WriteAnswers, WriteBatch};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The largest node-to-node request (a batch of log entries with a catalog in it).
@@ -29,13 +21,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal")
             .app_data(web::PayloadConfig::new(MAX_INTERNAL_BODY))
-            .route("/election", web::post().to(election))
-            .route("/coordinator", web::post().to(coordinator))
-            .route("/heartbeat", web::post().to(heartbeat))
-            .route("/append", web::post().to(append))
+            .route("/message", web::post().to(message))
             .route("/writes", web::post().to(forwarded_writes))
-            .route("/log", web::post().to(log_page))
             .route("/status", web::post().to(status))
+            .route("/admin/remove", web::post().to(admin_remove))
             .route("/admin/import", web::post().to(admin_import))
             .route("/admin/imports", web::post().to(admin_imports))
             .route("/admin/cancel", web::post().to(admin_cancel))
@@ -83,86 +72,22 @@ async fn reply<T: Serialize>(state: &AppState, body: T) -> HttpResponse {
     HttpResponse::Ok().json(Envelope { from: state.cluster.node_id, epoch: state.cluster.epoch(), lamport, body })
 }
 
-fn stale(epoch: u64, master_id: Option<u64>) -> HttpResponse {
-    HttpResponse::Conflict().json(StaleEpoch { stale: true, epoch, master_id })
-}
-
-async fn election(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<Election> = match open(&state, &req, &body).await {
+/// A protocol message: it must come from the node that signed it and be meant for us.
+/// It is queued for the coordinator (dropped, with 503, when the queue is full: the
+/// protocol tolerates lost messages).
+async fn message(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let env: Envelope<ProtocolMessage> = match open(&state, &req, &body).await {
         Ok(e) => e,
         Err(r) => return r,
     };
-    match state.coordinator.send(OnElection { from: env.from, epoch: env.epoch }).await {
-        Ok(Verdict::Accept(true)) => reply(&state, ElectionOk {}).await,
-        Ok(Verdict::Accept(false)) => {
-            HttpResponse::BadRequest().json(serde_json::json!({"error": "elections go to higher ids"}))
-        }
-        Ok(Verdict::Stale { epoch, master_id }) => stale(epoch, master_id),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    if env.body.from != env.from || env.body.to != state.cluster.node_id {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "the message is not from its signer or not for this node"}));
     }
-}
-
-async fn coordinator(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<Coordinator> = match open(&state, &req, &body).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    match state.coordinator.send(OnCoordinator { from: env.from, epoch: env.epoch }).await {
-        Ok(Verdict::Accept(r)) => reply(&state, r).await,
-        Ok(Verdict::Stale { epoch, master_id }) => stale(epoch, master_id),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    match state.coordinator.try_send(Inbound(env.body)) {
+        Ok(()) => reply(&state, serde_json::json!({})).await,
+        Err(_) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "busy"})),
     }
-}
-
-async fn heartbeat(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<Heartbeat> = match open(&state, &req, &body).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    match state.coordinator.send(OnHeartbeat { from: env.from, epoch: env.epoch }).await {
-        Ok(Verdict::Accept(())) => reply(&state, HeartbeatReply { position: state.writer.position() }).await,
-        Ok(Verdict::Stale { epoch, master_id }) => stale(epoch, master_id),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
-    }
-}
-
-async fn append(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<Append> = match open(&state, &req, &body).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    match state.coordinator.send(OnHeartbeat { from: env.from, epoch: env.epoch }).await {
-        Ok(Verdict::Accept(())) => {}
-        Ok(Verdict::Stale { epoch, master_id }) => return stale(epoch, master_id),
-        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
-    }
-    if state.resyncing.load(Ordering::SeqCst) {
-        return reply(&state, AppendReply { outcome: AppendOutcome::Diverged, position: state.writer.position() })
-            .await;
-    }
-    let a = env.body;
-    let prev = crate::cluster::messages::LogPosition { last_lsn: a.prev_lsn, last_epoch: a.prev_epoch };
-    let entries = a.entries.clone();
-    let outcome = match state.writer.apply_replicated(env.epoch, prev, a.master_last_lsn, a.entries).await {
-        Ok(pos) => {
-            notify_actors(
-                &state,
-                entries.iter().filter(|e| e.lsn > prev.last_lsn && e.lsn <= pos.last_lsn).map(|e| &e.change),
-            );
-            AppendOutcome::Applied
-        }
-        Err(WalError::Gap) => AppendOutcome::Gap,
-        Err(WalError::Diverged) => {
-            start_resync(&state, env.from, env.epoch);
-            AppendOutcome::Diverged
-        }
-        Err(WalError::StaleEpoch) => return stale(state.cluster.epoch(), state.cluster.master()),
-        Err(e) => {
-            log::error!("cannot apply replicated entries: {e}");
-            return HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "cannot apply entries now"}));
-        }
-    };
-    reply(&state, AppendReply { outcome, position: state.writer.position() }).await
 }
 
 /// The most writes one forwarded batch may carry.
@@ -186,67 +111,12 @@ async fn forwarded_writes(state: web::Data<AppState>, req: HttpRequest, body: we
     reply(&state, WriteAnswers { answers }).await
 }
 
-/// Brings loaded seat maps and show facts in line with replicated changes.
-fn notify_actors<'a>(state: &AppState, changes: impl Iterator<Item = &'a Change>) {
-    for change in changes {
-        match change {
-            Change::Catalog(c) => crate::catalog::notify_shows(&state.shows, c),
-            other => {
-                if let Some(addr) = other.show_id().and_then(|id| state.shows.loaded_one(ShowId(id))) {
-                    addr.do_send(Replicated(other.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// This node's log disagrees with the master's: rebuild it from the master's whole log.
-fn start_resync(state: &AppState, master: u64, epoch: u64) {
-    if state.resyncing.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let Some(peer) = state.cluster.peer(master) else {
-        state.resyncing.store(false, Ordering::SeqCst);
-        return;
-    };
-    let (rpc, writer, shows, flag) =
-        (state.rpc.clone(), state.writer.clone(), state.shows.clone(), state.resyncing.clone());
-    actix_web::rt::spawn(async move {
-        let client = Rpc::http_client(Duration::from_secs(30));
-        match resync_from(&rpc, &client, &peer, &writer, epoch).await {
-            Ok(_) => log::info!("rebuilt from node {}'s log; now at {}", peer.id, writer.position().last_lsn),
-            Err(e) => log::error!("resync from node {} failed: {e}", peer.id),
-        }
-        shows.reset();
-        flag.store(false, Ordering::SeqCst);
-    });
-}
-
-async fn log_page(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<LogRequest> = match open(&state, &req, &body).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    if env.epoch < state.cluster.epoch() {
-        return stale(state.cluster.epoch(), state.cluster.master());
-    }
-    let (after, limit) = (env.body.after.max(0), env.body.limit.clamp(1, 5000));
-    let position = state.writer.position();
-    match state.db.run(move |c| read_log(c, after, limit)).await {
-        Ok(entries) => reply(&state, LogPage { entries, position }).await,
-        Err(e) => {
-            log::error!("cannot read the log: {e}");
-            HttpResponse::ServiceUnavailable().finish()
-        }
-    }
-}
-
 async fn status(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     if let Err(r) = open::<serde_json::Value>(&state, &req, &body).await {
         return r;
     }
     match state.coordinator.send(Status).await {
-        Ok(s) => reply(&state, s).await,
+        Ok((s, _)) => reply(&state, s).await,
         Err(_) => HttpResponse::ServiceUnavailable().finish(),
     }
 }
@@ -258,19 +128,27 @@ pub const RECENT_ENTRIES: i64 = 20;
 /// and, on the master, what each follower acknowledged and how far behind it is; and the
 /// last entries of this node's log.
 pub async fn cluster_view(state: &AppState) -> serde_json::Value {
-    let me: NodeStatus = state.coordinator.send(Status).await.unwrap_or_else(|_| NodeStatus {
-        node_id: state.cluster.node_id,
-        role: "unknown".into(),
-        epoch: state.cluster.epoch(),
-        master_id: state.cluster.master(),
-        lamport: 0,
-        last_lsn: state.writer.position().last_lsn,
-        last_epoch: state.writer.position().last_epoch,
-        commit_lsn: 0,
-        writable: false,
-        last_heartbeat_ms: None,
+    let (me, progress) = state.coordinator.send(Status).await.unwrap_or_else(|_| {
+        let v = state.cluster.view();
+        let me = NodeStatus {
+            node_id: state.cluster.node_id,
+            role: "unknown".into(),
+            epoch: v.epoch,
+            master_id: v.master,
+            lamport: 0,
+            last_lsn: state.writer.position().last_lsn,
+            last_epoch: state.writer.position().last_epoch,
+            commit_lsn: v.commit as i64,
+            writable: false,
+            last_heartbeat_ms: None,
+            voters: v.membership.voters.iter().copied().collect(),
+            learners: v.membership.learners.iter().copied().collect(),
+            storage_ok: v.storage_ok,
+        };
+        (me, Vec::new())
     });
-    let acks = state.streamer.send(Acks).await.unwrap_or_default();
+    let acks: std::collections::HashMap<u64, (Option<i64>, Option<u64>)> =
+        progress.into_iter().map(|(id, m, t)| (id, (Some(m), t))).collect();
     let client = Rpc::http_client(Duration::from_millis(700));
     let peers = state.cluster.peers();
     let asks = peers.iter().map(|p| {
@@ -294,6 +172,7 @@ pub async fn cluster_view(state: &AppState) -> serde_json::Value {
         "id": me.node_id, "address": "this node", "reachable": true, "role": me.role, "epoch": me.epoch,
         "lamport": me.lamport, "last_lsn": me.last_lsn, "lag": master_lsn - me.last_lsn,
         "last_heartbeat_ms": me.last_heartbeat_ms, "acked_lsn": serde_json::Value::Null,
+        "storage_ok": me.storage_ok, "membership": membership_of(&me, me.node_id),
     })];
     for (peer, answer) in peers.iter().zip(answers) {
         let (acked, ack_ms) = acks.get(&peer.id).cloned().unwrap_or((None, None));
@@ -302,17 +181,31 @@ pub async fn cluster_view(state: &AppState) -> serde_json::Value {
                 "id": s.node_id, "address": peer.address, "reachable": true, "role": s.role, "epoch": s.epoch,
                 "lamport": s.lamport, "last_lsn": s.last_lsn, "lag": master_lsn - s.last_lsn,
                 "last_heartbeat_ms": s.last_heartbeat_ms.or(ack_ms), "acked_lsn": acked,
+                "storage_ok": s.storage_ok, "membership": membership_of(&me, s.node_id),
             }),
             None => serde_json::json!({
                 "id": peer.id, "address": peer.address, "reachable": false, "role": "unreachable",
                 "acked_lsn": acked, "lag": acked.map(|a| master_lsn - a),
+                "membership": membership_of(&me, peer.id),
             }),
         });
     }
     serde_json::json!({
         "node_id": me.node_id, "role": me.role, "epoch": me.epoch, "master_id": me.master_id, "lamport": me.lamport,
         "last_lsn": me.last_lsn, "commit_lsn": me.commit_lsn, "writable": me.writable, "nodes": nodes, "log": entries,
+        "storage_ok": me.storage_ok, "voters": me.voters, "learners": me.learners,
     })
+}
+
+/// A node's place in the membership this node knows.
+fn membership_of(me: &NodeStatus, id: u64) -> &'static str {
+    if me.voters.contains(&id) {
+        "voter"
+    } else if me.learners.contains(&id) {
+        "learner"
+    } else {
+        "outside"
+    }
 }
 
 pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
@@ -373,6 +266,26 @@ async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::B
             let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
             relay(super::admin::cancel_booking(&state, code, origin).await)
         }
+        _ => not_master(),
+    };
+    reply(&state, res).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveRequest {
+    id: u64,
+}
+
+/// An operator removes a node from the cluster (the admin page, or `marquee cluster remove`),
+/// passed on to the master.
+async fn admin_remove(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let env: Envelope<RemoveRequest> = match open(&state, &req, &body).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let res: Relayed<()> = match state.coordinator.send(RemoveNode(env.body.id)).await {
+        Ok(true) => Ok(()),
         _ => not_master(),
     };
     reply(&state, res).await

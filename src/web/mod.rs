@@ -21,7 +21,6 @@ use crate::db::Db;
 use crate::wal::LogWriter;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 pub use error::WebError;
@@ -42,7 +41,6 @@ pub struct AppState {
     /// For calls to other nodes (with this node's Lamport clock).
     pub rpc: Rpc,
     /// This node is rebuilding itself from the master's log.
-    pub resyncing: Arc<AtomicBool>,
     /// Runs catalog imports (one at a time); start them with `admin::start_import`.
     pub importer: Addr<ApiImporter>,
     /// The admin password, session key and login throttle.

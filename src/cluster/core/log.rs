@@ -32,6 +32,12 @@ impl LogIndex {
         Ok(log)
     }
 
+    /// The index of a stored log, from its runs (ascending), its last LSN and its
+    /// membership entries (ascending).
+    pub fn from_parts(runs: Vec<Run>, last: Lsn, memberships: Vec<(Lsn, Membership)>) -> Self {
+        Self { runs, last, memberships }
+    }
+
     pub fn last(&self) -> Position {
         Position { epoch: self.runs.last().map(|r| r.epoch).unwrap_or(0), lsn: self.last }
     }

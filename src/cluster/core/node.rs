@@ -23,6 +23,8 @@ pub struct Timing {
     pub bootstrap_wait: Time,
     /// A learner this close to the master's log (in entries) is promoted to voter.
     pub catch_up_slack: Lsn,
+    /// A master whose own log has not finished a write for this long steps down.
+    pub storage_stall: Time,
 }
 
 impl Timing {
@@ -35,6 +37,7 @@ impl Timing {
             batch: 256,
             bootstrap_wait: failure_timeout * 2,
             catch_up_slack: 64,
+            storage_stall: failure_timeout,
         }
     }
 }
@@ -168,6 +171,7 @@ impl Node {
         log: LogIndex,
         now: Time,
     ) -> Self {
+        let alone = initial.as_ref().is_some_and(|m| m.voters.len() == 1 && m.is_voter(id));
         Self {
             id,
             timing,
@@ -178,8 +182,9 @@ impl Node {
             role: Role::Follower,
             master: None,
             heard_at: None,
-            // Give a running master the chance to be heard before electing.
-            elect_after: now + timing.failure_timeout,
+            // Give a running master the chance to be heard before electing (a node that is
+            // the whole cluster has nobody to wait for).
+            elect_after: if alone { now } else { now + timing.failure_timeout },
             election: Election::Idle,
             ok_rounds: 0,
             start_lsn: None,
@@ -201,6 +206,12 @@ impl Node {
             departed: BTreeSet::new(),
             now,
         }
+    }
+
+    /// What the master knows of each other node: the LSN their log matches up to, and when
+    /// they last answered (the send time of the Append they answered).
+    pub fn progress(&self) -> Vec<(NodeId, Lsn, Option<Time>)> {
+        self.progress.iter().map(|(id, p)| (*id, p.matched, p.acked)).collect()
     }
 
     pub fn hard_state(&self) -> HardState {
@@ -227,12 +238,16 @@ impl Node {
     pub fn membership(&self) -> Membership {
         match self.log.membership() {
             Some((_, m)) => m.clone(),
-            None => self.initial.clone().unwrap_or_default(),
+            // A log from before memberships were logged, under a static list.
+            None if !self.log.is_empty() => self.initial.clone().unwrap_or_default(),
+            None => Membership::default(),
         }
     }
 
+    /// The node knows the membership: its log holds one (or holds entries, under a static
+    /// list). A node with an empty log joins or founds a cluster first.
     fn configured(&self) -> bool {
-        self.log.membership().is_some() || self.initial.is_some()
+        self.log.membership().is_some() || (self.initial.is_some() && !self.log.is_empty())
     }
 
     pub fn view(&self) -> View {
@@ -259,7 +274,7 @@ impl Node {
     }
 
     fn storage_stalled(&self) -> bool {
-        self.busy_since.is_some_and(|t| self.now.saturating_sub(t) > self.timing.failure_timeout)
+        self.busy_since.is_some_and(|t| self.now.saturating_sub(t) > self.timing.storage_stall)
     }
 
     fn has_lease(&self) -> bool {
@@ -921,8 +936,18 @@ impl Node {
         out.push(Output::AppendLocal(Local::Membership(next)));
     }
 
-    /// DNS discovery and an empty log: join whoever is configured, or, when nobody is and
-    /// this node has the highest id in sight, found the cluster alone.
+    /// Writes the founding entry (LSN 1, epoch 0) and may elect at once.
+    fn found<E: LogEntry>(&mut self, founding: Membership, out: &mut Vec<Output<E>>) {
+        log::info!("node {}: founds the cluster: {}", self.id, founding.describe());
+        let meta = EntryMeta { lsn: 1, epoch: 0, membership: Some(founding.clone()) };
+        let _ = self.log.append(&meta);
+        out.push(Output::Found(founding));
+        self.elect_after = self.now;
+    }
+
+    /// An empty log: join whoever is configured. Under a static list, found the cluster it
+    /// names once every node on it says it has nothing; under DNS discovery, when nobody in
+    /// sight is configured and this node has the highest id, found it alone.
     fn unconfigured<E: LogEntry>(&mut self, out: &mut Vec<Output<E>>) {
         if self.last_hello.is_none_or(|t| self.now >= t + self.timing.heartbeat * 5) {
             // A round ends: did everyone in sight answer, and was nobody configured?
@@ -934,17 +959,22 @@ impl Node {
                 self.send(id, Message::Hello, out);
             }
         }
+        if let Some(list) = self.initial.clone() {
+            // A static list founds the cluster it names once every other node on it said it
+            // has nothing (the founding entry is the same whoever writes it).
+            let others: Vec<NodeId> = list.voters.iter().copied().filter(|i| *i != self.id).collect();
+            if self.log.is_empty() && others.iter().all(|id| self.hello.get(id) == Some(&false)) {
+                self.found(list, out);
+            }
+            return;
+        }
         let wait = self.timing.bootstrap_wait;
         let settled = self.now >= self.discovered_at + wait && self.now >= self.started_at + wait;
         let nobody_configured = self.nobody_configured && self.log.is_empty();
         let highest = self.discovered.iter().all(|id| *id < self.id);
         if settled && nobody_configured && highest {
             log::info!("node {}: nobody configured in sight; founding the cluster", self.id);
-            let founding = Membership::of_voters([self.id]);
-            let meta = EntryMeta { lsn: 1, epoch: 0, membership: Some(founding.clone()) };
-            let _ = self.log.append(&meta);
-            out.push(Output::Found(founding));
-            self.elect_after = self.now;
+            self.found(Membership::of_voters([self.id]), out);
         }
     }
 }
