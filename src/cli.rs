@@ -12,6 +12,7 @@ const USAGE: &str = "usage: marquee serve
        marquee migrate
        marquee import                       (from the API: FLIXSTER_BASE_URL, FLIXSTER_API_KEY, IMPORT_ZIP, ...)
        marquee import --from DIR [--date YYYY-MM-DD]
+       marquee cluster remove ID [--node HOST:PORT]   (an operator removes a crashed node; CLUSTER_SECRET signs)
        marquee fixture-api --dir DIR [--bind ADDR] [--key KEY] [--date YYYY-MM-DD] [--fault FAULT]
          FAULT: slow:MILLISECONDS | error:EVERY_NTH | rate-limit:FIRST_N | broken-json[:THEATER_ID]
                 | missing-field | wrong-type | oversized | status:HTTP_STATUS";
@@ -30,6 +31,7 @@ pub fn main() -> Result<(), String> {
         Some("import") if args.iter().any(|a| a == "--from") => crate::catalog::cli_import(settings, &args[1..]),
         Some("import") => api_import(settings, &args[1..]),
         Some("fixture-api") => fixture_api(&args[1..]),
+        Some("cluster") => cluster_command(settings, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -38,9 +40,35 @@ pub fn main() -> Result<(), String> {
     }
 }
 
+/// How long a node stopping on SIGTERM waits for its removal from the cluster to commit
+/// (docker compose gives 10 s before SIGKILL).
+const LEAVE_GRACE: Duration = Duration::from_secs(8);
+
 fn serve(settings: Settings) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
+        let dns = matches!(settings.cluster.peers, crate::cluster::config::PeerSource::Dns { .. });
         let app = Application::build(settings).map_err(|e| e.to_string())?;
+        let (handle, coordinator) = (app.handle(), app.state.coordinator.clone());
+        actix_web::rt::spawn(async move {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            // Under DNS discovery a node that stops is being scaled away: it leaves the
+            // membership through the log first, so the quorum shrinks with it. (Under a
+            // static PEERS list the membership stays; a stopped node is a crashed one.)
+            if dns {
+                log::info!("stopping: leaving the cluster first (at most {} s)", LEAVE_GRACE.as_secs());
+                let leave = coordinator.send(crate::cluster::election::Leave);
+                if actix_rt::time::timeout(LEAVE_GRACE, leave).await.is_err() {
+                    log::warn!("stopping before the removal was committed");
+                }
+            }
+            handle.stop(true).await;
+        });
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }
@@ -182,6 +210,47 @@ fn api_import(settings: Settings, args: &[String]) -> Result<(), String> {
             outcome.lsn.map(|l| format!(", log entry {l}")).unwrap_or_default()
         );
         Ok(())
+    })
+}
+
+/// `marquee cluster remove ID [--node HOST:PORT]`: asks a node (this one's MARQUEE_BIND by
+/// default) to have the master remove node ID from the membership, signed with the
+/// cluster secret. For a node that crashed and will not come back: until then it stays a
+/// voter, so a crash never shrinks the quorum.
+fn cluster_command(settings: Settings, args: &[String]) -> Result<(), String> {
+    use crate::cluster::client::Rpc;
+    use crate::cluster::{ClusterState, Peer};
+    use actix::Actor;
+    let (Some("remove"), Some(id)) = (args.first().map(String::as_str), args.get(1)) else {
+        return Err(format!("usage: marquee cluster remove ID [--node HOST:PORT]\n{USAGE}"));
+    };
+    let id: u64 = id.parse().map_err(|_| format!("'{id}' is not a node id"))?;
+    let node = match (args.get(2).map(String::as_str), args.get(3)) {
+        (Some("--node"), Some(n)) => n.clone(),
+        (None, _) => settings.bind.replace("0.0.0.0", "127.0.0.1"),
+        _ => return Err("usage: marquee cluster remove ID [--node HOST:PORT]".into()),
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let cluster = std::sync::Arc::new(ClusterState::new(settings.cluster.clone(), 0, Vec::new()));
+        let rpc = Rpc { cluster, clock: crate::actors::lamport::LamportClock::new(0).start() };
+        let peer = Peer { id: 0, address: node.clone() };
+        let client = Rpc::http_client(Duration::from_secs(10));
+        let answer = rpc
+            .call::<_, Result<(), (u16, String)>>(
+                &client,
+                &peer,
+                "/internal/admin/remove",
+                serde_json::json!({ "id": id }),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        match answer.body {
+            Ok(()) => {
+                println!("node {id}: removal asked of the master (through {node}); see /api/cluster");
+                Ok(())
+            }
+            Err((status, message)) => Err(format!("{status}: {message}")),
+        }
     })
 }
 

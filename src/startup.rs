@@ -222,6 +222,7 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .default_service(aw::to(pages::not_found))
     })
     .workers(workers)
+    .disable_signals()
     .backlog(BACKLOG as u32)
     .listen(listener)?
     .run();

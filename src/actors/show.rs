@@ -344,6 +344,16 @@ fn settled(outcome: Outcome) -> Result<crate::wal::LogRecord, BookingError> {
 }
 
 impl ShowActor {
+    /// Only a node that takes writes answers a write, even a refusal: "taken" from the
+    /// memory of a node that lost its lease may be stale.
+    fn may_write(&self) -> Result<(), BookingError> {
+        if self.deps.cluster.writable() {
+            Ok(())
+        } else {
+            Err(wal_to_booking(WalError::NotMaster))
+        }
+    }
+
     /// The log decided a hold: active (and the keyed retries get it), or gone.
     fn hold_decided(
         &mut self,
@@ -451,6 +461,9 @@ impl ShowActor {
     /// Places a hold. Seats held by a hold the log has not decided yet are neither free nor
     /// taken: the hold waits for that decision (once), then tries again.
     fn place(&mut self, msg: PlaceHold, may_wait: bool, ctx: &mut Context<Self>) -> Reply<HoldReceipt> {
+        if let Err(e) = self.may_write() {
+            return done(Err(e));
+        }
         let show_id = self.id;
         let hold_for = self.deps.hold_duration;
         let r = match self.ready() {
@@ -563,6 +576,9 @@ impl Handler<ConfirmHold> for ShowActor {
     type Result = Reply<BookingReceipt>;
 
     fn handle(&mut self, msg: ConfirmHold, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.may_write() {
+            return done(Err(e));
+        }
         let show_id = self.id.0;
         let r = match self.ready() {
             Ok(r) => r,
@@ -637,6 +653,9 @@ impl Handler<ReleaseHold> for ShowActor {
     type Result = Reply<()>;
 
     fn handle(&mut self, msg: ReleaseHold, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.may_write() {
+            return done(Err(e));
+        }
         let show_id = self.id.0;
         let r = match self.ready() {
             Ok(r) => r,
@@ -701,6 +720,9 @@ impl ShowActor {
     /// Cancels `code`; a customer (`email` given) must match the booking's email and be
     /// before the cut-off. Cancelling again answers the cancelled booking.
     fn cancel(&mut self, code: BookingCode, email: Option<Email>, origin: Origin) -> Reply<BookingReceipt> {
+        if let Err(e) = self.may_write() {
+            return done(Err(e));
+        }
         let show_id = self.id.0;
         let cutoff = self.deps.cancel_cutoff;
         let r = match self.ready() {

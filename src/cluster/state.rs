@@ -108,7 +108,8 @@ impl ClusterState {
     pub fn route(&self) -> Route {
         let s = self.read();
         match (s.view.role, s.view.master) {
-            (Role::Master, _) => Route::Local,
+            (Role::Master, _) if self.gate.writable_epoch().is_some() => Route::Local,
+            (Role::Master, _) => Route::NoMaster,
             (_, Some(m)) if m != self.node_id => match s.peers.iter().find(|p| p.id == m) {
                 Some(p) => Route::Forward(p.clone()),
                 None => Route::NoMaster,

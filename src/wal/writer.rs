@@ -499,7 +499,17 @@ impl Tail {
         truncate_after: Option<i64>,
         records: Vec<LogRecord>,
     ) -> Result<LogPosition, WalError> {
-        let cut = truncate_after.filter(|t| *t < self.next_lsn - 1);
+        // The protocol cuts where this node's log differs as far as it knows; entries this
+        // node appended as master that the protocol has not heard of yet may differ too:
+        // an entry already stored under another epoch is cut as well.
+        let mut cut = truncate_after.filter(|t| *t < self.next_lsn - 1);
+        for r in records.iter().filter(|r| r.lsn < self.next_lsn && cut.is_none_or(|c| r.lsn <= c)) {
+            let stored = epoch_at(conn, r.lsn).map_err(|e| WalError::Database(e.to_string()))?;
+            if stored != Some(r.epoch) {
+                cut = Some(r.lsn - 1);
+                break;
+            }
+        }
         if let Some(t) = cut {
             log::warn!("log writer: dropping entries after {t} (another master's log wins) and rebuilding");
             let kept = read_log(conn, 0, t).map_err(|e| WalError::Database(e.to_string()))?;

@@ -284,9 +284,22 @@ async fn admin_remove(state: web::Data<AppState>, req: HttpRequest, body: web::B
         Ok(e) => e,
         Err(r) => return r,
     };
-    let res: Relayed<()> = match state.coordinator.send(RemoveNode(env.body.id)).await {
-        Ok(true) => Ok(()),
+    let id = env.body.id;
+    let res: Relayed<()> = match state.cluster.route() {
+        crate::cluster::state::Route::Local => match state.coordinator.send(RemoveNode(id)).await {
+            Ok(true) => Ok(()),
+            _ => not_master(),
+        },
+        crate::cluster::state::Route::Forward(master) if env.from != master.id => {
+            let client = Rpc::http_client(Duration::from_secs(5));
+            let body = serde_json::json!({ "id": id });
+            match state.rpc.call::<_, Relayed<()>>(&client, &master, "/internal/admin/remove", body).await {
+                Ok(answer) => answer.body,
+                Err(e) => Err((503, format!("the master did not answer: {e}"))),
+            }
+        }
         _ => not_master(),
     };
+    log::info!("operator removal of node {id}: {res:?}");
     reply(&state, res).await
 }

@@ -80,6 +80,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     pages::config(cfg);
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+/// 200 while this node can serve; 503 while its storage is gone (nginx then sends its
+/// pages to another node).
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    if state.cluster.storage_ok() {
+        HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "storage unavailable" }))
+    }
 }

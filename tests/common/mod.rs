@@ -277,6 +277,7 @@ pub async fn wait_for_import(app: &TestApp, id: u64) -> marquee::actors::importe
 /// Starts an import the way the admin page does and waits for its end.
 pub async fn run_import(app: &TestApp) -> marquee::actors::importer::ImportJob {
     use marquee::actors::importer::Trigger;
+    app.writable().await;
     let job = marquee::web::admin::start_import(&app.state, Trigger::Admin).await.expect("the import starts");
     wait_for_import(app, job.id).await
 }

@@ -238,16 +238,17 @@ impl Node {
     pub fn membership(&self) -> Membership {
         match self.log.membership() {
             Some((_, m)) => m.clone(),
-            // A log from before memberships were logged, under a static list.
-            None if !self.log.is_empty() => self.initial.clone().unwrap_or_default(),
+            // A log written without a membership (offline, or by an older version): the
+            // static list, or under DNS discovery this node alone (it has the data).
+            None if !self.log.is_empty() => self.initial.clone().unwrap_or_else(|| Membership::of_voters([self.id])),
             None => Membership::default(),
         }
     }
 
-    /// The node knows the membership: its log holds one (or holds entries, under a static
-    /// list). A node with an empty log joins or founds a cluster first.
+    /// The node knows the membership: its log holds one, or holds entries at all. A node
+    /// with an empty log joins or founds a cluster first.
     fn configured(&self) -> bool {
-        self.log.membership().is_some() || (self.initial.is_some() && !self.log.is_empty())
+        self.log.membership().is_some() || !self.log.is_empty()
     }
 
     pub fn view(&self) -> View {
