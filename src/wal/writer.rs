@@ -125,6 +125,36 @@ impl LogWriter {
         appended: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
         timeout: Duration,
     ) -> Result<Self, DbError> {
+        Self::spawn(db, clock, node_id, gate, tracker, appended, None, timeout)
+    }
+
+    /// A writer for offline work (imports from the command line, seeding benchmarks): this
+    /// node alone, its own master in its log's last epoch, every write committed once it is
+    /// durable here.
+    pub fn start_alone(db: Db, clock: Addr<LamportClock>, node_id: u64) -> Result<Self, DbError> {
+        let epoch = {
+            let mut conn = db.get()?;
+            last_position(&mut conn)?.last_epoch.max(0) as u64
+        };
+        let gate = Arc::new(WriteGate::default());
+        gate.set(Some(epoch), Some(epoch));
+        let tracker = Arc::new(CommitTracker::default());
+        let alone = Some(tracker.clone());
+        Self::spawn(db, clock, node_id, gate, tracker, None, alone, Duration::from_secs(30))
+    }
+
+    /// Starts the writer thread after the log's last stored entry.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        db: Db,
+        clock: Addr<LamportClock>,
+        node_id: u64,
+        gate: Arc<WriteGate>,
+        tracker: Arc<CommitTracker>,
+        appended: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
+        alone: Option<Arc<CommitTracker>>,
+        timeout: Duration,
+    ) -> Result<Self, DbError> {
         let mut conn = db.get()?;
         let last = last_position(&mut conn)?;
         drop(conn);
@@ -141,46 +171,13 @@ impl LogWriter {
             stats: stats.clone(),
             next_lsn: last.last_lsn + 1,
             last_epoch: last.last_epoch,
-            alone: None,
+            alone,
         };
         std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || tail.run(rx))
             .map_err(|e| DbError::Connect(format!("cannot start the log writer: {e}")))?;
         Ok(Self { tx, stats, gate, tracker, timeout })
-    }
-
-    /// A writer for offline work (imports from the command line, seeding benchmarks): this
-    /// node alone, its own master in the epoch after its log's, every write committed once
-    /// it is durable here.
-    pub fn start_alone(db: Db, clock: Addr<LamportClock>, node_id: u64) -> Result<Self, DbError> {
-        let mut conn = db.get()?;
-        let last = last_position(&mut conn)?;
-        drop(conn);
-        let epoch = last.last_epoch.max(0) as u64;
-        let gate = Arc::new(WriteGate::default());
-        gate.set(Some(epoch), Some(epoch));
-        let tracker = Arc::new(CommitTracker::default());
-        let stats = Arc::new(WriterStats { busy_since_ms: AtomicI64::new(-1), ..WriterStats::default() });
-        stats.last_lsn.store(last.last_lsn, Ordering::SeqCst);
-        stats.last_epoch.store(last.last_epoch, Ordering::SeqCst);
-        let (tx, rx) = mpsc::channel();
-        let tail = Tail {
-            db,
-            clock,
-            node_id,
-            gate: gate.clone(),
-            appended: None,
-            stats: stats.clone(),
-            next_lsn: last.last_lsn + 1,
-            last_epoch: last.last_epoch,
-            alone: Some(tracker.clone()),
-        };
-        std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || tail.run(rx))
-            .map_err(|e| DbError::Connect(format!("cannot start the log writer: {e}")))?;
-        Ok(Self { tx, stats, gate, tracker, timeout: Duration::from_secs(30) })
     }
 
     /// Queues a change made on this node; resolves once the log decided it (or with

@@ -277,8 +277,8 @@ struct RemoveRequest {
     id: u64,
 }
 
-/// An operator removes a node from the cluster (the admin page, or `marquee cluster remove`),
-/// passed on to the master.
+/// An operator removes a node from the cluster (`marquee cluster remove`), passed on to the
+/// master.
 async fn admin_remove(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let env: Envelope<RemoveRequest> = match open(&state, &req, &body).await {
         Ok(e) => e,
