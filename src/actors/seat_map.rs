@@ -77,6 +77,8 @@ pub enum HoldStatus {
     /// A booking for it is being committed.
     Confirming,
     Confirmed(String),
+    /// Its owner released it and the log has not decided that yet: the seats stay held.
+    Releasing,
     /// Expired or released: the seats went back; the id is remembered so a late confirm
     /// is told the hold is gone rather than unknown.
     Ended,
@@ -105,6 +107,8 @@ pub struct BookingEntry {
 pub enum HoldRefusal {
     Unknown(Vec<String>),
     Taken(Vec<String>),
+    /// Only seats of a hold the log has not decided are in the way (its id).
+    Undecided(String),
 }
 
 /// Why a hold cannot be confirmed.
@@ -183,36 +187,33 @@ impl SeatMap {
         self.holds.get(id).map(|h| (&**id, h))
     }
 
-    /// Checks a selection against the map: every seat must exist and be free.
+    /// Checks a selection against the map: every seat must exist and be free. Seats whose
+    /// holder the log has not decided yet are not "taken" (that hold may yet not happen):
+    /// if only such seats are in the way, the refusal names the hold to wait for.
     pub fn check_free(&self, selection: &SeatSelection) -> Result<Vec<usize>, HoldRefusal> {
         let mut unknown = Vec::new();
         let mut taken = Vec::new();
+        let mut undecided = None;
         let mut idx = Vec::new();
         for seat in selection.seats() {
-            match self.layout.seat_index(seat) {
+            match self.layout.seat_index(seat).map(|i| (i, &self.states[i])) {
                 None => unknown.push(seat.to_string()),
-                Some(i) if self.states[i] != SeatState::Free => taken.push(seat.to_string()),
-                Some(i) => idx.push(i),
+                Some((i, SeatState::Free)) => idx.push(i),
+                Some((_, SeatState::Held(h))) if self.holds.get(h).is_some_and(|e| e.status == HoldStatus::Pending) => {
+                    undecided.get_or_insert_with(|| h.to_string());
+                }
+                Some(_) => taken.push(seat.to_string()),
             }
         }
         if !unknown.is_empty() {
             Err(HoldRefusal::Unknown(unknown))
         } else if !taken.is_empty() {
             Err(HoldRefusal::Taken(taken))
+        } else if let Some(h) = undecided {
+            Err(HoldRefusal::Undecided(h))
         } else {
             Ok(idx)
         }
-    }
-
-    /// Whether any of these seats is held by a hold the log has not decided yet (so "taken"
-    /// would be premature: the hold may yet not happen).
-    pub fn undecided(&self, selection: &SeatSelection) -> Option<String> {
-        selection.seats().iter().find_map(|s| match self.layout.seat_index(s).map(|i| &self.states[i]) {
-            Some(SeatState::Held(h)) if self.holds.get(h).is_some_and(|e| e.status == HoldStatus::Pending) => {
-                Some(h.to_string())
-            }
-            _ => None,
-        })
     }
 
     /// Marks the seats held by `id`. The seats must have passed [`Self::check_free`].
@@ -282,13 +283,17 @@ impl SeatMap {
     pub fn due(&self, now: DateTime<Utc>) -> Vec<String> {
         self.holds
             .iter()
-            .filter(|(_, h)| h.status == HoldStatus::Active && h.expires_at <= now)
+            .filter(|(_, h)| matches!(h.status, HoldStatus::Active | HoldStatus::Releasing) && h.expires_at <= now)
             .map(|(id, _)| id.to_string())
             .collect()
     }
 
     pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
-        self.holds.values().filter(|h| h.status == HoldStatus::Active).map(|h| h.expires_at).min()
+        self.holds
+            .values()
+            .filter(|h| matches!(h.status, HoldStatus::Active | HoldStatus::Releasing))
+            .map(|h| h.expires_at)
+            .min()
     }
 
     /// Starts confirming a hold: it must be active and not expired.
@@ -298,6 +303,7 @@ impl SeatMap {
             HoldStatus::Confirmed(code) => return Err(ConfirmRefusal::AlreadyConfirmed(code.clone())),
             HoldStatus::Confirming => return Err(ConfirmRefusal::InProgress),
             HoldStatus::Pending => return Err(ConfirmRefusal::NoSuchHold),
+            HoldStatus::Releasing => return Err(ConfirmRefusal::Expired),
             HoldStatus::Ended => return Err(ConfirmRefusal::Expired),
             HoldStatus::Active if h.expires_at <= now => return Err(ConfirmRefusal::Expired),
             HoldStatus::Active => {}
@@ -322,6 +328,26 @@ impl SeatMap {
         }
         self.bookings.insert(code.to_string(), booking);
         self.version += 1;
+    }
+
+    /// Starts releasing an active hold (its seats stay held until the log decides).
+    pub fn begin_release(&mut self, id: &str) -> bool {
+        match self.holds.get_mut(id) {
+            Some(h) if h.status == HoldStatus::Active => {
+                h.status = HoldStatus::Releasing;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The release could not be stored: the hold is active again.
+    pub fn abort_release(&mut self, id: &str) {
+        if let Some(h) = self.holds.get_mut(id) {
+            if h.status == HoldStatus::Releasing {
+                h.status = HoldStatus::Active;
+            }
+        }
     }
 
     /// The booking could not be stored: the hold is active again.
@@ -440,6 +466,36 @@ mod tests {
         assert!(map.check_free(&sel(&["A1"])).is_ok());
         assert!(map.check_free(&sel(&["A2"])).is_err());
         assert_eq!(map.next_expiry(), Some(now + Duration::minutes(5)));
+    }
+
+    #[test]
+    fn a_hold_the_log_has_not_decided_is_waited_for_not_called_taken() {
+        let mut map = SeatMap::new(layout());
+        let t = Utc::now() + Duration::minutes(8);
+        let a1 = map.check_free(&sel(&["A1"])).unwrap();
+        map.place_hold("p", a1, t, None, HoldStatus::Pending);
+        held(&mut map, "h", &["A2"], t);
+        assert_eq!(map.check_free(&sel(&["A1"])), Err(HoldRefusal::Undecided("p".into())));
+        // A seat that is surely taken decides the refusal, and only it is named.
+        assert_eq!(map.check_free(&sel(&["A1", "A2"])), Err(HoldRefusal::Taken(vec!["A2".into()])));
+        map.mark_active("p");
+        assert_eq!(map.check_free(&sel(&["A1"])), Err(HoldRefusal::Taken(vec!["A1".into()])));
+    }
+
+    #[test]
+    fn a_release_frees_nothing_until_it_is_decided() {
+        let mut map = SeatMap::new(layout());
+        let now = Utc::now();
+        held(&mut map, "h", &["A1"], now + Duration::minutes(5));
+        assert!(map.begin_release("h"));
+        assert!(!map.begin_release("h"), "already releasing");
+        assert!(map.check_free(&sel(&["A1"])).is_err(), "still held while the log decides");
+        assert_eq!(map.begin_confirm("h", now), Err(ConfirmRefusal::Expired));
+        map.abort_release("h");
+        assert_eq!(map.hold("h").unwrap().status, HoldStatus::Active, "not stored: the hold stands");
+        assert!(map.begin_release("h"));
+        assert!(map.end_hold("h"));
+        assert!(map.check_free(&sel(&["A1"])).is_ok());
     }
 
     #[test]

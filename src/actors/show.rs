@@ -62,6 +62,9 @@ struct Ready {
     waiters: HashMap<String, Vec<oneshot::Sender<Result<BookingReceipt, BookingError>>>>,
     /// Retries of a keyed hold whose write the log has not decided yet.
     hold_waiters: HashMap<String, Vec<oneshot::Sender<Result<HoldReceipt, BookingError>>>>,
+    /// Cancellations written and not yet decided by the log (the seats stay booked until
+    /// they are), with the retries that wait for the decision.
+    cancelling: HashMap<String, Vec<oneshot::Sender<Result<BookingReceipt, BookingError>>>>,
     timer: Option<(DateTime<Utc>, SpawnHandle)>,
 }
 
@@ -208,6 +211,7 @@ impl ShowActor {
             map,
             waiters: HashMap::new(),
             hold_waiters: HashMap::new(),
+            cancelling: HashMap::new(),
             timer: None,
         }
     }
@@ -333,16 +337,6 @@ fn wal_to_booking(e: WalError) -> BookingError {
     }
 }
 
-/// A release or cancel: the seat map already shows it (the master's memory follows its own
-/// log; if the log drops the entry, the seat maps are rebuilt from the log that won).
-fn settled(outcome: Outcome) -> Result<crate::wal::LogRecord, BookingError> {
-    match outcome {
-        Outcome::Committed(r) => Ok(r),
-        Outcome::Failed(e) => Err(wal_to_booking(e)),
-        Outcome::Unknown(..) => Err(wal_to_booking(WalError::NoQuorum)),
-    }
-}
-
 impl ShowActor {
     /// Only a node that takes writes answers a write, even a refusal: "taken" from the
     /// memory of a node that lost its lease may be stale.
@@ -440,27 +434,30 @@ impl Handler<PlaceHold> for ShowActor {
     type Result = Reply<HoldReceipt>;
 
     fn handle(&mut self, msg: PlaceHold, ctx: &mut Context<Self>) -> Self::Result {
-        self.place(msg, true, ctx)
+        self.place(msg, WAITS, ctx)
     }
 }
 
-/// A hold tried again once the hold in its way was decided.
+/// How many undecided holds in its way a hold waits for before it is told to try again.
+const WAITS: u8 = 4;
+
+/// A hold tried again once the hold in its way was decided (with the waits it has left).
 #[derive(Message)]
 #[rtype(result = "Result<HoldReceipt, BookingError>")]
-struct PlaceHoldAgain(PlaceHold);
+struct PlaceHoldAgain(PlaceHold, u8);
 
 impl Handler<PlaceHoldAgain> for ShowActor {
     type Result = Reply<HoldReceipt>;
 
     fn handle(&mut self, msg: PlaceHoldAgain, ctx: &mut Context<Self>) -> Self::Result {
-        self.place(msg.0, false, ctx)
+        self.place(msg.0, msg.1, ctx)
     }
 }
 
 impl ShowActor {
     /// Places a hold. Seats held by a hold the log has not decided yet are neither free nor
     /// taken: the hold waits for that decision (once), then tries again.
-    fn place(&mut self, msg: PlaceHold, may_wait: bool, ctx: &mut Context<Self>) -> Reply<HoldReceipt> {
+    fn place(&mut self, msg: PlaceHold, waits: u8, ctx: &mut Context<Self>) -> Reply<HoldReceipt> {
         if let Err(e) = self.may_write() {
             return done(Err(e));
         }
@@ -506,9 +503,8 @@ impl ShowActor {
         let seats = match r.map.check_free(&msg.seats) {
             Ok(s) => s,
             Err(HoldRefusal::Unknown(s)) => return done(Err(BookingError::UnknownSeats(s))),
-            Err(HoldRefusal::Taken(_)) if r.map.undecided(&msg.seats).is_some() => {
-                let in_the_way = r.map.undecided(&msg.seats).unwrap_or_default();
-                if !may_wait {
+            Err(HoldRefusal::Undecided(in_the_way)) => {
+                if waits == 0 {
                     return done(Err(BookingError::Unavailable(
                         "some of these seats are being held right now; try again in a moment".into(),
                     )));
@@ -519,7 +515,7 @@ impl ShowActor {
                 return Box::pin(
                     async move {
                         let _ = rx.await;
-                        me.send(PlaceHoldAgain(msg)).await.unwrap_or_else(|_| {
+                        me.send(PlaceHoldAgain(msg, waits - 1)).await.unwrap_or_else(|_| {
                             Err(BookingError::Unavailable("the show was unloaded; try again".into()))
                         })
                     }
@@ -666,19 +662,47 @@ impl Handler<ReleaseHold> for ShowActor {
             None => return done(Err(BookingError::HoldNotFound)),
             Some(HoldStatus::Active) => {}
             Some(HoldStatus::Ended) => return done(Err(BookingError::HoldExpired)),
-            Some(HoldStatus::Confirmed(_)) | Some(HoldStatus::Confirming) | Some(HoldStatus::Pending) => {
+            Some(HoldStatus::Confirmed(_) | HoldStatus::Confirming | HoldStatus::Pending | HoldStatus::Releasing) => {
                 return done(Err(BookingError::HoldBusy))
             }
         }
-        r.map.end_hold(&id);
-        self.publish();
+        // The seats go back once the log has the release: a release that is not stored
+        // leaves the hold as it was.
+        r.map.begin_release(&id);
         let change = Change::HoldsEnded(HoldsEnded {
             show_id,
-            hold_ids: vec![id],
+            hold_ids: vec![id.clone()],
             state: crate::db::models::hold_state::RELEASED.to_string(),
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        Box::pin(write.into_actor(self).map(|outcome, _, _| settled(outcome).map(|_| ())))
+        Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Outcome::Committed(_) => act.release_decided(&id, Ok(())),
+            Outcome::Failed(e) => act.release_decided(&id, Err(wal_to_booking(e))),
+            Outcome::Unknown(_, decision) => {
+                ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
+                    let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
+                    let _ = act.release_decided(&id, res);
+                }));
+                Err(wal_to_booking(WalError::NoQuorum))
+            }
+        }))
+    }
+}
+
+impl ShowActor {
+    /// The log decided a release: the seats are free, or the hold stands.
+    fn release_decided(&mut self, id: &str, res: Result<(), BookingError>) -> Result<(), BookingError> {
+        let Loading::Ready(r) = &mut self.state else {
+            return Err(BookingError::Unavailable("the show was unloaded".into()));
+        };
+        match &res {
+            Ok(()) => {
+                r.map.end_hold(id);
+            }
+            Err(_) => r.map.abort_release(id),
+        }
+        self.publish();
+        res
     }
 }
 
@@ -737,19 +761,57 @@ impl ShowActor {
         if booking.cancelled {
             return done(Self::receipt(&r.map, show_id, &code).ok_or(BookingError::BookingNotFound));
         }
+        if let Some(waiting) = r.cancelling.get_mut(&code) {
+            // The same cancellation again, while the log decides the first: its answer.
+            let (tx, rx) = oneshot::channel();
+            waiting.push(tx);
+            return Box::pin(
+                async move {
+                    rx.await
+                        .unwrap_or_else(|_| Err(BookingError::Unavailable("the cancellation was interrupted".into())))
+                }
+                .into_actor(self),
+            );
+        }
         let deadline = r.starts_at - cutoff;
         if email.is_some() && Utc::now() >= deadline {
             return done(Err(BookingError::TooLateToCancel(deadline.format("%Y-%m-%d %H:%M UTC").to_string())));
         }
-        r.map.cancel(&code);
-        let receipt = Self::receipt(&r.map, show_id, &code);
-        self.publish();
-        let change = Change::BookingCancelled(BookingCancelled { code, show_id, at: Utc::now().naive_utc() });
+        // The seats go back on sale once the log has the cancellation: a write that fails
+        // must leave the booking as it was, and a retry must not be told "cancelled" from
+        // memory before the log decides.
+        r.cancelling.insert(code.clone(), Vec::new());
+        let change =
+            Change::BookingCancelled(BookingCancelled { code: code.clone(), show_id, at: Utc::now().naive_utc() });
         let write = self.deps.writer.append_from(change, origin);
-        Box::pin(write.into_actor(self).map(move |outcome, _, _| match settled(outcome) {
-            Ok(_) => receipt.ok_or(BookingError::BookingNotFound),
-            Err(e) => Err(e),
+        Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Outcome::Committed(_) => act.cancel_decided(&code, Ok(())),
+            Outcome::Failed(e) => act.cancel_decided(&code, Err(wal_to_booking(e))),
+            Outcome::Unknown(_, decision) => {
+                ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
+                    let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
+                    let _ = act.cancel_decided(&code, res);
+                }));
+                Err(wal_to_booking(WalError::NoQuorum))
+            }
         }))
+    }
+
+    /// The log decided a cancellation: the seats are free, or the booking stands.
+    fn cancel_decided(&mut self, code: &str, res: Result<(), BookingError>) -> Result<BookingReceipt, BookingError> {
+        let show_id = self.id.0;
+        let Loading::Ready(r) = &mut self.state else {
+            return Err(BookingError::Unavailable("the show was unloaded".into()));
+        };
+        let result = res.and_then(|()| {
+            r.map.cancel(code);
+            Self::receipt(&r.map, show_id, code).ok_or(BookingError::BookingNotFound)
+        });
+        for w in r.cancelling.remove(code).unwrap_or_default() {
+            let _ = w.send(result.clone());
+        }
+        self.publish();
+        result
     }
 }
 

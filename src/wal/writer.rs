@@ -436,7 +436,7 @@ impl Tail {
                 return (records.into_iter().map(Ok).collect(), true);
             }
             Err(e) if changes.len() == 1 => {
-                let healthy = !is_connection_error(&e);
+                let healthy = !is_connection_error(&e) && alive(conn);
                 if !healthy {
                     log::error!("log writer: {e}");
                 }
@@ -452,7 +452,7 @@ impl Tail {
                     self.committed(std::slice::from_ref(&rec));
                     results.push(Ok(rec));
                 }
-                Err(e) if is_connection_error(&e) => {
+                Err(e) if is_connection_error(&e) || !alive(conn) => {
                     log::error!("log writer: {e}");
                     results.push(Err(to_wal_error(e)));
                     while results.len() < changes.len() {
@@ -570,6 +570,13 @@ fn is_connection_error(e: &DieselError) -> bool {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
             | DieselError::BrokenTransactionManager
     )
+}
+
+/// Whether the connection still answers. MariaDB's client reports a server that went away
+/// ("Server has gone away", "Lost connection") with an error kind diesel does not name, so
+/// after a failure that is not a refusal the writer asks.
+fn alive(conn: &mut MysqlConnection) -> bool {
+    conn.batch_execute("SELECT 1").is_ok()
 }
 
 fn to_wal_error(e: DieselError) -> WalError {
