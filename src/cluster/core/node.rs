@@ -574,6 +574,10 @@ impl Node {
             return;
         }
         let (from, epoch) = (env.from, env.epoch);
+        if epoch > 0 {
+            // A cluster exists (an epoch was claimed): this node joins it, never founds one.
+            self.nobody_configured = false;
+        }
         match env.message {
             Message::Election { last } => self.on_election(from, epoch, last, out),
             Message::ElectionOk => {
@@ -971,7 +975,8 @@ impl Node {
         }
         let wait = self.timing.bootstrap_wait;
         let settled = self.now >= self.discovered_at + wait && self.now >= self.started_at + wait;
-        let nobody_configured = self.nobody_configured && self.log.is_empty();
+        // A node that has adopted an epoch has heard of a cluster, whatever its hellos say.
+        let nobody_configured = self.nobody_configured && self.log.is_empty() && self.hard.epoch == 0;
         let highest = self.discovered.iter().all(|id| *id < self.id);
         if settled && nobody_configured && highest {
             log::info!("node {}: nobody configured in sight; founding the cluster", self.id);

@@ -1128,7 +1128,7 @@ pub fn run_traced_on_failure(seed: u64, opts: &Options) -> Outcome {
 mod tests {
     use super::*;
 
-    fn check(scenario: Scenario, seeds: std::ops::Range<u64>) {
+    fn check(scenario: Scenario, seeds: impl IntoIterator<Item = u64>) {
         let opts = Options { scenario, ..Options::default() };
         for seed in seeds {
             let out = run_traced_on_failure(seed, &opts);
@@ -1152,6 +1152,15 @@ mod tests {
     #[test]
     fn a_cluster_of_unconfigured_nodes_founds_itself() {
         check(Scenario::Bootstrap, 0..40);
+    }
+
+    /// Seeds that once broke an invariant, kept so they never do again. 174239: a node
+    /// partitioned away through the founding, paused, woke to a stale "nobody configured"
+    /// round and to appends from the cluster's master in the same instant, and founded a
+    /// cluster of its own whose founding entry (1, epoch 0) then passed for the real one.
+    #[test]
+    fn seeds_that_once_failed() {
+        check(Scenario::Random, [174239]);
     }
 
     // 5,000 random seeds in ten tests, so the test runner spreads them over the cores.
