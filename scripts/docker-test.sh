@@ -10,7 +10,9 @@
 #   4. scale to 4: the new replica joins, catches up, and gets traffic from nginx
 #   5. down -v leaves nothing behind
 #   6. the README's commands: `up` (one replica), then `--scale app=5`: one master for all,
-#      every replica with the first one's catalog and bookings; down -v again
+#      every replica with the first one's catalog and bookings
+#   7. scale down to 3, then to 1: the replicas stopped leave the cluster, the rest keep a
+#      master and every booking; down -v again
 # Everything the test starts is removed when it ends, failed or not (DOCKER_TEST_KEEP=1 keeps
 # it after a failure, to look at).
 #
@@ -514,13 +516,36 @@ print(masters[0])') || return 1
     echo "$b" >>"$work/acked"
     wait_for 60 "the logs agree again" logs_agree
     check_bookings "${shows[0]}"
+
+    # ---- 7. scale down: the replicas compose stops leave the cluster (SIGTERM) ------------
+    # voters_are N: through nginx, every answer names one master and N voters, no learner.
+    voters_are() {
+        local i
+        for i in 1 2 3; do
+            cluster_json | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+assert len(d["voters"])=='"$1"' and not d["learners"] and d["master_id"] in d["voters"]' || return 1
+        done
+    }
+    apps_running_are() { [ "$(app_containers | wc -w)" = "$1" ] && all_apps_healthy "$1"; }
+    for n in 3 1; do
+        say "7. docker compose up -d --scale app=$n: the stopped replicas leave, every booking stays"
+        compose up -d --scale app=$n --no-recreate 2>&1 | grep -v -e '^Stopping' -e '^Removing' -e '^ *$' || true
+        wait_for 60 "$n replica(s) left running" apps_running_are $n
+        wait_for 60 "a master and $n voter(s), nobody else" voters_are $n
+        b=$(book "${shows[0]}" "$(sed -n "$((n + 2))p" "$work/seats.${shows[0]}")" "shrink$n-$$") ||
+            fail "could not book after scaling down to $n"
+        echo "$b" >>"$work/acked"
+        wait_for 60 "the logs agree" logs_agree
+        check_bookings "${shows[0]}"
+    done
 else
     pending "one master for all 5 and catching up need the cluster"
 fi
 down_and_check
 
 if [ "$cluster" = 1 ]; then
-    echo "docker: 6 passed, 0 failed"
+    echo "docker: 7 passed, 0 failed"
 else
     echo "docker: 6 passed, 0 failed (steps 2-4 and 6 partly PENDING: no cluster in this build)"
 fi

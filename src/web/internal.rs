@@ -185,7 +185,8 @@ pub async fn cluster_view(state: &AppState) -> serde_json::Value {
             }),
             None => serde_json::json!({
                 "id": peer.id, "address": peer.address, "reachable": false, "role": "unreachable",
-                "acked_lsn": acked, "lag": acked.map(|a| master_lsn - a),
+                "epoch": null, "lamport": null, "last_lsn": null, "storage_ok": null,
+                "acked_lsn": acked, "lag": acked.map(|a| master_lsn - a), "last_heartbeat_ms": ack_ms,
                 "membership": membership_of(&me, peer.id),
             }),
         });

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "cluster-test-secret-0123456789";
+/// Every node's admin password.
+pub const ADMIN_PASSWORD: &str = "cluster admin password";
 
 pub struct Node {
     pub id: u64,
@@ -92,6 +94,7 @@ impl Cluster {
             .env("NODE_ID", node.id.to_string())
             .env("PEERS", peers)
             .env("CLUSTER_SECRET", SECRET)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("DATABASE_URL", format!("{}/{}", server_url(), node.db_name))
             .env("MARQUEE_BIND", format!("127.0.0.1:{}", node.port))
             .env("MARQUEE_WORKERS", "2")

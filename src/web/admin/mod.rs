@@ -84,6 +84,22 @@ async fn ask_master<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// An operator takes a node out of the cluster (a dead one that cannot leave by itself):
+/// the master writes the removal into the log, like `marquee cluster remove`. This node
+/// must count it as a member; the master decides the rest.
+pub async fn remove_node(state: &AppState, id: u64) -> Result<(), WebError> {
+    if !state.cluster.membership().contains(id) {
+        return Err(WebError::NotFound(format!("node {id} is not in the cluster")));
+    }
+    if let Some(master) = master_elsewhere(state)? {
+        return ask_master(state, &master, "/internal/admin/remove", json!({ "id": id })).await;
+    }
+    match state.coordinator.send(crate::cluster::election::RemoveNode(id)).await {
+        Ok(true) => Ok(()),
+        _ => Err(WebError::Unavailable("this node is no longer the master; try again".into())),
+    }
+}
+
 /// An operator's cancel: through the show's actor, like a customer's, but without the
 /// email check or the cut-off. Returns the show and the cancelled booking. `origin` is
 /// where the operator clicked: this node, or the follower that passed it on.

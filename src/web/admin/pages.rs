@@ -26,7 +26,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/admin/imports", web::post().to(start))
         .route("/admin/shows", web::get().to(shows))
         .route("/admin/shows/{id}", web::get().to(show))
-        .route("/admin/bookings/{code}/cancel", web::post().to(cancel));
+        .route("/admin/bookings/{code}/cancel", web::post().to(cancel))
+        .route("/admin/cluster/nodes/{id}/remove", web::post().to(remove_node));
 }
 
 /// Renders an admin page with the CSRF token (and its cookie when the browser has none).
@@ -161,6 +162,10 @@ async fn dashboard_page(
     );
     let status = error.as_ref().map(|e| e.status_code()).unwrap_or(StatusCode::OK);
     ctx.insert("error", &error.map(|e| e.to_string()));
+    let removed = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("removed").and_then(|id| id.parse::<u64>().ok()));
+    ctx.insert("removed", &removed);
     Ok(render(state, req, "admin/dashboard.html", ctx, status))
 }
 
@@ -296,6 +301,38 @@ async fn cancel(
         Ok::<_, WebError>(see_other(&format!("/admin/shows/{}?cancelled={}", receipt.show_id, receipt.code)))
     };
     respond(&state, result.await)
+}
+
+/// The remove button of a node on the cluster card.
+async fn remove_node(
+    _: AdminSession,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let result = async {
+        let form = FormData::parse(&body);
+        csrf::verify(&req, form.get(csrf::FIELD))?;
+        let id: u64 = path
+            .parse()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| WebError::BadRequest(format!("'{}' is not a node id", path.as_str())))?;
+        if id == state.cluster.node_id {
+            return Err(WebError::Conflict {
+                message: "this is the node serving this page: stop it (it leaves the cluster as it stops), or remove it from another node".into(),
+                taken: vec![],
+            });
+        }
+        super::remove_node(&state, id).await?;
+        log::info!("admin removes node {id} from the cluster");
+        Ok::<_, WebError>(see_other(&format!("/admin?removed={id}#cluster")))
+    };
+    match result.await {
+        Ok(r) => r,
+        Err(e) => respond(&state, dashboard_page(&state, &req, Some(e)).await),
+    }
 }
 
 #[cfg(test)]
