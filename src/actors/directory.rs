@@ -35,10 +35,15 @@ impl ShowDirectory {
         addr
     }
 
-    /// Forgets every actor, so each show reloads from the database on its next use (after
-    /// this node's state was rebuilt from another node's log).
+    /// Every loaded show reloads from the database (this node's state was rebuilt from
+    /// another node's log, or it takes writes again), each in its own actor, in place: a
+    /// second actor beside one that still has writes in flight would load without them.
     pub fn reset(&self) {
-        self.actors.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut actors = self.actors.lock().unwrap_or_else(|p| p.into_inner());
+        actors.retain(|_, a| a.connected());
+        for addr in actors.values() {
+            addr.do_send(super::show::Reload);
+        }
     }
 
     /// The actor of `show` if it is loaded.

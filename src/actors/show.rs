@@ -299,13 +299,37 @@ impl Actor for ShowActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
+        self.load(ctx);
+    }
+}
+
+impl ShowActor {
+    /// Loads the show from the database, taking no other message meanwhile. It waits for
+    /// the log writer to finish every write queued before it, this actor's own included,
+    /// so the state loaded has all of them.
+    fn load(&mut self, ctx: &mut Context<Self>) {
         let db = self.deps.db.clone();
+        let barrier = self.deps.writer.barrier();
         let id = self.id.0;
-        let now = Utc::now().naive_utc();
-        let load = async move { db.run(move |c| load_show(c, id, now)).await };
+        let load = async move {
+            barrier.await;
+            let now = Utc::now().naive_utc();
+            db.run(move |c| load_show(c, id, now)).await
+        };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| {
+            // Live pages keep watching across a reload.
+            let events = match &act.state {
+                Loading::Ready(r) => Some(r.events.clone()),
+                _ => None,
+            };
             act.state = match res {
-                Ok(Some(snap)) => Loading::Ready(Box::new(act.rebuild(snap))),
+                Ok(Some(snap)) => {
+                    let mut ready = act.rebuild(snap);
+                    if let Some(events) = events {
+                        ready.events = events;
+                    }
+                    Loading::Ready(Box::new(ready))
+                }
                 Ok(None) => Loading::Missing,
                 Err(e) => {
                     log::error!("show {}: cannot load: {e}", act.id);
@@ -315,7 +339,10 @@ impl Actor for ShowActor {
             // A missing or unloadable show answers the messages already queued, then
             // stops, so the next request tries afresh.
             match act.state {
-                Loading::Ready(_) => act.schedule_expiry(ctx),
+                Loading::Ready(_) => {
+                    act.schedule_expiry(ctx);
+                    act.publish();
+                }
                 Loading::Missing => {
                     ctx.run_later(std::time::Duration::from_secs(10), |_, ctx| ctx.stop());
                 }
@@ -324,6 +351,26 @@ impl Actor for ShowActor {
                 }
             }
         }));
+    }
+}
+
+/// Load the show again from the database (this node's log was rebuilt, or it takes writes
+/// again): in place, in mailbox order, so every write this actor made before is in what it
+/// loads and no second actor of the show ever runs beside it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Handler<Reload> for ShowActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
+        if let Loading::Ready(r) = &mut self.state {
+            if let Some((_, handle)) = r.timer.take() {
+                ctx.cancel_future(handle);
+            }
+        }
+        self.load(ctx);
     }
 }
 

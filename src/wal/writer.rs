@@ -100,6 +100,10 @@ enum Job {
         records: Vec<LogRecord>,
         reply: oneshot::Sender<Result<LogPosition, WalError>>,
     },
+    /// Answered once every job queued before it is done.
+    Barrier {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A handle to the log writer thread; cheap to clone.
@@ -225,6 +229,15 @@ impl LogWriter {
     /// entry appended here, through the `appended` channel).
     pub fn append_protocol(&self, change: Change, epoch: u64) {
         let _ = self.tx.send(Job::Protocol { change, epoch });
+    }
+
+    /// Resolves once every write queued before it is done (stored or refused).
+    pub fn barrier(&self) -> impl std::future::Future<Output = ()> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Job::Barrier { reply });
+        async move {
+            let _ = rx.await;
+        }
     }
 
     /// A follower's write: entries after `truncate_after` go (the state is rebuilt from the
@@ -358,6 +371,9 @@ impl Tail {
                             conn = None;
                         }
                     }
+                }
+                Job::Barrier { reply } => {
+                    let _ = reply.send(());
                 }
                 Job::Persist { truncate_after, records, reply } => {
                     let res = match conn.as_mut() {

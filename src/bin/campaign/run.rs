@@ -416,9 +416,26 @@ async fn drive(
     let (c, errors) = handle.join().map_err(|_| "the nemesis panicked".to_string())?;
     *cluster = c;
     let t: Vec<(u64, String)> = targets.lock().unwrap().clone();
-    let settled = settle(&t, Duration::from_secs(90)).await;
+    let mut settled = settle(&t, Duration::from_secs(90)).await;
     stop.store(true, Ordering::SeqCst);
     let _ = mon.await;
+    // The master still writes after the clients stop (holds expire), so one member's log
+    // may end an entry ahead of the others at the moment they are read: read them again,
+    // settled, until they end alike (a log that stays behind or differs is reported).
+    for _ in 0..5 {
+        let ends: Vec<Option<(usize, Option<String>)>> = cluster
+            .members
+            .iter()
+            .map(|&slot| {
+                let l = write_log(&cluster.nodes[slot - 1].database_url()).ok()?;
+                Some((l.len(), l.last().map(|e| serde_json::to_string(e).unwrap_or_default())))
+            })
+            .collect();
+        if ends.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        settled = settle(&t, Duration::from_secs(20)).await && settled;
+    }
     // Final reads and logs, straight from every member's database.
     let mut logs = BTreeMap::new();
     for &slot in &cluster.members {
