@@ -174,6 +174,7 @@ impl Application {
             streamer,
             forwarder: crate::web::forwarder::WriteForwarder::new(rpc.clone()).start(),
             rpc,
+            replays: Arc::default(),
             importer,
             admin,
         };

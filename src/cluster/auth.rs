@@ -1,24 +1,82 @@
-//! Node-to-node requests carry an HMAC-SHA256 of their body, the sender and a timestamp,
-//! keyed with CLUSTER_SECRET. Without the secret nobody can make a valid one; a captured
-//! request stops working after a short window, and epochs fence older ones anyway.
+//! Node-to-node requests carry an HMAC-SHA256 of their body, path, sender, timestamp and
+//! a random nonce, keyed with CLUSTER_SECRET. Without the secret nobody can make a valid
+//! one; a captured request is refused if it comes again (the receiver remembers the nonces
+//! of the window, [`ReplayGuard`]) and stops working after the window anyway.
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::collections::{HashSet, VecDeque};
 
 pub const HEADER_NODE: &str = "X-Marquee-Node";
 pub const HEADER_TIME: &str = "X-Marquee-Time";
 pub const HEADER_SIGNATURE: &str = "X-Marquee-Signature";
+pub const HEADER_NONCE: &str = "X-Marquee-Nonce";
 /// How far a request's timestamp may be from our clock.
 pub const MAX_SKEW_SECS: i64 = 30;
 
-fn mac(secret: &str, node: u64, time: i64, path: &str, body: &[u8]) -> Hmac<Sha256> {
+fn mac(secret: &str, node: u64, time: i64, nonce: &str, path: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    m.update(format!("{node}\n{time}\n{path}\n").as_bytes());
+    m.update(format!("{node}\n{time}\n{nonce}\n{path}\n").as_bytes());
     m.update(body);
     m
 }
 
-pub fn sign(secret: &str, node: u64, time: i64, path: &str, body: &[u8]) -> String {
-    mac(secret, node, time, path, body).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+pub fn sign(secret: &str, node: u64, time: i64, nonce: &str, path: &str, body: &[u8]) -> String {
+    mac(secret, node, time, nonce, path, body).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh nonce for one request: 128 random bits in hex.
+pub fn nonce() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The nonces seen within the window, so a request is taken at most once. Memory is
+/// bounded: at most `cap` nonces (only requests with a valid signature are remembered, so
+/// filling it takes the secret); past the cap the oldest is forgotten.
+#[derive(Debug)]
+pub struct ReplayGuard {
+    seen: HashSet<(u64, String)>,
+    order: VecDeque<(i64, u64, String)>,
+    cap: usize,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        Self::with_capacity(1_000_000)
+    }
+}
+
+impl ReplayGuard {
+    pub fn with_capacity(cap: usize) -> Self {
+        Self { seen: HashSet::new(), order: VecDeque::new(), cap: cap.max(1) }
+    }
+
+    /// Takes a verified request's nonce (sent at `time`, seen at `now`): false if it came
+    /// before.
+    pub fn admit(&mut self, node: u64, nonce: &str, time: i64, now: i64) -> bool {
+        // A request older than the window is refused as stale before it gets here, so a
+        // nonce need not be kept past its time plus the window.
+        while let Some((t, _, _)) = self.order.front() {
+            if *t >= now - MAX_SKEW_SECS && self.order.len() < self.cap {
+                break;
+            }
+            if let Some((_, n, k)) = self.order.pop_front() {
+                self.seen.remove(&(n, k));
+            }
+        }
+        if !self.seen.insert((node, nonce.to_string())) {
+            return false;
+        }
+        self.order.push_back((time, node, nonce.to_string()));
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,12 +87,16 @@ pub enum AuthError {
     Stale,
     #[error("bad signature")]
     BadSignature,
+    #[error("a request seen before (replayed)")]
+    Replayed,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn verify(
     secret: &str,
     node: u64,
     time: i64,
+    nonce: &str,
     now: i64,
     path: &str,
     body: &[u8],
@@ -51,7 +113,10 @@ pub fn verify(
         .map(|i| signature.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
         .collect();
     let bytes = bytes.ok_or(AuthError::Missing)?;
-    mac(secret, node, time, path, body).verify_slice(&bytes).map_err(|_| AuthError::BadSignature)
+    if nonce.is_empty() || nonce.len() > 64 {
+        return Err(AuthError::Missing);
+    }
+    mac(secret, node, time, nonce, path, body).verify_slice(&bytes).map_err(|_| AuthError::BadSignature)
 }
 
 #[cfg(test)]
@@ -60,29 +125,41 @@ mod tests {
 
     #[test]
     fn a_signature_verifies_only_unchanged() {
-        let s = sign("secret-secret-123", 2, 1000, "/internal/heartbeat", b"{}");
-        assert!(verify("secret-secret-123", 2, 1000, 1005, "/internal/heartbeat", b"{}", &s).is_ok());
+        let n = "0123456789abcdef0123456789abcdef";
+        let s = sign("secret-secret-123", 2, 1000, n, "/internal/heartbeat", b"{}");
+        let v = |secret, node, now, nonce, path, body: &[u8], sig: &str| {
+            verify(secret, node, 1000, nonce, now, path, body, sig)
+        };
+        assert!(v("secret-secret-123", 2, 1005, n, "/internal/heartbeat", b"{}", &s).is_ok());
+        assert_eq!(v("other-secret-1234", 2, 1005, n, "/internal/heartbeat", b"{}", &s), Err(AuthError::BadSignature));
+        assert_eq!(v("secret-secret-123", 3, 1005, n, "/internal/heartbeat", b"{}", &s), Err(AuthError::BadSignature));
+        assert_eq!(v("secret-secret-123", 2, 1005, n, "/internal/append", b"{}", &s), Err(AuthError::BadSignature));
+        assert_eq!(v("secret-secret-123", 2, 1005, n, "/internal/heartbeat", b"{ }", &s), Err(AuthError::BadSignature));
         assert_eq!(
-            verify("other-secret-1234", 2, 1000, 1005, "/internal/heartbeat", b"{}", &s),
-            Err(AuthError::BadSignature)
+            v("secret-secret-123", 2, 1005, "fedcba9876543210fedcba9876543210", "/internal/heartbeat", b"{}", &s),
+            Err(AuthError::BadSignature),
+            "the nonce is signed"
         );
-        assert_eq!(
-            verify("secret-secret-123", 3, 1000, 1005, "/internal/heartbeat", b"{}", &s),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(
-            verify("secret-secret-123", 2, 1000, 1005, "/internal/append", b"{}", &s),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(
-            verify("secret-secret-123", 2, 1000, 1005, "/internal/heartbeat", b"{ }", &s),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(verify("secret-secret-123", 2, 1000, 1100, "/internal/heartbeat", b"{}", &s), Err(AuthError::Stale));
-        assert_eq!(
-            verify("secret-secret-123", 2, 1000, 1000, "/internal/heartbeat", b"{}", "zz"),
-            Err(AuthError::Missing)
-        );
-        assert_eq!(verify("", 2, 1000, 1000, "/internal/heartbeat", b"{}", &s), Err(AuthError::BadSignature));
+        assert_eq!(v("secret-secret-123", 2, 1100, n, "/internal/heartbeat", b"{}", &s), Err(AuthError::Stale));
+        assert_eq!(v("secret-secret-123", 2, 1000, n, "/internal/heartbeat", b"{}", "zz"), Err(AuthError::Missing));
+        assert_eq!(v("secret-secret-123", 2, 1000, "", "/internal/heartbeat", b"{}", &s), Err(AuthError::Missing));
+        assert_eq!(v("", 2, 1000, n, "/internal/heartbeat", b"{}", &s), Err(AuthError::BadSignature));
+    }
+
+    #[test]
+    fn a_nonce_is_taken_once_within_the_window_and_memory_stays_bounded() {
+        let mut g = ReplayGuard::with_capacity(3);
+        assert!(g.admit(1, "a", 100, 100));
+        assert!(!g.admit(1, "a", 100, 101), "replayed");
+        assert!(g.admit(2, "a", 100, 101), "another node's nonce is its own");
+        // Past the window the old ones are forgotten (a replay of them is stale anyway).
+        assert!(g.admit(1, "b", 140, 140));
+        assert_eq!(g.len(), 1);
+        for (i, k) in ["c", "d", "e", "f"].iter().enumerate() {
+            assert!(g.admit(1, k, 141, 141 + i as i64));
+        }
+        assert!(g.len() <= 3, "bounded: {}", g.len());
+        assert!(!g.admit(1, "f", 141, 145));
+        assert_ne!(nonce(), nonce());
     }
 }

@@ -1,5 +1,5 @@
 //! Calls to other nodes: signed, stamped with our epoch and Lamport time, with a timeout.
-use super::auth::{sign, HEADER_NODE, HEADER_SIGNATURE, HEADER_TIME};
+use super::auth::{nonce, sign, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
 use super::messages::{Envelope, StaleEpoch};
 use super::{ClusterState, Peer};
 use crate::actors::lamport::{LamportClock, Merge, Tick};
@@ -57,12 +57,14 @@ impl Rpc {
         let env = Envelope { from: self.cluster.node_id, epoch: self.cluster.epoch(), lamport, body };
         let bytes = serde_json::to_vec(&env).map_err(|e| RpcError::BadAnswer(peer.address.clone(), e.to_string()))?;
         let time = chrono::Utc::now().timestamp();
-        let sig = sign(&self.cluster.config.secret, self.cluster.node_id, time, path, &bytes);
+        let nonce = nonce();
+        let sig = sign(&self.cluster.config.secret, self.cluster.node_id, time, &nonce, path, &bytes);
         let mut res = client
             .post(format!("http://{}{}", peer.address, path))
             .insert_header(("Content-Type", "application/json"))
             .insert_header((HEADER_NODE, self.cluster.node_id.to_string()))
             .insert_header((HEADER_TIME, time.to_string()))
+            .insert_header((HEADER_NONCE, nonce))
             .insert_header((HEADER_SIGNATURE, sig))
             .send_body(bytes)
             .await

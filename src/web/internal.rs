@@ -5,7 +5,7 @@
 use super::error::WebError;
 use super::AppState;
 use crate::actors::lamport::Merge;
-use crate::cluster::auth::{verify, HEADER_NODE, HEADER_SIGNATURE, HEADER_TIME};
+use crate::cluster::auth::{verify, AuthError, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
 use crate::cluster::client::Rpc;
 use crate::cluster::election::{Inbound, RemoveNode, Status};
 use crate::cluster::messages::{Envelope, NodeStatus, ProtocolMessage, WriteAnswers, WriteBatch};
@@ -45,17 +45,20 @@ async fn open<T: DeserializeOwned>(
         log::warn!("refused {} from {}: {why}", req.path(), req.peer_addr().map(|a| a.to_string()).unwrap_or_default());
         HttpResponse::Unauthorized().json(serde_json::json!({"error": "node authentication failed"}))
     };
-    let (Some(node), Some(time), Some(sig)) = (header(HEADER_NODE), header(HEADER_TIME), header(HEADER_SIGNATURE))
+    let (Some(node), Some(time), Some(nonce), Some(sig)) =
+        (header(HEADER_NODE), header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE))
     else {
         return Err(refuse("no credentials".into()));
     };
     let (Ok(node), Ok(time)) = (node.parse::<u64>(), time.parse::<i64>()) else {
         return Err(refuse("malformed credentials".into()));
     };
-    if let Err(e) =
-        verify(&state.cluster.config.secret, node, time, chrono::Utc::now().timestamp(), req.path(), body, &sig)
-    {
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = verify(&state.cluster.config.secret, node, time, &nonce, now, req.path(), body, &sig) {
         return Err(refuse(e.to_string()));
+    }
+    if !state.replays.lock().unwrap_or_else(|p| p.into_inner()).admit(node, &nonce, time, now) {
+        return Err(refuse(AuthError::Replayed.to_string()));
     }
     let env: Envelope<T> = serde_json::from_slice(body).map_err(|e| {
         HttpResponse::BadRequest().json(serde_json::json!({"error": format!("malformed message: {e}")}))

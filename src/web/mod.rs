@@ -40,6 +40,8 @@ pub struct AppState {
     pub forwarder: Addr<forwarder::WriteForwarder>,
     /// For calls to other nodes (with this node's Lamport clock).
     pub rpc: Rpc,
+    /// The nonces of signed node-to-node requests seen within their window.
+    pub replays: Arc<std::sync::Mutex<crate::cluster::auth::ReplayGuard>>,
     /// This node is rebuilding itself from the master's log.
     /// Runs catalog imports (one at a time); start them with `admin::start_import`.
     pub importer: Addr<ApiImporter>,
