@@ -467,6 +467,27 @@ fn done<T: 'static>(r: Result<T, BookingError>) -> Reply<T> {
     Box::pin(actix::fut::ready(r))
 }
 
+/// Hands a write's outcome to `decided`, which settles the seat map and the retries: at
+/// once when the log has decided it, else once it does (the caller is told "unknown"
+/// meanwhile, and the seats stay as they are until then).
+fn after_log<T: 'static>(
+    act: &mut ShowActor,
+    write: impl std::future::Future<Output = Outcome> + 'static,
+    decided: impl FnOnce(&mut ShowActor, Result<(), BookingError>) -> Result<T, BookingError> + 'static,
+) -> Reply<T> {
+    Box::pin(write.into_actor(act).map(move |outcome, act, ctx| match outcome {
+        Outcome::Committed(_) => decided(act, Ok(())),
+        Outcome::Failed(e) => decided(act, Err(wal_to_booking(e))),
+        Outcome::Unknown(_, decision) => {
+            ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
+                let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
+                let _ = decided(act, res);
+            }));
+            Err(wal_to_booking(WalError::NoQuorum))
+        }
+    }))
+}
+
 /// Hold these seats for HOLD_MINUTES.
 #[derive(Message)]
 #[rtype(result = "Result<HoldReceipt, BookingError>")]
@@ -668,19 +689,9 @@ impl Handler<ConfirmHold> for ShowActor {
             created_at: Utc::now().naive_utc(),
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Outcome::Committed(_) => act.confirm_decided(&hold_id, &code, entry, Ok(())),
-            Outcome::Failed(e) => act.confirm_decided(&hold_id, &code, entry, Err(wal_to_booking(e))),
-            Outcome::Unknown(_, decision) => {
-                // In the log, undecided: the hold stays "confirming" (it cannot expire)
-                // and retries wait for the decision.
-                ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
-                    let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
-                    let _ = act.confirm_decided(&hold_id, &code, entry, res);
-                }));
-                Err(wal_to_booking(WalError::NoQuorum))
-            }
-        }))
+        // Undecided in the log, the hold stays "confirming" (it cannot expire) and retries
+        // wait for the decision.
+        after_log(self, write, move |act, res| act.confirm_decided(&hold_id, &code, entry, res))
     }
 }
 
@@ -722,17 +733,7 @@ impl Handler<ReleaseHold> for ShowActor {
             state: crate::db::models::hold_state::RELEASED.to_string(),
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Outcome::Committed(_) => act.release_decided(&id, Ok(())),
-            Outcome::Failed(e) => act.release_decided(&id, Err(wal_to_booking(e))),
-            Outcome::Unknown(_, decision) => {
-                ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
-                    let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
-                    let _ = act.release_decided(&id, res);
-                }));
-                Err(wal_to_booking(WalError::NoQuorum))
-            }
-        }))
+        after_log(self, write, move |act, res| act.release_decided(&id, res))
     }
 }
 
@@ -831,17 +832,7 @@ impl ShowActor {
         let change =
             Change::BookingCancelled(BookingCancelled { code: code.clone(), show_id, at: Utc::now().naive_utc() });
         let write = self.deps.writer.append_from(change, origin);
-        Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Outcome::Committed(_) => act.cancel_decided(&code, Ok(())),
-            Outcome::Failed(e) => act.cancel_decided(&code, Err(wal_to_booking(e))),
-            Outcome::Unknown(_, decision) => {
-                ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
-                    let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
-                    let _ = act.cancel_decided(&code, res);
-                }));
-                Err(wal_to_booking(WalError::NoQuorum))
-            }
-        }))
+        after_log(self, write, move |act, res| act.cancel_decided(&code, res))
     }
 
     /// The log decided a cancellation: the seats are free, or the booking stands.
