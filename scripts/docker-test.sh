@@ -104,6 +104,13 @@ for n in $(seq 200 250); do
 done
 [ -n "$subnet" ] || fail "no free 10.x.0.0/16 subnet for the test network"
 export MARQUEE_HTTP_ADDR=127.0.0.1 MARQUEE_HTTP_PORT=$port DOCKER_TEST_SUBNET=$subnet
+# The test's clients all come from this host, one address to the replicas: the seat-spinning
+# limits (10 seats held and 6 holds a minute per client and show by default) are lifted for
+# this run, as for every load generator.
+export MAX_HELD_SEATS=${MAX_HELD_SEATS:-100000} MAX_HOLDS_PER_MINUTE=${MAX_HOLDS_PER_MINUTE:-100000}
+export HOLD_COOLOFF_SECONDS=${HOLD_COOLOFF_SECONDS:-0}
+echo "seat-spinning limits for this run: MAX_HELD_SEATS=$MAX_HELD_SEATS" \
+    "MAX_HOLDS_PER_MINUTE=$MAX_HOLDS_PER_MINUTE HOLD_COOLOFF_SECONDS=$HOLD_COOLOFF_SECONDS"
 build_mode=${DOCKER_TEST_BUILD:-prebuilt}
 case "$build_mode" in
     prebuilt) export MARQUEE_BUILD_TARGET=prebuilt ;;

@@ -42,6 +42,26 @@ pub struct Settings {
     /// ADMIN_SESSION_KEY, else CLUSTER_SECRET: signs admin session cookies, so every node
     /// with the same secret accepts them. A random key per process when neither is set.
     pub admin_session_secret: Option<Secret>,
+    /// ADMIN_SESSION_HOURS: how long an admin session lasts (default 12).
+    pub admin_session_hours: i64,
+    /// TRUSTED_PROXIES: the proxies whose X-Forwarded-For and X-Forwarded-Proto are
+    /// believed (addresses or networks, comma-separated; default none).
+    pub trusted_proxies: crate::web::client::TrustedProxies,
+    /// MAX_HELD_SEATS, MAX_HOLDS_PER_MINUTE, HOLD_COOLOFF_SECONDS: the seat-spinning
+    /// limits per client and show.
+    pub hold_limits: crate::actors::seat_map::HoldLimits,
+}
+
+/// What the load generators and fault tools (flashsale, wsbench, the campaign, the
+/// deployment test) set on the nodes they start: all their clients are one address, so the
+/// seat-spinning limits, which a real site keeps, are lifted for them (and they say so).
+pub const LOAD_TEST_LIMITS: [(&str, &str); 3] =
+    [("MAX_HELD_SEATS", "1000000"), ("MAX_HOLDS_PER_MINUTE", "1000000"), ("HOLD_COOLOFF_SECONDS", "0")];
+
+/// The line a load tool prints about [`LOAD_TEST_LIMITS`].
+pub fn load_test_limits_note() -> String {
+    let set: Vec<String> = LOAD_TEST_LIMITS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("seat-spinning limits lifted on the nodes under test (one client address): {}", set.join(" "))
 }
 
 /// A setting that must not show in logs or Debug output.
@@ -129,6 +149,27 @@ fn flixster_from_env() -> Result<FlixsterConfig, ConfigError> {
     })
 }
 
+/// The seat-spinning limits from MAX_HELD_SEATS, MAX_HOLDS_PER_MINUTE and
+/// HOLD_COOLOFF_SECONDS (each at least 1, the cool-off at least 0).
+fn hold_limits_from_env() -> Result<crate::actors::seat_map::HoldLimits, ConfigError> {
+    let d = crate::actors::seat_map::HoldLimits::default();
+    let at_least_one = |name: &'static str, v: usize| {
+        if v >= 1 {
+            Ok(v)
+        } else {
+            Err(ConfigError { name, reason: "must be at least 1".into() })
+        }
+    };
+    Ok(crate::actors::seat_map::HoldLimits {
+        max_held_seats: at_least_one("MAX_HELD_SEATS", var("MAX_HELD_SEATS", d.max_held_seats)?)?,
+        max_holds_per_minute: at_least_one(
+            "MAX_HOLDS_PER_MINUTE",
+            var("MAX_HOLDS_PER_MINUTE", d.max_holds_per_minute)?,
+        )?,
+        cooloff: Duration::seconds(var("HOLD_COOLOFF_SECONDS", d.cooloff.num_seconds() as u32)?.min(86_400) as i64),
+    })
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -155,6 +196,13 @@ impl Settings {
                 .map(|p| AdminPassword::hash(&p).map_err(|reason| ConfigError { name: "ADMIN_PASSWORD", reason }))
                 .transpose()?,
             admin_session_secret: optional("ADMIN_SESSION_KEY").or_else(|| optional("CLUSTER_SECRET")).map(Secret),
+            admin_session_hours: match var("ADMIN_SESSION_HOURS", 12i64)? {
+                h @ 1..=720 => h,
+                _ => return Err(ConfigError { name: "ADMIN_SESSION_HOURS", reason: "must be 1 to 720 hours".into() }),
+            },
+            trusted_proxies: crate::web::client::TrustedProxies::parse(&var("TRUSTED_PROXIES", String::new())?)
+                .map_err(|reason| ConfigError { name: "TRUSTED_PROXIES", reason })?,
+            hold_limits: hold_limits_from_env()?,
         })
     }
 }

@@ -132,6 +132,7 @@ impl Application {
             writer: writer.clone(),
             hold_duration: settings.hold_duration,
             cancel_cutoff: settings.cancel_cutoff,
+            limits: settings.hold_limits,
             layouts: Default::default(),
         };
         let shows = Arc::new(ShowDirectory::new(arbiters, deps));
@@ -156,7 +157,11 @@ impl Application {
             settings.import_interval,
         )
         .start();
-        let admin = Arc::new(AdminGate::new(settings.admin_password.clone(), settings.admin_session_secret.as_ref()));
+        let admin = Arc::new(AdminGate::with_hours(
+            settings.admin_password.clone(),
+            settings.admin_session_secret.as_ref(),
+            settings.admin_session_hours,
+        ));
         log::info!(
             "node {} starting: epoch {epoch}, log at {}, {} peers configured",
             cluster.node_id,
@@ -177,6 +182,7 @@ impl Application {
             replays: Arc::default(),
             importer,
             admin,
+            lookups: Arc::default(),
         };
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;

@@ -5,6 +5,7 @@
 //! bookings is a double sale; both must be zero.
 mod common;
 
+use common::browser::Browser;
 use common::cluster::{book, Cluster, History, Op, Outcome, ADMIN_PASSWORD};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -543,68 +544,6 @@ async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from
     diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).unwrap();
 }
 
-/// An operator at one node's admin page: the cookies it was given and the last CSRF token.
-struct Operator {
-    base: String,
-    client: awc::Client,
-    cookies: std::collections::BTreeMap<String, String>,
-    csrf: String,
-}
-
-impl Operator {
-    async fn log_in(base: String) -> Operator {
-        let client = awc::Client::builder().timeout(Duration::from_secs(10)).disable_redirects().finish();
-        let mut op = Operator { base, client, cookies: Default::default(), csrf: String::new() };
-        op.get("/admin/login").await;
-        let (status, _) = op.post("/admin/login", &[("password", ADMIN_PASSWORD), ("next", "/admin")]).await;
-        assert_eq!(status, 303, "logged in");
-        op
-    }
-
-    async fn get(&mut self, path: &str) -> (u16, String) {
-        let req = self.client.get(format!("{}{path}", self.base));
-        let req = req.insert_header(("Cookie", self.cookie_header()));
-        let res = req.send().await.unwrap();
-        self.read(res).await
-    }
-
-    /// Posts a form with the CSRF token the last page carried.
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let csrf = self.csrf.clone();
-        let mut pairs = form.to_vec();
-        pairs.push(("csrf_token", &csrf));
-        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-        let req = self.client.post(format!("{}{path}", self.base)).insert_header(("Cookie", self.cookie_header()));
-        let res = req.content_type("application/x-www-form-urlencoded").send_body(body).await.unwrap();
-        self.read(res).await
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
-    }
-
-    async fn read(
-        &mut self,
-        mut res: awc::ClientResponse<
-            impl futures::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>> + Unpin,
-        >,
-    ) -> (u16, String) {
-        for c in res.headers().get_all("set-cookie") {
-            let c = c.to_str().unwrap();
-            let pair = c.split(';').next().unwrap_or(c);
-            if let Some((name, value)) = pair.split_once('=') {
-                self.cookies.insert(name.to_string(), value.to_string());
-            }
-        }
-        let body = String::from_utf8(res.body().limit(4 << 20).await.unwrap().to_vec()).unwrap();
-        let marker = "name=\"csrf_token\" value=\"";
-        if let Some(at) = body.find(marker) {
-            self.csrf = body[at + marker.len()..at + marker.len() + 32].to_string();
-        }
-        (res.status().as_u16(), body)
-    }
-}
-
 /// The voters node `i` counts.
 async fn voters(c: &Cluster, i: usize) -> Vec<u64> {
     let s = c.status(i).await.unwrap_or_default();
@@ -620,8 +559,9 @@ async fn an_operator_removes_a_dead_node_from_the_admin_page() {
     let dead_id = dead as u64 + 1;
     c.kill(dead);
     // At a follower's admin page, which passes the removal on to the master.
-    let mut op = Operator::log_in(c.url(via, "")).await;
-    let (status, page) = op.get("/admin").await;
+    let mut op = Browser::logged_in(c.url(via, ""), ADMIN_PASSWORD).await;
+    let p = op.get("/admin").await;
+    let (status, page) = (p.status, p.body);
     assert_eq!(status, 200);
     assert!(
         page.contains(&format!("action=\"/admin/cluster/nodes/{dead_id}/remove\"")),
@@ -640,16 +580,16 @@ async fn an_operator_removes_a_dead_node_from_the_admin_page() {
         (format!("/admin/cluster/nodes/{}/remove", via + 1), 409),
     ] {
         op.get("/admin").await;
-        let (status, _) = op.post(&path, &[]).await;
+        let status = op.post(&path, &[]).await.status;
         assert_eq!(status, want, "{path}");
     }
     op.csrf = "forged-forged-forged-forged-forg".into();
-    let (status, _) = op.post(&format!("/admin/cluster/nodes/{dead_id}/remove"), &[]).await;
+    let status = op.post(&format!("/admin/cluster/nodes/{dead_id}/remove"), &[]).await.status;
     assert_eq!(status, 403, "without its CSRF token");
     assert_eq!(voters(&c, master).await, vec![1, 2, 3], "nothing changed");
 
     op.get("/admin").await;
-    let (status, _) = op.post(&format!("/admin/cluster/nodes/{dead_id}/remove"), &[]).await;
+    let status = op.post(&format!("/admin/cluster/nodes/{dead_id}/remove"), &[]).await.status;
     assert_eq!(status, 303);
     let want: Vec<u64> = (1..=3).filter(|id| *id != dead_id).collect();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -657,7 +597,7 @@ async fn an_operator_removes_a_dead_node_from_the_admin_page() {
         assert!(Instant::now() < deadline, "node {dead_id} is still a voter\n{}", c.tail_logs());
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, page) = op.get(&format!("/admin?removed={dead_id}")).await;
+    let page = op.get(&format!("/admin?removed={dead_id}")).await.body;
     assert!(page.contains(&format!("taking node {dead_id} out of the cluster")));
     // The two left are the whole cluster: a booking needs only them.
     let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();

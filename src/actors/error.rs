@@ -25,4 +25,28 @@ pub enum BookingError {
     TooLateToCancel(String),
     #[error("the service cannot take this write now: {0}")]
     Unavailable(String),
+    /// A seat-spinning limit: this client may try again after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyHolds { message: String, retry_after_secs: u64 },
+}
+
+impl From<super::seat_map::LimitRefusal> for BookingError {
+    fn from(r: super::seat_map::LimitRefusal) -> Self {
+        use super::seat_map::LimitRefusal;
+        let retry_after_secs = r.retry_after().as_secs().max(1);
+        let message = match r {
+            LimitRefusal::TooManySeats { held, max, .. } => format!(
+                "you already hold {held} seats of this show; at most {max} can be held at once. \
+                 Confirm or release a hold first, or try again in {retry_after_secs} s"
+            ),
+            LimitRefusal::TooManyHolds { max, .. } => {
+                format!("too many holds on this show: at most {max} a minute; try again in {retry_after_secs} s")
+            }
+            LimitRefusal::CoolingOff { seats, .. } => format!(
+                "your hold on {} expired a moment ago; they are left for others for {retry_after_secs} s",
+                seats.join(", ")
+            ),
+        };
+        BookingError::TooManyHolds { message, retry_after_secs }
+    }
 }

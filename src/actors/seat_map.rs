@@ -1,7 +1,7 @@
 //! A show's seat map and the rules of holds and bookings, as plain data and methods.
 //! [`super::show::ShowActor`] owns one and is the only one to touch it, so these methods
 //! never race; they are unit-tested without an actix System.
-use crate::domain::{SeatLabel, SeatSelection};
+use crate::domain::{Client, SeatLabel, SeatSelection};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -90,6 +90,77 @@ pub struct HoldEntry {
     pub expires_at: DateTime<Utc>,
     pub status: HoldStatus,
     pub idempotency_key: Option<String>,
+    /// Who placed it, and when (by the master's clock): the seat-spinning limits.
+    pub client: Client,
+    pub placed_at: DateTime<Utc>,
+    /// The seats of a hold that expired unconfirmed: its client may not hold them again
+    /// until the cool-off is over.
+    pub expired_seats: Vec<usize>,
+}
+
+/// A new hold's terms.
+#[derive(Debug, Clone)]
+pub struct HoldTerms {
+    pub placed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub key: Option<String>,
+    pub client: Client,
+}
+
+/// The seat-spinning limits, per client and show (MAX_HELD_SEATS, MAX_HOLDS_PER_MINUTE,
+/// HOLD_COOLOFF_SECONDS). A client is its address and its session; a hold must fit the
+/// budget of each (whichever is stricter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldLimits {
+    /// Seats held at once (holds not yet confirmed, released or expired).
+    pub max_held_seats: usize,
+    /// New holds within any minute.
+    pub max_holds_per_minute: usize,
+    /// After a hold expired unconfirmed, how long its client may not hold those seats again.
+    pub cooloff: chrono::Duration,
+}
+
+impl Default for HoldLimits {
+    fn default() -> Self {
+        Self { max_held_seats: 10, max_holds_per_minute: 6, cooloff: chrono::Duration::minutes(2) }
+    }
+}
+
+impl HoldLimits {
+    /// The window of [`HoldLimits::max_holds_per_minute`].
+    pub const WINDOW: chrono::Duration = chrono::Duration::minutes(1);
+
+    /// How far back the limits look: holds older than this (and ended) no longer count.
+    pub fn memory(&self) -> chrono::Duration {
+        Self::WINDOW.max(self.cooloff)
+    }
+}
+
+/// Why a client may not place this hold now, and when it may try again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LimitRefusal {
+    /// It would hold more than `max` seats of this show at once.
+    TooManySeats { held: usize, max: usize, retry_after: std::time::Duration },
+    /// It placed `max` holds on this show within the last minute.
+    TooManyHolds { max: usize, retry_after: std::time::Duration },
+    /// It let a hold on these seats expire a moment ago.
+    CoolingOff { seats: Vec<String>, retry_after: std::time::Duration },
+}
+
+impl LimitRefusal {
+    pub fn retry_after(&self) -> std::time::Duration {
+        match self {
+            LimitRefusal::TooManySeats { retry_after, .. }
+            | LimitRefusal::TooManyHolds { retry_after, .. }
+            | LimitRefusal::CoolingOff { retry_after, .. } => *retry_after,
+        }
+    }
+}
+
+/// At least a second, rounded up: what `Retry-After` says.
+fn wait_until(at: DateTime<Utc>, now: DateTime<Utc>) -> std::time::Duration {
+    let ms = (at - now).num_milliseconds().max(1000);
+    std::time::Duration::from_secs(((ms + 999) / 1000) as u64)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +205,8 @@ pub struct SeatMap {
     holds: HashMap<Arc<str>, HoldEntry>,
     bookings: HashMap<String, BookingEntry>,
     by_key: HashMap<String, Arc<str>>,
+    /// The holds of each client key (`Client::keys`) that the limits may still count.
+    by_client: HashMap<String, Vec<Arc<str>>>,
     /// Grows with every change; clients use it to tell fresh maps from stale ones.
     version: u64,
     /// Seats whose state changed since the last [`SeatMap::take_changes`].
@@ -149,6 +222,7 @@ impl SeatMap {
             holds: HashMap::new(),
             bookings: HashMap::new(),
             by_key: HashMap::new(),
+            by_client: HashMap::new(),
             version: 0,
             changed: Vec::new(),
         }
@@ -217,24 +291,106 @@ impl SeatMap {
     }
 
     /// Marks the seats held by `id`. The seats must have passed [`Self::check_free`].
-    pub fn place_hold(
-        &mut self,
-        id: &str,
-        seats: Vec<usize>,
-        expires_at: DateTime<Utc>,
-        key: Option<String>,
-        status: HoldStatus,
-    ) {
+    pub fn place_hold(&mut self, id: &str, seats: Vec<usize>, terms: HoldTerms, status: HoldStatus) {
         let id: Arc<str> = Arc::from(id);
         for &i in &seats {
             self.states[i] = SeatState::Held(id.clone());
             self.changed.push(i);
         }
-        if let Some(k) = &key {
+        if let Some(k) = &terms.key {
             self.by_key.insert(k.clone(), id.clone());
         }
-        self.holds.insert(id, HoldEntry { seats, expires_at, status, idempotency_key: key });
+        for k in terms.client.keys() {
+            self.by_client.entry(k).or_default().push(id.clone());
+        }
+        self.holds.insert(
+            id,
+            HoldEntry {
+                seats,
+                expires_at: terms.expires_at,
+                status,
+                idempotency_key: terms.key,
+                client: terms.client,
+                placed_at: terms.placed_at,
+                expired_seats: Vec::new(),
+            },
+        );
         self.version += 1;
+    }
+
+    /// Whether `client` may hold `seats` (indexes that passed [`Self::check_free`]) at
+    /// `now`: for each of its keys, the seats it holds plus these stay within the limit,
+    /// it placed fewer holds than the limit in the last minute, and none of these seats
+    /// were in a hold of its that expired within the cool-off. Forgets, on the way, the
+    /// holds too old to count.
+    pub fn check_limits(
+        &mut self,
+        client: &Client,
+        seats: &[usize],
+        now: DateTime<Utc>,
+        limits: &HoldLimits,
+    ) -> Result<(), LimitRefusal> {
+        let horizon = now - limits.memory();
+        for key in client.keys() {
+            let Some(ids) = self.by_client.get_mut(&key) else { continue };
+            let holds = &self.holds;
+            ids.retain(|id| {
+                holds.get(id).is_some_and(|h| {
+                    let live = matches!(
+                        h.status,
+                        HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing
+                    );
+                    live || h.placed_at > horizon || (!h.expired_seats.is_empty() && h.expires_at > horizon)
+                })
+            });
+            let mut held = 0;
+            let mut soonest_expiry: Option<DateTime<Utc>> = None;
+            let mut recent = Vec::new();
+            let mut cooling = Vec::new();
+            let mut cool_until: Option<DateTime<Utc>> = None;
+            for id in ids.iter() {
+                let h = &holds[id];
+                if matches!(
+                    h.status,
+                    HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing
+                ) {
+                    held += h.seats.len();
+                    soonest_expiry = Some(soonest_expiry.map_or(h.expires_at, |t| t.min(h.expires_at)));
+                }
+                if h.placed_at > now - HoldLimits::WINDOW {
+                    recent.push(h.placed_at);
+                }
+                let until = h.expires_at + limits.cooloff;
+                if until > now {
+                    for s in h.expired_seats.iter().filter(|s| seats.contains(s)) {
+                        cooling.push(*s);
+                        cool_until = Some(cool_until.map_or(until, |t| t.max(until)));
+                    }
+                }
+            }
+            if held + seats.len() > limits.max_held_seats {
+                let retry_after = wait_until(soonest_expiry.unwrap_or(now), now);
+                return Err(LimitRefusal::TooManySeats { held, max: limits.max_held_seats, retry_after });
+            }
+            if recent.len() >= limits.max_holds_per_minute {
+                recent.sort_unstable();
+                // Room again once enough of them are older than a minute.
+                let frees = recent[recent.len() - limits.max_holds_per_minute] + HoldLimits::WINDOW;
+                return Err(LimitRefusal::TooManyHolds {
+                    max: limits.max_holds_per_minute,
+                    retry_after: wait_until(frees, now),
+                });
+            }
+            if let Some(until) = cool_until {
+                cooling.sort_unstable();
+                cooling.dedup();
+                return Err(LimitRefusal::CoolingOff {
+                    seats: self.labels(&cooling),
+                    retry_after: wait_until(until, now),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn mark_active(&mut self, id: &str) {
@@ -269,6 +425,20 @@ impl SeatMap {
         true
     }
 
+    /// Ends a hold whose time ran out unconfirmed (see [`Self::end_hold`]); its client
+    /// cools off on its seats.
+    pub fn expire_hold(&mut self, id: &str) -> bool {
+        let seats = match self.holds.get(id) {
+            Some(h) if !matches!(h.status, HoldStatus::Confirmed(_) | HoldStatus::Ended) => h.seats.clone(),
+            _ => return false,
+        };
+        self.end_hold(id);
+        if let Some(h) = self.holds.get_mut(id) {
+            h.expired_seats = seats;
+        }
+        true
+    }
+
     /// Remembers a hold that ended before the map was rebuilt.
     pub fn restore_ended(&mut self, id: &str) {
         self.holds.entry(Arc::from(id)).or_insert(HoldEntry {
@@ -276,7 +446,50 @@ impl SeatMap {
             expires_at: DateTime::<Utc>::MIN_UTC,
             status: HoldStatus::Ended,
             idempotency_key: None,
+            client: Client::default(),
+            placed_at: DateTime::<Utc>::MIN_UTC,
+            expired_seats: Vec::new(),
         });
+    }
+
+    /// Remembers a hold that ended recently, with what the limits count of it: who placed
+    /// it and when, and (if it expired) its seats.
+    pub fn restore_recent(
+        &mut self,
+        id: &str,
+        client: Client,
+        placed_at: DateTime<Utc>,
+        expired: Option<(Vec<usize>, DateTime<Utc>)>,
+    ) {
+        let id: Arc<str> = Arc::from(id);
+        for k in client.keys() {
+            self.by_client.entry(k).or_default().push(id.clone());
+        }
+        let (expired_seats, expires_at) = expired.unwrap_or((Vec::new(), DateTime::<Utc>::MIN_UTC));
+        match self.holds.get_mut(&id) {
+            // Restored already (as ended, or with its booking): it gains who placed it and
+            // when, and an ended one its expired seats.
+            Some(h) => {
+                h.client = client;
+                h.placed_at = placed_at;
+                if h.status == HoldStatus::Ended {
+                    h.expired_seats = expired_seats;
+                    h.expires_at = expires_at;
+                }
+            }
+            None => {
+                let entry = HoldEntry {
+                    seats: Vec::new(),
+                    expires_at,
+                    status: HoldStatus::Ended,
+                    idempotency_key: None,
+                    client,
+                    placed_at,
+                    expired_seats,
+                };
+                self.holds.insert(id, entry);
+            }
+        }
     }
 
     /// Active holds whose time is up at `now`.
@@ -385,6 +598,9 @@ impl SeatMap {
                 expires_at: DateTime::<Utc>::MIN_UTC,
                 status: HoldStatus::Confirmed(code.to_string()),
                 idempotency_key: None,
+                client: Client::default(),
+                placed_at: DateTime::<Utc>::MIN_UTC,
+                expired_seats: Vec::new(),
             },
         );
         if !booking.cancelled {
@@ -431,9 +647,18 @@ mod tests {
         SeatSelection::parse(seats).unwrap()
     }
 
+    fn terms(expires_at: DateTime<Utc>, key: Option<&str>) -> HoldTerms {
+        HoldTerms {
+            placed_at: expires_at - Duration::minutes(8),
+            expires_at,
+            key: key.map(String::from),
+            client: Client::default(),
+        }
+    }
+
     fn held(map: &mut SeatMap, id: &str, seats: &[&str], expires: DateTime<Utc>) {
         let idx = map.check_free(&sel(seats)).unwrap();
-        map.place_hold(id, idx, expires, None, HoldStatus::Active);
+        map.place_hold(id, idx, terms(expires, None), HoldStatus::Active);
     }
 
     #[test]
@@ -473,7 +698,7 @@ mod tests {
         let mut map = SeatMap::new(layout());
         let t = Utc::now() + Duration::minutes(8);
         let a1 = map.check_free(&sel(&["A1"])).unwrap();
-        map.place_hold("p", a1, t, None, HoldStatus::Pending);
+        map.place_hold("p", a1, terms(t, None), HoldStatus::Pending);
         held(&mut map, "h", &["A2"], t);
         assert_eq!(map.check_free(&sel(&["A1"])), Err(HoldRefusal::Undecided("p".into())));
         // A seat that is surely taken decides the refusal, and only it is named.
@@ -550,7 +775,7 @@ mod tests {
         let mut map = SeatMap::new(layout());
         let now = Utc::now();
         let idx = map.check_free(&sel(&["B2"])).unwrap();
-        map.place_hold("p", idx, now + Duration::minutes(1), Some("k1".into()), HoldStatus::Pending);
+        map.place_hold("p", idx, terms(now + Duration::minutes(1), Some("k1")), HoldStatus::Pending);
         assert_eq!(map.begin_confirm("p", now), Err(ConfirmRefusal::NoSuchHold));
         assert_eq!(map.hold_for_key("k1").unwrap().0, "p");
         map.mark_active("p");
@@ -559,5 +784,122 @@ mod tests {
         map.end_hold("p");
         assert!(map.hold_for_key("k1").is_none());
         assert!(map.version() > v);
+    }
+
+    fn big_layout() -> Arc<Layout> {
+        let rows: Vec<(String, usize, usize)> = ["A", "B", "C"].iter().map(|r| (r.to_string(), 12, 0)).collect();
+        Arc::new(Layout::new(vec![Category { code: "s".into(), name: "S".into(), price_cents: 1000 }], &rows))
+    }
+
+    fn client(addr: &str, session: Option<&str>) -> Client {
+        Client::new(Some(addr.parse().unwrap()), session)
+    }
+
+    /// Holds `seats` for `who` at `now` if the limits allow, as the show actor does.
+    fn try_hold(
+        map: &mut SeatMap,
+        id: &str,
+        who: &Client,
+        seats: &[&str],
+        now: DateTime<Utc>,
+        limits: &HoldLimits,
+    ) -> Result<(), LimitRefusal> {
+        let idx = map.check_free(&sel(seats)).expect("free");
+        map.check_limits(who, &idx, now, limits)?;
+        let terms =
+            HoldTerms { placed_at: now, expires_at: now + Duration::minutes(8), key: None, client: who.clone() };
+        map.place_hold(id, idx, terms, HoldStatus::Active);
+        Ok(())
+    }
+
+    #[test]
+    fn a_client_holds_at_most_the_limit_of_seats_at_once_and_others_are_not_counted() {
+        let mut map = SeatMap::new(big_layout());
+        let limits = HoldLimits { max_holds_per_minute: 100, ..HoldLimits::default() };
+        let now = Utc::now();
+        let spinner = client("10.0.0.1", Some("s1"));
+        try_hold(&mut map, "h1", &spinner, &["A1", "A2", "A3", "A4", "A5", "A6"], now, &limits).unwrap();
+        try_hold(&mut map, "h2", &spinner, &["A7", "A8", "A9", "A10"], now, &limits).unwrap();
+        let refused = try_hold(&mut map, "h3", &spinner, &["B1"], now, &limits).unwrap_err();
+        assert!(matches!(refused, LimitRefusal::TooManySeats { held: 10, max: 10, .. }), "{refused:?}");
+        assert_eq!(refused.retry_after(), std::time::Duration::from_secs(8 * 60), "until its first hold expires");
+        // The same session from another address, or the same address with another
+        // session, is the same client: whichever is stricter.
+        assert!(try_hold(&mut map, "h4", &client("10.0.0.9", Some("s1")), &["B1"], now, &limits).is_err());
+        assert!(try_hold(&mut map, "h5", &client("10.0.0.1", Some("s2")), &["B1"], now, &limits).is_err());
+        // Another client is served.
+        try_hold(&mut map, "h6", &client("10.0.0.2", Some("s3")), &["B1", "B2"], now, &limits).unwrap();
+        // Released or booked seats no longer count as held.
+        map.end_hold("h2");
+        try_hold(&mut map, "h7", &spinner, &["C1", "C2", "C3", "C4"], now, &limits).unwrap();
+        // A client nobody knows (no address, no session) is not limited.
+        try_hold(
+            &mut map,
+            "h8",
+            &Client::default(),
+            &["C5", "C6", "C7", "C8", "C9", "C10", "C11", "C12"],
+            now,
+            &limits,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_client_places_at_most_the_limit_of_holds_a_minute() {
+        let mut map = SeatMap::new(big_layout());
+        let limits = HoldLimits::default();
+        let t0 = Utc::now();
+        let who = client("10.0.0.1", None);
+        for i in 0..6 {
+            let seat = format!("A{}", i + 1);
+            try_hold(&mut map, &format!("h{i}"), &who, &[&seat], t0 + Duration::seconds(i * 5), &limits).unwrap();
+            map.end_hold(&format!("h{i}"));
+        }
+        let now = t0 + Duration::seconds(30);
+        let refused = try_hold(&mut map, "h6", &who, &["B1"], now, &limits).unwrap_err();
+        assert_eq!(refused, LimitRefusal::TooManyHolds { max: 6, retry_after: std::time::Duration::from_secs(30) });
+        // A minute after the first, there is room for one more.
+        try_hold(&mut map, "h7", &who, &["B1"], t0 + Duration::seconds(61), &limits).unwrap();
+        assert!(try_hold(&mut map, "h8", &who, &["B2"], t0 + Duration::seconds(62), &limits).is_err());
+    }
+
+    #[test]
+    fn a_client_whose_hold_expired_cools_off_on_those_seats_only() {
+        let mut map = SeatMap::new(big_layout());
+        let limits = HoldLimits::default();
+        let t0 = Utc::now();
+        let who = client("10.0.0.1", Some("s"));
+        try_hold(&mut map, "h1", &who, &["A1", "A2"], t0, &limits).unwrap();
+        let expiry = t0 + Duration::minutes(8);
+        assert!(map.expire_hold("h1"));
+        let refused =
+            try_hold(&mut map, "h2", &who, &["A2", "A3"], expiry + Duration::seconds(30), &limits).unwrap_err();
+        assert_eq!(
+            refused,
+            LimitRefusal::CoolingOff { seats: vec!["A2".into()], retry_after: std::time::Duration::from_secs(90) }
+        );
+        try_hold(&mut map, "h3", &who, &["A3", "A4"], expiry + Duration::seconds(30), &limits).unwrap();
+        try_hold(&mut map, "h4", &client("10.0.0.2", None), &["A1"], expiry + Duration::seconds(30), &limits).unwrap();
+        try_hold(&mut map, "h5", &who, &["A2"], expiry + limits.cooloff, &limits).unwrap();
+        // A released hold is no reason to cool off.
+        try_hold(&mut map, "h6", &who, &["B1"], expiry + limits.cooloff, &limits).unwrap();
+        map.end_hold("h6");
+        try_hold(&mut map, "h7", &who, &["B1"], expiry + limits.cooloff, &limits).unwrap();
+    }
+
+    #[test]
+    fn limits_rebuilt_from_recent_holds_count_as_before() {
+        let mut map = SeatMap::new(big_layout());
+        let limits = HoldLimits::default();
+        let now = Utc::now();
+        let who = client("10.0.0.1", None);
+        let seats = map.indexes(&["A1".to_string()]);
+        map.restore_recent("old", who.clone(), now - Duration::minutes(9), Some((seats, now - Duration::minutes(1))));
+        for i in 0..5 {
+            map.restore_recent(&format!("r{i}"), who.clone(), now - Duration::seconds(10), None);
+        }
+        assert!(matches!(try_hold(&mut map, "x", &who, &["A1"], now, &limits), Err(LimitRefusal::CoolingOff { .. })));
+        try_hold(&mut map, "y", &who, &["A2"], now, &limits).unwrap();
+        assert!(matches!(try_hold(&mut map, "z", &who, &["A3"], now, &limits), Err(LimitRefusal::TooManyHolds { .. })));
     }
 }

@@ -4,11 +4,13 @@
 //! in that same order and answered once durable; while one is being committed the actor
 //! goes on serving other messages, because the seats are already marked in memory.
 use super::error::BookingError;
-use super::seat_map::{BookingEntry, Category, ConfirmRefusal, HoldRefusal, HoldStatus, Layout, SeatMap};
+use super::seat_map::{
+    BookingEntry, Category, ConfirmRefusal, HoldLimits, HoldRefusal, HoldStatus, HoldTerms, Layout, SeatMap,
+};
 use crate::db::models::{booking_state, split_seats};
 use crate::db::orders::{load_show, ShowSnapshot};
 use crate::db::Db;
-use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::domain::{BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use crate::wal::change::{BookingCancelled, BookingConfirmed, Change, HoldPlaced, HoldsEnded};
 use crate::wal::{LogWriter, Origin, Outcome, WalError};
 use actix::prelude::*;
@@ -37,6 +39,8 @@ pub struct ShowDeps {
     pub writer: LogWriter,
     pub hold_duration: Duration,
     pub cancel_cutoff: Duration,
+    /// The seat-spinning limits, applied by the master.
+    pub limits: HoldLimits,
     pub layouts: Arc<Mutex<HashMap<i64, Arc<Layout>>>>,
 }
 
@@ -193,12 +197,25 @@ impl ShowActor {
         for id in &snap.ended_holds {
             map.restore_ended(id);
         }
+        for h in &snap.recent_holds {
+            let client = stored_client(h);
+            let expired = (h.state == crate::db::models::hold_state::EXPIRED
+                || h.state == crate::db::models::hold_state::ACTIVE)
+                .then(|| (map.indexes(&split_seats(&h.seats)), h.expires_at.and_utc()));
+            map.restore_recent(&h.id, client, h.created_at.and_utc(), expired);
+        }
         for h in &snap.active_holds {
             let labels = split_seats(&h.seats);
             let seats = map.indexes(&labels);
             let free = seats.iter().all(|&i| map.states()[i] == super::seat_map::SeatState::Free);
             if free && !seats.is_empty() {
-                map.place_hold(&h.id, seats, h.expires_at.and_utc(), h.idempotency_key.clone(), HoldStatus::Active);
+                let terms = HoldTerms {
+                    placed_at: h.created_at.and_utc(),
+                    expires_at: h.expires_at.and_utc(),
+                    key: h.idempotency_key.clone(),
+                    client: stored_client(h),
+                };
+                map.place_hold(&h.id, seats, terms, HoldStatus::Active);
             } else {
                 log::warn!("show {}: stored hold {} overlaps a booking; ignored", self.id, h.id);
             }
@@ -261,7 +278,7 @@ impl ShowActor {
         let due = r.map.due(Utc::now());
         if !due.is_empty() {
             for id in &due {
-                r.map.end_hold(id);
+                r.map.expire_hold(id);
             }
             log::debug!("show {show_id}: {} holds expired", due.len());
             let write_change = Change::HoldsEnded(HoldsEnded {
@@ -311,10 +328,11 @@ impl ShowActor {
         let db = self.deps.db.clone();
         let barrier = self.deps.writer.barrier();
         let id = self.id.0;
+        let memory = self.deps.limits.memory();
         let load = async move {
             barrier.await;
             let now = Utc::now().naive_utc();
-            db.run(move |c| load_show(c, id, now)).await
+            db.run(move |c| load_show(c, id, now, now - memory)).await
         };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| {
             // Live pages keep watching across a reload.
@@ -372,6 +390,11 @@ impl Handler<Reload> for ShowActor {
         }
         self.load(ctx);
     }
+}
+
+/// The client a stored hold records (an unreadable one counts as unknown).
+fn stored_client(h: &crate::db::models::Hold) -> Client {
+    Client::parse(h.client_addr.as_deref(), h.client_session.as_deref()).unwrap_or_default()
 }
 
 fn wal_to_booking(e: WalError) -> BookingError {
@@ -496,6 +519,8 @@ pub struct PlaceHold {
     pub key: Option<IdempotencyKey>,
     /// The node the visitor made it on (and when).
     pub origin: Origin,
+    /// Who asked (the seat-spinning limits).
+    pub client: Client,
 }
 
 impl Handler<PlaceHold> for ShowActor {
@@ -531,6 +556,7 @@ impl ShowActor {
         }
         let show_id = self.id;
         let hold_for = self.deps.hold_duration;
+        let limits = self.deps.limits;
         let r = match self.ready() {
             Ok(r) => r,
             Err(e) => return done(Err(e)),
@@ -592,11 +618,16 @@ impl ShowActor {
             }
             Err(HoldRefusal::Taken(s)) => return done(Err(BookingError::SeatsTaken(s))),
         };
+        if let Err(refusal) = r.map.check_limits(&msg.client, &seats, now, &limits) {
+            log::info!("show {show_id}: hold refused for {:?}: {refusal:?}", msg.client.addr);
+            return done(Err(BookingError::from(refusal)));
+        }
         let hold = HoldId::generate(show_id);
         let expires_at = now + hold_for;
         let labels = r.map.labels(&seats);
         let key = msg.key.map(|k| k.as_str().to_string());
-        r.map.place_hold(hold.as_str(), seats, expires_at, key.clone(), HoldStatus::Pending);
+        let terms = HoldTerms { placed_at: now, expires_at, key: key.clone(), client: msg.client.clone() };
+        r.map.place_hold(hold.as_str(), seats, terms, HoldStatus::Pending);
         self.publish();
         let change = Change::HoldPlaced(HoldPlaced {
             hold_id: hold.to_string(),
@@ -605,6 +636,7 @@ impl ShowActor {
             expires_at: expires_at.naive_utc(),
             idempotency_key: key,
             created_at: now.naive_utc(),
+            client: msg.client,
         });
         let write = self.deps.writer.append_from(change, msg.origin);
         let receipt = HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at };
@@ -994,12 +1026,23 @@ impl Handler<Replicated> for ShowActor {
             Change::HoldPlaced(h) => {
                 if r.map.hold(&h.hold_id).is_none() {
                     let seats = r.map.indexes(&h.seats);
-                    r.map.place_hold(&h.hold_id, seats, h.expires_at.and_utc(), h.idempotency_key, HoldStatus::Active);
+                    let terms = HoldTerms {
+                        placed_at: h.created_at.and_utc(),
+                        expires_at: h.expires_at.and_utc(),
+                        key: h.idempotency_key,
+                        client: h.client,
+                    };
+                    r.map.place_hold(&h.hold_id, seats, terms, HoldStatus::Active);
                 }
             }
             Change::HoldsEnded(e) => {
+                let expired = e.state == crate::db::models::hold_state::EXPIRED;
                 for id in &e.hold_ids {
-                    r.map.end_hold(id);
+                    if expired {
+                        r.map.expire_hold(id);
+                    } else {
+                        r.map.end_hold(id);
+                    }
                 }
             }
             Change::BookingConfirmed(b) => {
@@ -1021,7 +1064,7 @@ impl Handler<Replicated> for ShowActor {
                 }
             }
             Change::BookingCancelled(c) => r.map.cancel(&c.code),
-            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) => {}
+            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) | Change::Admin(_) => {}
         }
         self.publish();
         self.schedule_expiry(ctx);

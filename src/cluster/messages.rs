@@ -78,10 +78,26 @@ pub struct ForwardedWrite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WriteOp {
-    Hold { show_id: i64, seats: Vec<String>, idempotency_key: Option<String> },
-    Confirm { hold_id: String, name: String, email: String },
-    Release { hold_id: String },
-    Cancel { code: String, email: String },
+    Hold {
+        show_id: i64,
+        seats: Vec<String>,
+        idempotency_key: Option<String>,
+        /// The visitor, for the seat-spinning limits the master applies.
+        #[serde(default)]
+        client: crate::domain::Client,
+    },
+    Confirm {
+        hold_id: String,
+        name: String,
+        email: String,
+    },
+    Release {
+        hold_id: String,
+    },
+    Cancel {
+        code: String,
+        email: String,
+    },
 }
 
 /// The master's answers to a [`WriteBatch`], one per write, in the same order.
@@ -102,5 +118,8 @@ pub enum WriteAnswer {
         status: u16,
         message: String,
         taken: Vec<String>,
+        /// For a 429: seconds until the client may try again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
 }

@@ -78,6 +78,8 @@ pub struct Hold {
     pub state: String,
     pub idempotency_key: Option<String>,
     pub created_at: NaiveDateTime,
+    pub client_addr: Option<String>,
+    pub client_session: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]

@@ -17,12 +17,16 @@ pub struct ShowSnapshot {
     pub active_holds: Vec<Hold>,
     /// Ids of holds that ended (expired, released, or active past their time).
     pub ended_holds: Vec<String>,
+    /// Holds that ended and that the seat-spinning limits still count: placed since
+    /// `recent_since`, or expired since then.
+    pub recent_holds: Vec<Hold>,
 }
 
 pub fn load_show(
     conn: &mut MysqlConnection,
     show_id: i64,
     now: NaiveDateTime,
+    recent_since: NaiveDateTime,
 ) -> Result<Option<ShowSnapshot>, DbError> {
     let Some(show) = shows::table.find(show_id).select(Show::as_select()).first(conn).optional()? else {
         return Ok(None);
@@ -46,7 +50,14 @@ pub fn load_show(
         .filter(holds::state.ne(hold_state::ACTIVE).or(holds::expires_at.le(now)))
         .select(holds::id)
         .load(conn)?;
-    Ok(Some(ShowSnapshot { show, categories, rows, bookings, active_holds, ended_holds }))
+    let recent_holds = holds::table
+        .filter(holds::show_id.eq(show_id))
+        .filter(holds::state.ne(hold_state::ACTIVE).or(holds::expires_at.le(now)))
+        .filter(holds::created_at.gt(recent_since).or(holds::expires_at.gt(recent_since)))
+        .filter(holds::client_addr.is_not_null().or(holds::client_session.is_not_null()))
+        .select(Hold::as_select())
+        .load(conn)?;
+    Ok(Some(ShowSnapshot { show, categories, rows, bookings, active_holds, ended_holds, recent_holds }))
 }
 
 pub fn load_layout(conn: &mut MysqlConnection, layout_id: i64) -> Result<(Vec<SeatCategory>, Vec<LayoutRow>), DbError> {

@@ -72,6 +72,8 @@ diesel::table! {
         state -> Varchar,
         idempotency_key -> Nullable<Varchar>,
         created_at -> Datetime,
+        client_addr -> Nullable<Varchar>,
+        client_session -> Nullable<Char>,
     }
 }
 
@@ -135,6 +137,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    admin_sessions (id) {
+        id -> Char,
+        created_at -> Datetime,
+        expires_at -> Datetime,
+        ended_at -> Nullable<Datetime>,
+        client_addr -> Nullable<Varchar>,
+    }
+}
+
+diesel::table! {
+    admin_credentials (id) {
+        id -> Tinyint,
+        password_hash -> Varchar,
+        changed_at -> Datetime,
+    }
+}
+
 diesel::joinable!(seat_categories -> layouts (layout_id));
 diesel::joinable!(theaters -> layouts (layout_id));
 diesel::joinable!(shows -> theaters (theater_id));
@@ -155,4 +175,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     write_log,
     node_state,
     import_jobs,
+    admin_sessions,
+    admin_credentials,
 );

@@ -19,4 +19,6 @@ pub enum DomainError {
     BadHoldId(String),
     #[error("the Idempotency-Key must be 1 to 128 visible ASCII characters")]
     BadIdempotencyKey,
+    #[error("the client of a forwarded write is malformed")]
+    BadClient,
 }

@@ -1,5 +1,6 @@
 //! Parsed user input and identifiers. Everything that crosses the web edge becomes one of
 //! these types first; the core never sees raw strings.
+mod client;
 mod code;
 mod customer;
 mod error;
@@ -7,6 +8,7 @@ mod ids;
 mod password;
 mod seat;
 
+pub use client::Client;
 pub use code::{random_token, BookingCode};
 pub use customer::{CustomerName, Email};
 pub use error::DomainError;

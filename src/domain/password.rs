@@ -23,6 +23,17 @@ impl AdminPassword {
         Ok(Self { phc })
     }
 
+    /// A stored hash (a PHC string, as [`AdminPassword::phc`] gave it), checked.
+    pub fn from_phc(phc: &str) -> Result<Self, String> {
+        PasswordHash::new(phc).map_err(|e| e.to_string())?;
+        Ok(Self { phc: phc.to_string() })
+    }
+
+    /// The hash as a PHC string (algorithm, parameters, salt and hash), to store.
+    pub fn phc(&self) -> &str {
+        &self.phc
+    }
+
     /// Whether `attempt` is the password. Argon2 recomputes the hash and compares it in
     /// constant time; this is slow on purpose (tens of milliseconds): call it off the
     /// async threads.

@@ -1,10 +1,11 @@
 //! Writes a log record and its effect. The master and the followers share this code, so a
 //! replica is the same rows as the master. Callers wrap it in a transaction.
-use super::change::{BookingCancelled, CatalogChange, Change, HoldsEnded, LogRecord};
+use super::change::{AdminChange, BookingCancelled, CatalogChange, Change, HoldsEnded, LogRecord};
 use super::sql_text::SqlText;
 use crate::db::models::{booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow};
 use crate::db::schema::{
-    booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories, shows, theaters, write_log,
+    admin_credentials, admin_sessions, booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories,
+    shows, theaters, write_log,
 };
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
@@ -34,6 +35,8 @@ pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<
                 state: hold_state::ACTIVE.to_string(),
                 idempotency_key: h.idempotency_key.clone(),
                 created_at: h.created_at,
+                client_addr: h.client.addr.clone(),
+                client_session: h.client.session.clone(),
             }),
             Change::HoldsEnded(e) => bulk.ended.push(e.clone()),
             Change::BookingConfirmed(b) => {
@@ -63,6 +66,10 @@ pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<
             Change::Catalog(c) => {
                 bulk.flush(conn)?;
                 apply_catalog(conn, c)?;
+            }
+            Change::Admin(a) => {
+                bulk.flush(conn)?;
+                apply_admin(conn, a, rec.created_at)?;
             }
             // The protocol's own entries live in the log alone.
             Change::EpochStart | Change::Membership(_) => {}
@@ -95,11 +102,13 @@ impl Bulk {
             },
         );
         sql.insert(
-            "INSERT INTO holds (id, show_id, seats, expires_at, state, idempotency_key, created_at) VALUES",
+            "INSERT INTO holds (id, show_id, seats, expires_at, state, idempotency_key, created_at, client_addr, \
+             client_session) VALUES",
             &self.holds,
             |v, h| {
                 v.str(&h.id).int(h.show_id).str(&h.seats).time(h.expires_at).str(&h.state);
                 v.opt_str(h.idempotency_key.as_deref()).time(h.created_at);
+                v.opt_str(h.client_addr.as_deref()).opt_str(h.client_session.as_deref());
             },
         );
         sql.insert(
@@ -124,6 +133,47 @@ impl Bulk {
         }
         conn.batch_execute(sql.as_str())
     }
+}
+
+/// An admin session opened or ended, or the password changed (at `at`, the entry's time).
+fn apply_admin(conn: &mut MysqlConnection, change: &AdminChange, at: chrono::NaiveDateTime) -> Result<(), DieselError> {
+    let end_all = |conn: &mut MysqlConnection| {
+        diesel::update(admin_sessions::table.filter(admin_sessions::ended_at.is_null()))
+            .set(admin_sessions::ended_at.eq(Some(at)))
+            .execute(conn)
+    };
+    match change {
+        AdminChange::SessionOpened { session, expires_at, client_addr } => {
+            diesel::replace_into(admin_sessions::table)
+                .values((
+                    admin_sessions::id.eq(session),
+                    admin_sessions::created_at.eq(at),
+                    admin_sessions::expires_at.eq(expires_at),
+                    admin_sessions::ended_at.eq(None::<chrono::NaiveDateTime>),
+                    admin_sessions::client_addr.eq(client_addr),
+                ))
+                .execute(conn)?;
+        }
+        AdminChange::SessionEnded { session } => {
+            diesel::update(admin_sessions::table.find(session).filter(admin_sessions::ended_at.is_null()))
+                .set(admin_sessions::ended_at.eq(Some(at)))
+                .execute(conn)?;
+        }
+        AdminChange::AllSessionsEnded => {
+            end_all(conn)?;
+        }
+        AdminChange::PasswordChanged { password_hash } => {
+            diesel::replace_into(admin_credentials::table)
+                .values((
+                    admin_credentials::id.eq(1i8),
+                    admin_credentials::password_hash.eq(password_hash),
+                    admin_credentials::changed_at.eq(at),
+                ))
+                .execute(conn)?;
+            end_all(conn)?;
+        }
+    }
+    Ok(())
 }
 
 fn apply_cancel(conn: &mut MysqlConnection, c: &BookingCancelled) -> Result<(), DieselError> {
@@ -204,5 +254,7 @@ pub fn wipe(conn: &mut MysqlConnection) -> Result<(), DieselError> {
     diesel::delete(seat_categories::table).execute(conn)?;
     diesel::delete(layouts::table).execute(conn)?;
     diesel::delete(write_log::table).execute(conn)?;
+    diesel::delete(admin_sessions::table).execute(conn)?;
+    diesel::delete(admin_credentials::table).execute(conn)?;
     Ok(())
 }

@@ -16,6 +16,29 @@ pub enum Change {
     EpochStart,
     /// Who is in the cluster from this entry on.
     Membership(MembershipRecord),
+    /// Admin sessions and the admin password.
+    Admin(AdminChange),
+}
+
+/// What an operator did to the admin area's sessions or password. Sessions are named by
+/// the SHA-256 of their secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminChange {
+    SessionOpened {
+        session: String,
+        expires_at: NaiveDateTime,
+        client_addr: Option<String>,
+    },
+    SessionEnded {
+        session: String,
+    },
+    /// "Log out everywhere": every session open when the entry applies ends.
+    AllSessionsEnded,
+    /// A new password (its Argon2 hash); every session ends with it.
+    PasswordChanged {
+        password_hash: String,
+    },
 }
 
 /// The cluster's membership as the log stores it.
@@ -33,6 +56,9 @@ pub struct HoldPlaced {
     pub expires_at: NaiveDateTime,
     pub idempotency_key: Option<String>,
     pub created_at: NaiveDateTime,
+    /// Who asked for it (the seat-spinning limits); empty in entries from before.
+    #[serde(default)]
+    pub client: crate::domain::Client,
 }
 
 /// Holds that ended without a booking: `state` is `expired` or `released`.
@@ -98,6 +124,7 @@ impl Change {
             Change::Catalog(_) => "catalog",
             Change::EpochStart => "epoch_start",
             Change::Membership(_) => "membership",
+            Change::Admin(_) => "admin",
         }
     }
 
@@ -108,7 +135,7 @@ impl Change {
             Change::HoldsEnded(c) => Some(c.show_id),
             Change::BookingConfirmed(c) => Some(c.show_id),
             Change::BookingCancelled(c) => Some(c.show_id),
-            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) => None,
+            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) | Change::Admin(_) => None,
         }
     }
 }

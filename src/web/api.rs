@@ -80,7 +80,8 @@ async fn place_hold(
 ) -> Result<HttpResponse, WebError> {
     let seats = SeatSelection::parse(&body.seats)?;
     let key = idempotency_key(&req)?;
-    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, Origin::Here).await?;
+    let client = super::client::client(&state, &req);
+    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, client, Origin::Here).await?;
     Ok(HttpResponse::Created().json(receipt))
 }
 
@@ -128,11 +129,16 @@ struct EmailQuery {
 
 async fn get_booking(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<EmailQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (code, email) = writes::booking_key(&path, &query.email)?;
-    let booking = writes::read_own_write(&state, || async {
+    state.guarded_lookup(&req, find_for_api(&state, &path, &query.email)).await
+}
+
+async fn find_for_api(state: &AppState, raw_code: &str, raw_email: &str) -> Result<HttpResponse, WebError> {
+    let (code, email) = writes::booking_key(raw_code, raw_email)?;
+    let booking = writes::read_own_write(state, || async {
         let c = code.to_string();
         let b = state.db.run(move |conn| find_booking(conn, &c)).await?;
         b.ok_or_else(|| WebError::NotFound("no booking with this code and email".into()))
@@ -157,11 +163,16 @@ struct CancelBody {
 
 async fn cancel_booking(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<CancelBody>,
 ) -> Result<HttpResponse, WebError> {
-    let (code, email) = writes::booking_key(&path, &body.email)?;
-    let receipt = writes::cancel(&state, code, email, Origin::Here).await?;
+    let receipt = state
+        .guarded_lookup(&req, async {
+            let (code, email) = writes::booking_key(&path, &body.email)?;
+            writes::cancel(&state, code, email, Origin::Here).await
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(receipt))
 }
 

@@ -28,6 +28,9 @@ pub enum WebError {
     Unprocessable(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A limit on this client (seat spinning, wrong passwords, look-ups): try again later.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// Something broke on our side; the cause is logged, never sent.
     #[error("something went wrong on our side")]
     Internal(String),
@@ -45,7 +48,18 @@ impl WebError {
             WebError::TooLarge(_) => "Too large",
             WebError::Unprocessable(_) => "Cannot do that",
             WebError::Unavailable(_) => "Temporarily unavailable",
+            WebError::TooManyRequests { .. } => "Too many requests",
             WebError::Internal(_) => "Server error",
+        }
+    }
+}
+
+impl WebError {
+    /// Seconds until the client may try again (the `Retry-After` header), for a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            WebError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }
@@ -62,6 +76,7 @@ impl ResponseError for WebError {
             WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,7 +89,12 @@ impl ResponseError for WebError {
         if let WebError::Conflict { taken, .. } = self {
             body["taken"] = json!(taken);
         }
-        HttpResponse::build(self.status_code()).json(body)
+        let mut res = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after() {
+            body["retry_after"] = json!(secs);
+            res.insert_header(("Retry-After", secs.to_string()));
+        }
+        res.json(body)
     }
 }
 
@@ -93,6 +113,9 @@ impl From<BookingError> for WebError {
             | BookingError::UnknownSeats(_)
             | BookingError::TooLateToCancel(_) => WebError::Unprocessable(msg),
             BookingError::Unavailable(_) => WebError::Unavailable(msg),
+            BookingError::TooManyHolds { message, retry_after_secs } => {
+                WebError::TooManyRequests { message, retry_after_secs }
+            }
         }
     }
 }
@@ -102,7 +125,7 @@ impl From<DomainError> for WebError {
         match e {
             DomainError::BadHoldId(_) => WebError::NotFound("no such hold".into()),
             DomainError::BadBookingCode(_) => WebError::NotFound("no booking with this code and email".into()),
-            DomainError::BadIdempotencyKey => WebError::BadRequest(e.to_string()),
+            DomainError::BadIdempotencyKey | DomainError::BadClient => WebError::BadRequest(e.to_string()),
             other => WebError::Unprocessable(other.to_string()),
         }
     }

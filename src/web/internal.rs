@@ -28,6 +28,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/admin/import", web::post().to(admin_import))
             .route("/admin/imports", web::post().to(admin_imports))
             .route("/admin/cancel", web::post().to(admin_cancel))
+            .route("/admin/write", web::post().to(admin_write))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(WebError::NotFound("no such endpoint".into()))
             })),
@@ -270,6 +271,44 @@ async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::B
             let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
             relay(super::admin::cancel_booking(&state, code, origin).await)
         }
+        _ => not_master(),
+    };
+    reply(&state, res).await
+}
+
+/// Whether an admin change passed on by a follower is well formed.
+fn valid_admin_change(change: &crate::wal::change::AdminChange) -> Result<(), String> {
+    use super::admin::auth::is_session_id;
+    use crate::wal::change::AdminChange;
+    match change {
+        AdminChange::SessionOpened { session, client_addr, .. } => {
+            if !is_session_id(session) {
+                return Err("a session id is 64 hex characters".into());
+            }
+            if client_addr.as_deref().is_some_and(|a| a.parse::<std::net::IpAddr>().is_err()) {
+                return Err("the client address is not an address".into());
+            }
+            Ok(())
+        }
+        AdminChange::SessionEnded { session } if !is_session_id(session) => {
+            Err("a session id is 64 hex characters".into())
+        }
+        AdminChange::PasswordChanged { password_hash } => crate::domain::AdminPassword::from_phc(password_hash)
+            .map(|_| ())
+            .map_err(|e| format!("not a password hash: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// An admin session or password change a follower passed on to the master.
+async fn admin_write(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let env: Envelope<crate::wal::change::AdminChange> = match open(&state, &req, &body).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let res = match (state.cluster.route(), valid_admin_change(&env.body)) {
+        (_, Err(why)) => Err((400, why)),
+        (crate::cluster::state::Route::Local, Ok(())) => relay(super::admin::write_admin(&state, env.body).await),
         _ => not_master(),
     };
     reply(&state, res).await

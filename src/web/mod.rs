@@ -2,6 +2,7 @@
 //! domain types here.
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod csrf;
 pub mod error;
 pub mod form;
@@ -9,6 +10,7 @@ pub mod forwarder;
 pub mod internal;
 pub mod live;
 pub mod pages;
+pub mod throttle;
 pub mod writes;
 
 use crate::actors::{ApiImporter, ShowDirectory};
@@ -47,9 +49,38 @@ pub struct AppState {
     pub importer: Addr<ApiImporter>,
     /// The admin password, session key and login throttle.
     pub admin: Arc<admin::AdminGate>,
+    /// Slows down look-ups (and cancels) of bookings by code and email that find nothing.
+    pub lookups: Arc<throttle::Guard>,
 }
 
 impl AppState {
+    /// Runs a guess at a booking (its code and email) under the look-up throttle of this
+    /// client's address: waits its turn first; "not found" counts as a strike.
+    pub async fn guarded_lookup<T>(
+        &self,
+        req: &actix_web::HttpRequest,
+        guess: impl std::future::Future<Output = Result<T, WebError>>,
+    ) -> Result<T, WebError> {
+        let who = client::client_ip(self, req);
+        if let Err(wait) = self.lookups.wait_turn(who).await {
+            log::warn!("booking look-ups from {who:?} throttled");
+            return Err(WebError::TooManyRequests {
+                message: format!(
+                    "too many look-ups that found nothing from your address; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let result = guess.await;
+        match &result {
+            Ok(_) => self.lookups.record(who, true),
+            Err(WebError::NotFound(_)) => self.lookups.record(who, false),
+            Err(_) => {}
+        }
+        result
+    }
+
     /// Renders a page, or the error page if the template fails.
     pub fn render(&self, template: &str, ctx: &tera::Context) -> Result<String, WebError> {
         Ok(self.tera.render(template, ctx)?)
@@ -69,7 +100,11 @@ impl AppState {
             .tera
             .render("error.html", &ctx)
             .unwrap_or_else(|_| format!("<!doctype html><title>{0}</title><h1>{0}</h1>", err.title()));
-        HttpResponse::build(err.status_code()).content_type("text/html; charset=utf-8").body(body)
+        let mut res = HttpResponse::build(err.status_code());
+        if let Some(secs) = err.retry_after() {
+            res.insert_header(("Retry-After", secs.to_string()));
+        }
+        res.content_type("text/html; charset=utf-8").body(body)
     }
 }
 

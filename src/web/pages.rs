@@ -38,12 +38,17 @@ pub(crate) struct Page {
     status: StatusCode,
     body: String,
     cookie: Option<Cookie<'static>>,
+    /// `Retry-After`, for a page that says "too many requests".
+    retry_after: Option<u64>,
 }
 
 impl Page {
     fn into_response(self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
         res.content_type("text/html; charset=utf-8").insert_header(("Cache-Control", "no-store"));
+        if let Some(secs) = self.retry_after {
+            res.insert_header(("Retry-After", secs.to_string()));
+        }
         if let Some(c) = self.cookie {
             res.cookie(c);
         }
@@ -68,7 +73,7 @@ pub(crate) fn page(
 ) -> Result<Page, WebError> {
     let (token, cookie) = csrf::token(req);
     ctx.insert("csrf", &token);
-    Ok(Page { status, body: state.render(template, &ctx)?, cookie })
+    Ok(Page { status, body: state.render(template, &ctx)?, cookie, retry_after: None })
 }
 
 pub fn money(cents: i32) -> String {
@@ -272,12 +277,16 @@ async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         let id: i64 = path.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
         let attempt = async {
             let seats = SeatSelection::parse(&form.all("seat"))?;
-            writes::place_hold(&state, ShowId(id), seats, None, Origin::Here).await
+            let client = super::client::client(&state, &req);
+            writes::place_hold(&state, ShowId(id), seats, None, client, Origin::Here).await
         };
         match attempt.await {
             Ok(receipt) => Ok(Err(receipt.hold_id)),
-            Err(e @ (WebError::Conflict { .. } | WebError::Unprocessable(_))) => {
-                Ok(Ok(show_page(&state, &req, &path, Some(e)).await?))
+            Err(e @ (WebError::Conflict { .. } | WebError::Unprocessable(_) | WebError::TooManyRequests { .. })) => {
+                let retry_after = e.retry_after();
+                let mut page = show_page(&state, &req, &path, Some(e)).await?;
+                page.retry_after = retry_after;
+                Ok(Ok(page))
             }
             Err(e) => Err(e),
         }
@@ -447,12 +456,51 @@ async fn lookup(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
     let result = async {
         let form = parse_form(&body, &req)?;
         let (raw_code, raw_email) = (form.get("code").unwrap_or(""), form.get("email").unwrap_or(""));
-        match BookingCode::parse(raw_code).and_then(|c| Ok((c, Email::parse(raw_email)?))) {
-            Ok((code, email)) => booking_page(&state, &req, code, email, None).await,
-            Err(_) => not_found_lookup(&state, &req, raw_code, raw_email),
+        let found = state
+            .guarded_lookup(&req, async {
+                match BookingCode::parse(raw_code).and_then(|c| Ok((c, Email::parse(raw_email)?))) {
+                    Ok((code, email)) => find_booking_of(&state, &code, &email)
+                        .await?
+                        .map(|b| (code, email, b))
+                        .ok_or_else(|| WebError::NotFound("no booking".into())),
+                    Err(_) => Err(WebError::NotFound("no booking".into())),
+                }
+            })
+            .await;
+        match found {
+            Ok((code, email, _)) => booking_page(&state, &req, code, email, None).await,
+            Err(WebError::NotFound(_)) => not_found_lookup(&state, &req, raw_code, raw_email),
+            Err(e @ WebError::TooManyRequests { .. }) => {
+                let retry_after = e.retry_after();
+                let mut ctx = Context::new();
+                ctx.insert("error", &format!("{}.", e));
+                ctx.insert("code", raw_code);
+                ctx.insert("email", raw_email);
+                let mut p = page(&state, &req, "lookup.html", ctx, StatusCode::TOO_MANY_REQUESTS)?;
+                p.retry_after = retry_after;
+                Ok(p)
+            }
+            Err(e) => Err(e),
         }
     };
     respond(&state, result.await)
+}
+
+/// The booking with this code, if its email is this one (a moment's retry on a follower,
+/// for a booking just made).
+async fn find_booking_of(
+    state: &AppState,
+    code: &BookingCode,
+    email: &Email,
+) -> Result<Option<crate::db::models::Booking>, WebError> {
+    let booking = writes::read_own_write(state, || async {
+        let c = code.to_string();
+        let b = state.db.run(move |conn| find_booking(conn, &c)).await?;
+        b.ok_or_else(|| WebError::NotFound("no booking".into()))
+    })
+    .await
+    .ok();
+    Ok(booking.filter(|b| b.email == email.as_str()))
 }
 
 fn not_found_lookup(state: &AppState, req: &HttpRequest, code: &str, email: &str) -> Result<Page, WebError> {
@@ -470,14 +518,7 @@ async fn booking_page(
     email: Email,
     notice: Option<&str>,
 ) -> Result<Page, WebError> {
-    let booking = writes::read_own_write(state, || async {
-        let c = code.to_string();
-        let b = state.db.run(move |conn| find_booking(conn, &c)).await?;
-        b.ok_or_else(|| WebError::NotFound("no booking".into()))
-    })
-    .await
-    .ok();
-    let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
+    let Some(b) = find_booking_of(state, &code, &email).await? else {
         return not_found_lookup(state, req, code.as_str(), email.as_str());
     };
     let (show, _, theater) = state
@@ -509,8 +550,13 @@ async fn cancel(
 ) -> HttpResponse {
     let result = async {
         let form = parse_form(&body, &req)?;
-        let (code, email) = writes::booking_key(&path, form.get("email").unwrap_or(""))?;
-        writes::cancel(&state, code.clone(), email.clone(), Origin::Here).await?;
+        let (code, email) = state
+            .guarded_lookup(&req, async {
+                let (code, email) = writes::booking_key(&path, form.get("email").unwrap_or(""))?;
+                writes::cancel(&state, code.clone(), email.clone(), Origin::Here).await?;
+                Ok((code, email))
+            })
+            .await?;
         booking_page(&state, &req, code, email, Some("Your booking was cancelled; its seats are free again.")).await
     };
     respond(&state, result.await)

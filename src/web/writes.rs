@@ -10,7 +10,7 @@ use crate::cluster::messages::{ForwardedWrite, WriteAnswer, WriteOp};
 use crate::cluster::state::Route;
 use crate::cluster::NodeId;
 use crate::db::orders::find_booking;
-use crate::domain::{BookingCode, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::domain::{BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use crate::wal::Origin;
 use futures::channel::oneshot;
 use std::time::Duration;
@@ -53,14 +53,16 @@ async fn forward(state: &AppState, write: WriteOp) -> Result<WriteAnswer, WebErr
     let (reply, answer) = oneshot::channel();
     state.forwarder.do_send(Forward { write, reply });
     match answer.await {
-        Ok(Ok(WriteAnswer::Refused { status, message, taken })) => Err(refused(status, message, taken)),
+        Ok(Ok(WriteAnswer::Refused { status, message, taken, retry_after })) => {
+            Err(refused(status, message, taken, retry_after))
+        }
         Ok(other) => other,
         Err(_) => Err(WebError::Unavailable("this node's forwarder has stopped; try again".into())),
     }
 }
 
 /// The error a refusal with `status` stands for.
-fn refused(status: u16, message: String, taken: Vec<String>) -> WebError {
+fn refused(status: u16, message: String, taken: Vec<String>, retry_after: Option<u64>) -> WebError {
     match status {
         400 => WebError::BadRequest(message),
         403 => WebError::Forbidden(message),
@@ -69,6 +71,7 @@ fn refused(status: u16, message: String, taken: Vec<String>) -> WebError {
         410 => WebError::Gone(message),
         413 => WebError::TooLarge(0),
         422 => WebError::Unprocessable(message),
+        429 => WebError::TooManyRequests { message, retry_after_secs: retry_after.unwrap_or(1) },
         503 => WebError::Unavailable(message),
         other => WebError::Internal(format!("the master answered {other}: {message}")),
     }
@@ -82,11 +85,12 @@ fn refusal(e: WebError) -> WriteAnswer {
     }
     let status = e.status_code().as_u16();
     let message = e.to_string();
+    let retry_after = e.retry_after();
     let taken = match e {
         WebError::Conflict { taken, .. } => taken,
         _ => Vec::new(),
     };
-    WriteAnswer::Refused { status, message, taken }
+    WriteAnswer::Refused { status, message, taken, retry_after }
 }
 
 fn unexpected(answer: WriteAnswer) -> WebError {
@@ -121,11 +125,12 @@ pub async fn run_forwarded(state: &AppState, sender: NodeId, sent_at: u64, write
         Err(e) => return refusal(e),
     };
     let result = match write.write {
-        WriteOp::Hold { show_id, seats, idempotency_key } => {
+        WriteOp::Hold { show_id, seats, idempotency_key, client } => {
             async {
                 let seats = SeatSelection::parse(&seats)?;
                 let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
-                place_hold(state, ShowId(show_id), seats, key, origin).await.map(WriteAnswer::Held)
+                let client = client.checked()?;
+                place_hold(state, ShowId(show_id), seats, key, client, origin).await.map(WriteAnswer::Held)
             }
             .await
         }
@@ -156,14 +161,15 @@ pub async fn place_hold(
     show: ShowId,
     seats: SeatSelection,
     key: Option<IdempotencyKey>,
+    client: Client,
     origin: Origin,
 ) -> Result<HoldReceipt, WebError> {
     match goes_to_master(state, origin)? {
-        false => Ok(state.shows.get(show).send(PlaceHold { seats, key, origin }).await??),
+        false => Ok(state.shows.get(show).send(PlaceHold { seats, key, origin, client }).await??),
         true => {
             let seats = seats.seats().iter().map(|s| s.to_string()).collect();
             let idempotency_key = key.map(|k| k.as_str().to_string());
-            match forward(state, WriteOp::Hold { show_id: show.0, seats, idempotency_key }).await? {
+            match forward(state, WriteOp::Hold { show_id: show.0, seats, idempotency_key, client }).await? {
                 WriteAnswer::Held(receipt) => Ok(receipt),
                 other => Err(unexpected(other)),
             }

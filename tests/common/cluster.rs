@@ -26,6 +26,8 @@ pub struct Cluster {
     paused: Vec<bool>,
     pub client: awc::Client,
     pub show: i64,
+    /// Settings every node starts with, besides the cluster's own (see `start_with`).
+    env: Vec<(String, String)>,
 }
 
 /// A free port below Linux's ephemeral range, so no outgoing connection takes it between
@@ -44,6 +46,12 @@ impl Cluster {
     /// Starts `n` nodes; node 1's database is seeded with one show of `rows` x `seats`
     /// before start, so the first master has to pull it (or ship it) to the others.
     pub async fn start(n: usize, rows: usize, seats: usize) -> Cluster {
+        // Every test client is 127.0.0.1: the seat-spinning limits are lifted.
+        Self::start_with(n, rows, seats, &marquee::config::LOAD_TEST_LIMITS).await
+    }
+
+    /// A cluster whose nodes start with `env` set (a test of the limits sets its own).
+    pub async fn start_with(n: usize, rows: usize, seats: usize, env: &[(&str, &str)]) -> Cluster {
         let tag = fresh_db_name();
         let nodes: Vec<Node> = (1..=n as u64)
             .map(|id| Node { id, port: free_port(), db_name: format!("{tag}_{id}"), child: None, log: String::new() })
@@ -62,6 +70,7 @@ impl Cluster {
             paused,
             client: awc::Client::builder().timeout(Duration::from_secs(10)).disable_redirects().finish(),
             show,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         for i in 0..n {
             c.spawn(i);
@@ -101,6 +110,7 @@ impl Cluster {
             .env("DB_POOL_SIZE", "6")
             .env("MARQUEE_TEMPLATES", format!("{root}/templates"))
             .env("MARQUEE_ASSETS", format!("{root}/assets"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
                 "RUST_LOG",
                 std::env::var("CLUSTER_LOG").unwrap_or_else(|_| "info,actix_web=warn,actix_server=warn".into()),

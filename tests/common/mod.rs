@@ -1,5 +1,6 @@
 //! Test helpers: a real node on port 0 against a fresh MariaDB schema, dropped afterwards.
 #![allow(dead_code)]
+pub mod browser;
 pub mod cluster;
 use actix_web::http::StatusCode;
 use diesel::prelude::*;
@@ -33,6 +34,11 @@ pub fn test_settings(db_name: &str) -> Settings {
     s.db_pool_size = 8;
     s.templates_dir = format!("{root}/templates");
     s.assets_dir = format!("{root}/assets");
+    // Every test client is 127.0.0.1: the seat-spinning limits are lifted unless a test
+    // sets them (tests/abuse.rs).
+    s.hold_limits.max_held_seats = 100_000;
+    s.hold_limits.max_holds_per_minute = 100_000;
+    s.hold_limits.cooloff = chrono::Duration::zero();
     s
 }
 

@@ -251,6 +251,7 @@ fn campaign(mut o: Options) -> i32 {
         eprintln!("campaign: {}: {e}", o.out.display());
         return 2;
     }
+    println!("{}", marquee::config::load_test_limits_note());
     // Absolute: mariadb-install-db and mariadbd resolve a relative data directory against
     // their own base directory.
     o.out = match o.out.canonicalize() {

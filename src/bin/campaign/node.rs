@@ -135,6 +135,7 @@ impl Node {
             .env("MARQUEE_WORKERS", "2")
             .env("DB_POOL_SIZE", "6")
             .env("HOLD_MINUTES", hold_minutes.to_string())
+            .envs(marquee::config::LOAD_TEST_LIMITS)
             .env("MARQUEE_TEMPLATES", install.root.join("templates"))
             .env("MARQUEE_ASSETS", install.root.join("assets"))
             .env(

@@ -74,6 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    println!("{}", marquee::config::load_test_limits_note());
     let result = actix_rt::System::new().block_on(async move {
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = stop.clone();

@@ -56,6 +56,7 @@ impl Scratch {
         cmd.arg("serve")
             .env("DATABASE_URL", self.url())
             .env("MARQUEE_BIND", format!("127.0.0.1:{port}"))
+            .envs(marquee::config::LOAD_TEST_LIMITS)
             .env("RUST_LOG", &opts.node_log);
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         for (var, dir) in [("MARQUEE_TEMPLATES", "templates"), ("MARQUEE_ASSETS", "assets")] {
@@ -135,6 +136,7 @@ impl Scratch {
                 .env("CLUSTER_SECRET", &secret)
                 .env("DATABASE_URL", format!("{}/{}", self.server, schema))
                 .env("MARQUEE_BIND", format!("127.0.0.1:{}", ports[i]))
+                .envs(marquee::config::LOAD_TEST_LIMITS)
                 .env("RUST_LOG", &opts.node_log);
             for (var, dir) in [("MARQUEE_TEMPLATES", "templates"), ("MARQUEE_ASSETS", "assets")] {
                 if std::env::var_os(var).is_none() && root.join(dir).is_dir() {

@@ -9,7 +9,8 @@ use super::AppState;
 use crate::actors::importer::{ImportJob, Phase, StartImport, Trigger};
 use crate::actors::show::{AdminCancelBooking, BookingReceipt};
 use crate::db::orders::find_booking;
-use crate::domain::{BookingCode, ShowId};
+use crate::domain::{AdminPassword, BookingCode, ShowId};
+use crate::wal::change::{AdminChange, Change};
 use crate::wal::Origin;
 use actix_web::web;
 pub use auth::{AdminGate, AdminSession};
@@ -73,6 +74,7 @@ async fn ask_master<T: serde::de::DeserializeOwned>(
     let client = Rpc::http_client(std::time::Duration::from_secs(30));
     match state.rpc.call::<_, Result<T, (u16, String)>>(&client, master, path, body).await {
         Ok(env) => env.body.map_err(|(status, message)| match status {
+            400 => WebError::BadRequest(message),
             404 => WebError::NotFound(message),
             409 => WebError::Conflict { message, taken: vec![] },
             _ => WebError::Unavailable(message),
@@ -82,6 +84,26 @@ async fn ask_master<T: serde::de::DeserializeOwned>(
         }
         Err(e) => Err(WebError::Unavailable(format!("the master did not answer: {e}"))),
     }
+}
+
+/// Writes an admin session or password change into the log (through the master) and
+/// returns once it is committed: then every node has it, or gets it next.
+pub async fn write_admin(state: &AppState, change: AdminChange) -> Result<(), WebError> {
+    if let Some(master) = master_elsewhere(state)? {
+        return ask_master(state, &master, "/internal/admin/write", serde_json::to_value(&change).unwrap_or_default())
+            .await;
+    }
+    state.writer.append(Change::Admin(change)).await.map(|_| ()).map_err(|e| {
+        WebError::Unavailable(format!("the cluster could not record this now ({e}); try again in a few seconds"))
+    })
+}
+
+/// The admin password an operator set (from the log), if any; else ADMIN_PASSWORD holds.
+pub async fn current_password(state: &AppState) -> Result<Option<AdminPassword>, WebError> {
+    let stored = state.db.run(crate::db::admin::stored_password).await?;
+    Ok(stored.and_then(|phc| {
+        AdminPassword::from_phc(&phc).map_err(|e| log::error!("the stored admin password is unreadable: {e}")).ok()
+    }))
 }
 
 /// An operator takes a node out of the cluster (a dead one that cannot leave by itself):

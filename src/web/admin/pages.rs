@@ -2,8 +2,8 @@
 use super::super::error::WebError;
 use super::super::form::FormData;
 use super::super::{csrf, AppState};
-use super::auth::{logged_in, AdminGate, LoginError};
-use super::{cancel_booking, job_view, start_import, AdminSession, CLOSED_MESSAGE};
+use super::auth::{logged_in, over_https, session_open, AdminGate, LoginError};
+use super::{cancel_booking, current_password, job_view, start_import, write_admin, AdminSession, CLOSED_MESSAGE};
 use crate::actors::importer::Trigger;
 use crate::actors::show::GetSeatMap;
 use crate::db::catalog::show_details;
@@ -11,6 +11,7 @@ use crate::db::models::{booking_state, split_seats};
 use crate::db::orders::bookings_of_show;
 use crate::db::sales::{show_sales, SalesFilter};
 use crate::domain::{BookingCode, ShowId};
+use crate::wal::change::AdminChange;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -23,6 +24,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/admin/login", web::get().to(login_form))
         .route("/admin/login", web::post().to(login))
         .route("/admin/logout", web::post().to(logout))
+        .route("/admin/logout-everywhere", web::post().to(logout_everywhere))
+        .route("/admin/account", web::get().to(account))
+        .route("/admin/password", web::post().to(change_password))
         .route("/admin/imports", web::post().to(start))
         .route("/admin/shows", web::get().to(shows))
         .route("/admin/shows/{id}", web::get().to(show))
@@ -81,16 +85,30 @@ pub fn login_page(state: &AppState, req: &HttpRequest, error: Option<&str>, stat
     };
     let mut ctx = Context::new();
     ctx.insert("error", &error);
+    ctx.insert("notice", &notice_of(req));
     ctx.insert("next", safe_next(next.as_deref()));
     render(state, req, "admin/login.html", ctx, status)
+}
+
+/// The notice a redirect to the login page asks for (`?done=...`), from a fixed list.
+fn notice_of(req: &HttpRequest) -> Option<&'static str> {
+    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string()).ok()?;
+    match q.get("done").map(String::as_str) {
+        Some("logout") => Some("You are logged out."),
+        Some("everywhere") => Some("Every admin session has ended, on every node."),
+        Some("password") => Some("The password was changed and every session has ended; log in with the new one."),
+        _ => None,
+    }
 }
 
 async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     if !state.admin.is_open() {
         return closed_page(&state, &req);
     }
-    if state.admin.has_session(&req, Utc::now()) {
-        return see_other("/admin");
+    if let Some(id) = state.admin.session_of(&req, Utc::now()) {
+        if session_open(&state, &id).await.unwrap_or(false) {
+            return see_other("/admin");
+        }
     }
     login_page(&state, &req, None, StatusCode::OK)
 }
@@ -104,12 +122,27 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
         return state.error_page(&e);
     }
     let attempt = form.get("password").unwrap_or("").chars().take(1024).collect::<String>();
-    let who = req.peer_addr().map(|a| a.ip());
+    let who = crate::web::client::client_ip(&state, &req);
     let gate: &AdminGate = &state.admin;
-    match gate.login(who, attempt).await {
+    let current = match current_password(&state).await {
+        Ok(p) => p,
+        Err(e) => return state.error_page(&e),
+    };
+    match gate.login(who, attempt, current).await {
         Ok(()) => {
+            let session = gate.new_session(Utc::now(), over_https(&req));
+            let opened = AdminChange::SessionOpened {
+                session: session.id.clone(),
+                expires_at: session.expires_at.naive_utc(),
+                client_addr: who.map(|a| a.to_string()),
+            };
+            if let Err(e) = write_admin(&state, opened).await {
+                use actix_web::ResponseError;
+                log::warn!("admin login from {who:?}: the session could not be recorded: {e}");
+                return login_page(&state, &req, Some(&e.to_string()), e.status_code());
+            }
             log::info!("admin login from {who:?}");
-            logged_in(gate, &req, safe_next(form.get("next")))
+            logged_in(session, safe_next(form.get("next")))
         }
         Err(e) => {
             log::warn!("admin login refused from {who:?}: {e}");
@@ -128,12 +161,120 @@ fn capitalized(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
+/// Ends this session on every node (through the log), then in the browser.
 async fn logout(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let form = FormData::parse(&body);
     if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
         return state.error_page(&e);
     }
-    HttpResponse::SeeOther().cookie(AdminGate::logout_cookie()).insert_header(("Location", "/admin/login")).finish()
+    if let Some(session) = state.admin.session_of(&req, Utc::now()) {
+        if let Err(e) = write_admin(&state, AdminChange::SessionEnded { session }).await {
+            return state.error_page(&e);
+        }
+    }
+    logged_out("logout")
+}
+
+fn logged_out(done: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .cookie(AdminGate::logout_cookie())
+        .insert_header(("Location", format!("/admin/login?done={done}")))
+        .finish()
+}
+
+/// Ends every admin session, on every node.
+async fn logout_everywhere(
+    _: AdminSession,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let form = FormData::parse(&body);
+    if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
+        return state.error_page(&e);
+    }
+    match write_admin(&state, AdminChange::AllSessionsEnded).await {
+        Ok(()) => {
+            log::info!("admin: every session ended");
+            logged_out("everywhere")
+        }
+        Err(e) => state.error_page(&e),
+    }
+}
+
+async fn account(_: AdminSession, state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    account_page(&state, &req, None, StatusCode::OK).await
+}
+
+async fn account_page(state: &AppState, req: &HttpRequest, error: Option<String>, status: StatusCode) -> HttpResponse {
+    let now = Utc::now().naive_utc();
+    let open = match state.db.run(move |c| crate::db::admin::open_sessions(c, now)).await {
+        Ok(n) => n,
+        Err(e) => return state.error_page(&e.into()),
+    };
+    let mut ctx = Context::new();
+    ctx.insert("error", &error);
+    ctx.insert("open_sessions", &open);
+    ctx.insert("session_hours", &state.settings.admin_session_hours);
+    ctx.insert("min_len", &crate::domain::MIN_PASSWORD_LEN);
+    render(state, req, "admin/account.html", ctx, status)
+}
+
+/// A new admin password: the current one first (throttled like a login), the new one
+/// twice. Every session ends with it.
+async fn change_password(
+    _: AdminSession,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let form = FormData::parse(&body);
+    if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
+        return state.error_page(&e);
+    }
+    let field = |name| form.get(name).unwrap_or("").chars().take(1024).collect::<String>();
+    let (current, new, repeat) = (field("current"), field("new"), field("repeat"));
+    if new != repeat {
+        return account_page(&state, &req, Some("The new passwords differ.".into()), StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+    }
+    let who = crate::web::client::client_ip(&state, &req);
+    let stored = match current_password(&state).await {
+        Ok(p) => p,
+        Err(e) => return state.error_page(&e),
+    };
+    if let Err(e) = state.admin.login(who, current, stored).await {
+        let status = match e {
+            LoginError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::FORBIDDEN,
+        };
+        let message = match e {
+            LoginError::WrongPassword => "The current password is wrong.".to_string(),
+            other => format!("{}.", capitalized(&other.to_string())),
+        };
+        return account_page(&state, &req, Some(message), status).await;
+    }
+    let hashed = web::block(move || crate::domain::AdminPassword::hash(&new)).await;
+    let password = match hashed {
+        Ok(Ok(p)) => p,
+        Ok(Err(why)) => {
+            return account_page(
+                &state,
+                &req,
+                Some(format!("The new password {why}.")),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => return state.error_page(&WebError::Internal(e.to_string())),
+    };
+    match write_admin(&state, AdminChange::PasswordChanged { password_hash: password.phc().to_string() }).await {
+        Ok(()) => {
+            log::info!("admin password changed from {who:?}; every session ended");
+            logged_out("password")
+        }
+        Err(e) => state.error_page(&e),
+    }
 }
 
 async fn dashboard(_: AdminSession, state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {

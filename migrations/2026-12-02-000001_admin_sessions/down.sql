@@ -1,0 +1,2 @@
+DROP TABLE admin_credentials;
+DROP TABLE admin_sessions;
