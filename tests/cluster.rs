@@ -644,3 +644,77 @@ async fn a_captured_node_request_cannot_be_replayed() {
     let outcome = book(&client, &c.url(from as usize - 1, ""), c.show, &["D1".to_string()], 1).await;
     assert!(matches!(outcome, Outcome::Booked(_)), "{outcome:?}\n{}", c.tail_logs());
 }
+
+/// The seat-spinning limits as a real site runs them, behind a proxy at 127.0.0.1.
+const REAL_LIMITS: [(&str, &str); 4] = [
+    ("MAX_HELD_SEATS", "10"),
+    ("MAX_HOLDS_PER_MINUTE", "6"),
+    ("HOLD_COOLOFF_SECONDS", "120"),
+    ("TRUSTED_PROXIES", "127.0.0.1"),
+];
+
+async fn hold_as(c: &Cluster, i: usize, who: &str, seats: &[&str]) -> (u16, serde_json::Value) {
+    let mut b = Browser::new(c.url(i, "")).via_proxy_for(who);
+    let p = b.post_json(&format!("/api/shows/{}/holds", c.show), &serde_json::json!({ "seats": seats })).await;
+    (p.status, p.json())
+}
+
+#[actix_web::test]
+async fn seat_spinning_limits_hold_across_nodes_and_survive_a_failover() {
+    let mut c = Cluster::start_with(3, ROWS, SEATS, &REAL_LIMITS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != master).collect();
+    // A script holds through both followers: the master counts it as one client.
+    let mut placed = 0;
+    for (n, row) in ["A", "B", "C", "D", "E"].iter().enumerate() {
+        let via = followers[n % 2];
+        let (status, body) = hold_as(&c, via, "203.0.113.66", &[&format!("{row}1"), &format!("{row}2")]).await;
+        assert_eq!(status, 201, "{body}\n{}", c.tail_logs());
+        placed += 1;
+    }
+    assert_eq!(placed, 5);
+    let (status, body) = hold_as(&c, followers[0], "203.0.113.66", &["F1"]).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("at most 10"), "{body}");
+    assert!(body["retry_after"].as_u64().is_some(), "{body}");
+    // The master dies; the next one rebuilds the limits from the log.
+    c.wait_converged(Duration::from_secs(10)).await;
+    c.kill(master);
+    let next = c.wait_for_master(Duration::from_secs(20)).await.expect("a new master");
+    let other = followers.iter().copied().find(|i| *i != next).unwrap();
+    for via in [next, other] {
+        let (status, body) = hold_as(&c, via, "203.0.113.66", &["F1"]).await;
+        assert_eq!(status, 429, "after the failover, through node {}: {body}\n{}", via + 1, c.tail_logs());
+    }
+    // Another client is served at once.
+    let (status, body) = hold_as(&c, other, "198.51.100.7", &["F1", "F2"]).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[actix_web::test]
+async fn an_admin_cookie_copied_before_logout_is_refused_on_every_node() {
+    let c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let a = (0..3).find(|i| *i != master).unwrap();
+    let b = (0..3).find(|i| *i != master && *i != a).unwrap();
+    // Logged in at a follower; the session is good on every node.
+    let mut op = Browser::logged_in(c.url(a, ""), ADMIN_PASSWORD).await;
+    let copied = op.cookies.clone();
+    let on = |i: usize| {
+        let mut thief = Browser::new(c.url(i, ""));
+        thief.cookies = copied.clone();
+        thief
+    };
+    for i in 0..3 {
+        assert_eq!(on(i).get("/admin/shows").await.status, 200, "node {}", i + 1);
+    }
+    op.get("/admin").await;
+    assert_eq!(op.post("/admin/logout", &[]).await.status, 303);
+    // Once each node has the log's end, the copied cookie is refused there.
+    assert!(c.wait_converged(Duration::from_secs(10)).await);
+    for i in [b, master, a] {
+        let p = on(i).get("/admin/shows").await;
+        assert_eq!(p.status, 401, "node {}: {}", i + 1, p.body);
+    }
+    assert_eq!(on(b).get("/admin/api/imports").await.status, 401);
+}
