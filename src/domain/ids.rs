@@ -29,6 +29,10 @@ impl HoldId {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let bad = || DomainError::BadHoldId(raw.chars().take(64).collect());
         let (show, secret) = raw.split_once('-').ok_or_else(bad)?;
+        // Plain decimal, as `generate` writes it: no sign, no leading zero.
+        if show.starts_with('0') || !show.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         let show: i64 = show.parse().map_err(|_| bad())?;
         if show <= 0 || secret.len() != HOLD_SECRET_LEN || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(bad());
@@ -88,6 +92,17 @@ mod tests {
         {
             assert!(HoldId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_hold_id_is_written_one_way_only() {
+        // "+1-..." and "01-..." parsed as hold ids of show 1 that no hold can have.
+        for bad in
+            ["+1-AAAAaAA0AaAA00AAAa0a", "01-AAAAaAA0AaAA00AAAa0a", "0-AAAAaAA0AaAA00AAAa0a", "١-AAAAaAA0AaAA00AAAa0a"]
+        {
+            assert!(HoldId::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(HoldId::parse("1-AAAAaAA0AaAA00AAAa0a").unwrap().show(), ShowId(1));
     }
 
     #[test]
