@@ -80,7 +80,7 @@ fn date_label(d: NaiveDate) -> String {
 }
 
 fn parse_form(body: &web::Bytes, req: &HttpRequest) -> Result<FormData, WebError> {
-    let form = FormData::parse(body);
+    let form = FormData::parse(body)?;
     csrf::verify(req, form.get(csrf::FIELD))?;
     Ok(form)
 }
