@@ -174,3 +174,57 @@ mod tests {
         assert_ne!(nonce(), nonce());
     }
 }
+
+/// Anyone can send `/internal/` requests, so `verify` takes any headers: it answers Ok
+/// only for the signature over exactly this request made with the secret, within the
+/// window, and an `AuthError` for everything else. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::{bytes, text};
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    /// Timestamps anywhere, the ends of i64 included.
+    fn time() -> impl Strategy<Value = i64> {
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0), 1_700_000_000i64..1_900_000_000, any::<i64>(),]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_headers_verify_only_with_the_signature(
+            node in any::<u64>(),
+            time in time(),
+            now in time(),
+            nonce in prop_oneof![text(), "[0-9a-f]{32}"],
+            path in prop_oneof![text(), Just("/internal/message".to_string())],
+            body in bytes(),
+            signature in prop_oneof![text(), "[0-9a-fA-F+]{0,66}"],
+        ) {
+            let secret = "secret-secret-123";
+            if verify(secret, node, time, &nonce, now, &path, &body, &signature).is_ok() {
+                let real = sign(secret, node, time, &nonce, &path, &body);
+                prop_assert_eq!(signature.to_ascii_lowercase(), real);
+            }
+        }
+
+        #[test]
+        fn a_signed_request_verifies_within_the_window_only(
+            node in any::<u64>(),
+            time in time(),
+            skew in -40i64..40,
+            nonce in "[0-9a-f]{1,64}",
+            body in bytes(),
+        ) {
+            let secret = "secret-secret-123";
+            let now = time.saturating_add(skew);
+            let signature = sign(secret, node, time, &nonce, "/internal/writes", &body);
+            let got = verify(secret, node, time, &nonce, now, "/internal/writes", &body, &signature);
+            let want = if now.abs_diff(time) <= MAX_SKEW_SECS as u64 { Ok(()) } else { Err(AuthError::Stale) };
+            prop_assert_eq!(got, want);
+        }
+    }
+}

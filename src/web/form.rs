@@ -83,3 +83,47 @@ mod tests {
         }
     }
 }
+
+/// Any bytes give a form or a 400; a form is what `form_urlencoded` (the encoder's own
+/// crate) reads from the same bytes, and every list of pairs survives encoding and
+/// decoding. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::{bytes, text};
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    /// Bodies made of the characters that matter to the format.
+    fn form_like() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop::sample::select(&[b'a', b'=', b'&', b'+', b'%', b'2', b'F', b'f', b'C', b'3', b'A', 0xff, 0xc3][..]),
+            0..40,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_body_is_the_form_it_encodes_or_bad_request(body in prop_oneof![bytes(), form_like()]) {
+            let lossy: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            match FormData::parse(&body) {
+                Ok(form) => prop_assert_eq!(form.0, lossy),
+                Err(WebError::BadRequest(_)) => prop_assert!(
+                    lossy.iter().any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}')),
+                    "refused, yet every byte decodes"
+                ),
+                Err(other) => prop_assert!(false, "unexpected error {:?}", other),
+            }
+        }
+
+        #[test]
+        fn encoded_pairs_decode_to_themselves(pairs in prop::collection::vec((text(), text()), 0..6)) {
+            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+            let form = FormData::parse(body.as_bytes()).unwrap();
+            prop_assert_eq!(form.0, pairs);
+        }
+    }
+}

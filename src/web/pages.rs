@@ -539,3 +539,35 @@ mod tests {
         assert!(listing_date(&long).unwrap_err().to_string().len() < 60, "the error does not echo it all");
     }
 }
+
+/// The listing's `?date=` takes any text: a date a MySQL `DATE` holds, or a 400 with a
+/// short message. Cases per run: `CASES`.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::text;
+    use actix_web::ResponseError;
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_date_text_is_a_storable_date_or_a_400(
+            raw in prop_oneof![text(), "[+-]?[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}"]
+        ) {
+            match listing_date(&raw) {
+                Ok(d) => {
+                    prop_assert!((1000..=9999).contains(&d.year()));
+                    prop_assert_eq!(d.format("%Y-%m-%d").to_string().parse::<NaiveDate>(), Ok(d));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
+                    prop_assert!(e.to_string().chars().count() < 60);
+                }
+            }
+        }
+    }
+}
