@@ -311,3 +311,45 @@ async fn a_body_over_max_body_bytes_is_a_413_and_changes_nothing() {
 
     s.unchanged(&app).await;
 }
+
+#[actix_web::test]
+async fn node_to_node_requests_with_bad_headers_or_bodies_are_4xx_and_change_nothing() {
+    use marquee::cluster::auth::{nonce, sign, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
+    const SECRET: &str = "bad-input-test-secret-0123";
+    let app = common::spawn_app_with(|s| s.cluster.secret = SECRET.into()).await;
+    let s = scene(&app).await;
+    let send = |path: &'static str, time: i64, signed: bool, body: Vec<u8>| {
+        let n = nonce();
+        let signature = if signed { sign(SECRET, 2, time, &n, path, &body) } else { "ab".repeat(32) };
+        app.client
+            .post(app.url(path))
+            .insert_header((HEADER_NODE, "2"))
+            .insert_header((HEADER_TIME, time.to_string()))
+            .insert_header((HEADER_NONCE, n))
+            .insert_header((HEADER_SIGNATURE, signature))
+            .content_type("application/json")
+            .send_body(body)
+    };
+    let now = chrono::Utc::now().timestamp();
+
+    // Timestamps at the ends of i64 (i64::MIN overflowed the skew check: a panic).
+    for time in [i64::MIN, i64::MIN + now, i64::MAX] {
+        for signed in [false, true] {
+            let res = send("/internal/message", time, signed, b"{}".to_vec()).await.unwrap();
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "time {time}, signed {signed}");
+        }
+    }
+    // Signed bodies that are not a message: not JSON, the wrong shape, nested 10,000 deep.
+    let deep = format!(r#"{{"from":2,"epoch":0,"lamport":1,"body":{}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: [(&'static str, Vec<u8>); 4] = [
+        ("/internal/message", b"\xff\xfe{".to_vec()),
+        ("/internal/writes", br#"{"from":2,"epoch":0,"lamport":1,"body":{"writes":{"op":"hold"}}}"#.to_vec()),
+        ("/internal/writes", deep.clone().into_bytes()),
+        ("/internal/status", deep.into_bytes()),
+    ];
+    for (path, body) in bodies {
+        let res = send(path, now, true, body).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    s.unchanged(&app).await;
+}
