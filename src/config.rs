@@ -229,3 +229,27 @@ mod tests {
         assert_eq!(format!("{:?}", Secret::new("hunter2-hunter2")), "Secret(<redacted>)");
     }
 }
+
+/// `IMPORT_INTERVAL` takes any text: a duration of a minute to 30 days, or an error.
+/// Cases per run: `CASES`.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::text;
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_text_is_an_interval_in_range_or_an_error(
+            raw in prop_oneof![text(), "[ ]?[0-9.]{0,400}[ ]?(s|m|min|h|d|w|)[ ]?"]
+        ) {
+            if let Ok(d) = parse_interval(&raw) {
+                prop_assert!((60.0..=30.0 * 86400.0).contains(&d.as_secs_f64()), "{:?}", d);
+            }
+        }
+    }
+}

@@ -8,5 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod importer;
 pub mod startup;
+#[cfg(test)]
+mod testing;
 pub mod wal;
 pub mod web;

@@ -105,7 +105,7 @@ pub fn verify(
     if secret.is_empty() {
         return Err(AuthError::BadSignature);
     }
-    if (now - time).abs() > MAX_SKEW_SECS {
+    if now.abs_diff(time) > MAX_SKEW_SECS as u64 {
         return Err(AuthError::Stale);
     }
     let bytes: Option<Vec<u8>> = (0..signature.len())
@@ -147,6 +147,17 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_stale_not_a_panic() {
+        // `now - time` overflowed for a time near i64::MIN: a panic in debug builds, from
+        // anyone who can reach /internal/ (the time is checked before the signature).
+        let now = 1_800_000_000;
+        for time in [i64::MIN, i64::MIN + now, i64::MAX] {
+            assert_eq!(verify("secret-secret-123", 0, time, "n", now, "/", b"", ""), Err(AuthError::Stale), "{time}");
+        }
+        assert_eq!(verify("secret-secret-123", 0, i64::MIN, "n", i64::MAX, "/", b"", ""), Err(AuthError::Stale));
+    }
+
+    #[test]
     fn a_nonce_is_taken_once_within_the_window_and_memory_stays_bounded() {
         let mut g = ReplayGuard::with_capacity(3);
         assert!(g.admit(1, "a", 100, 100));
@@ -161,5 +172,59 @@ mod tests {
         assert!(g.len() <= 3, "bounded: {}", g.len());
         assert!(!g.admit(1, "f", 141, 145));
         assert_ne!(nonce(), nonce());
+    }
+}
+
+/// Anyone can send `/internal/` requests, so `verify` takes any headers: it answers Ok
+/// only for the signature over exactly this request made with the secret, within the
+/// window, and an `AuthError` for everything else. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::{bytes, text};
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    /// Timestamps anywhere, the ends of i64 included.
+    fn time() -> impl Strategy<Value = i64> {
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0), 1_700_000_000i64..1_900_000_000, any::<i64>(),]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_headers_verify_only_with_the_signature(
+            node in any::<u64>(),
+            time in time(),
+            now in time(),
+            nonce in prop_oneof![text(), "[0-9a-f]{32}"],
+            path in prop_oneof![text(), Just("/internal/message".to_string())],
+            body in bytes(),
+            signature in prop_oneof![text(), "[0-9a-fA-F+]{0,66}"],
+        ) {
+            let secret = "secret-secret-123";
+            if verify(secret, node, time, &nonce, now, &path, &body, &signature).is_ok() {
+                let real = sign(secret, node, time, &nonce, &path, &body);
+                prop_assert_eq!(signature.to_ascii_lowercase(), real);
+            }
+        }
+
+        #[test]
+        fn a_signed_request_verifies_within_the_window_only(
+            node in any::<u64>(),
+            time in time(),
+            skew in -40i64..40,
+            nonce in "[0-9a-f]{1,64}",
+            body in bytes(),
+        ) {
+            let secret = "secret-secret-123";
+            let now = time.saturating_add(skew);
+            let signature = sign(secret, node, time, &nonce, "/internal/writes", &body);
+            let got = verify(secret, node, time, &nonce, now, "/internal/writes", &body, &signature);
+            let want = if now.abs_diff(time) <= MAX_SKEW_SECS as u64 { Ok(()) } else { Err(AuthError::Stale) };
+            prop_assert_eq!(got, want);
+        }
     }
 }

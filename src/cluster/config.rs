@@ -181,3 +181,32 @@ mod tests {
         assert_eq!(id_from_ip("172.18.1.2".parse().unwrap()), 258);
     }
 }
+
+/// `PEERS` takes any text: peers with a positive id and an address with a port, or an
+/// error naming the bad one. Cases per run: `CASES`.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::text;
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_text_is_a_list_of_peers_or_an_error(
+            raw in prop_oneof![text(), "([ ]?[+-]?[0-9]{0,21}@?[a-z0-9.]{0,6}:?[0-9]{0,6}[ ]?,?){0,4}"]
+        ) {
+            if let Ok(peers) = parse_peers(&raw) {
+                for p in &peers {
+                    prop_assert!(p.id > 0);
+                    prop_assert!(p.address.contains(':'));
+                    let written = format!("@{}", p.address);
+                    prop_assert!(raw.contains(&written), "{:?} is not in the text", p.address);
+                }
+            }
+        }
+    }
+}

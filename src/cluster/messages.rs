@@ -123,3 +123,64 @@ pub enum WriteAnswer {
         retry_after: Option<u64>,
     },
 }
+
+/// What a node reads back from a peer (`cluster::client`): any bytes or JSON, or a real
+/// answer changed anywhere, is the answer or a serde error (`RpcError::BadAnswer`),
+/// never a panic. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::actors::show::BookingReceipt;
+    use crate::testing::{bytes, json_with_keys, mutations_of};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    pub const CASES: u32 = 300;
+
+    const KEYS: &[&str] =
+        &["from", "epoch", "lamport", "body", "answers", "outcome", "status", "message", "taken", "stale", "Ok", "Err"];
+
+    fn read_all(body: &[u8]) {
+        let _ = serde_json::from_slice::<Envelope<WriteAnswers>>(body);
+        let _ = serde_json::from_slice::<Envelope<NodeStatus>>(body);
+        let _ = serde_json::from_slice::<Envelope<Result<(), (u16, String)>>>(body);
+        let _ = serde_json::from_slice::<StaleEpoch>(body);
+    }
+
+    /// A real answer to `/internal/writes`: a booking and a refusal.
+    fn answers() -> Value {
+        let booked = WriteAnswer::Booked(BookingReceipt {
+            code: "ABCDEFGH".into(),
+            show_id: 4,
+            hold_id: "4-ABCDEFGHJKMNPQRSTWXY".into(),
+            name: "Ann".into(),
+            email: "ann@example.com".into(),
+            seats: vec!["C7".into()],
+            total_cents: 1250,
+            state: "confirmed".into(),
+        });
+        let refused = WriteAnswer::Refused { status: 409, message: "taken".into(), taken: vec!["C8".into()] };
+        json!(Envelope { from: 3, epoch: 2, lamport: 77, body: WriteAnswers { answers: vec![booked, refused] } })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_answer_is_read_or_a_serde_error(
+            body in prop_oneof![
+                bytes(),
+                json_with_keys(KEYS).prop_map(|v| v.to_string().into_bytes()),
+                mutations_of(answers()).prop_map(|v| v.to_string().into_bytes()),
+            ]
+        ) {
+            read_all(&body);
+        }
+    }
+
+    #[test]
+    fn the_unchanged_answer_is_read() {
+        let env: Envelope<WriteAnswers> = serde_json::from_value(answers()).unwrap();
+        assert_eq!(env.body.answers.len(), 2);
+    }
+}

@@ -82,3 +82,50 @@ mod tests {
         assert_eq!(BookingCode::parse(" abcdefgh ").unwrap().as_str(), "ABCDEFGH");
     }
 }
+
+/// Any text gives a code or `BadBookingCode`; every code over the alphabet parses, typed
+/// in any case with spaces around. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::text;
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    fn code_chars() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(ALPHABET), CODE_LEN)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_text_is_a_code_or_bad_booking_code(raw in prop_oneof![text(), "[ ]?[a-zA-Z0-9]{7,9}[ ]?"]) {
+            match BookingCode::parse(&raw) {
+                Ok(code) => {
+                    prop_assert_eq!(code.as_str(), raw.trim().to_ascii_uppercase());
+                    prop_assert_eq!(code.as_str().len(), CODE_LEN);
+                    prop_assert!(code.as_str().bytes().all(|b| ALPHABET.contains(&b)));
+                }
+                Err(DomainError::BadBookingCode(echo)) => prop_assert!(echo.chars().count() <= 16),
+                Err(other) => prop_assert!(false, "unexpected error {:?}", other),
+            }
+        }
+
+        #[test]
+        fn a_code_over_the_alphabet_parses_in_any_case(chars in code_chars(), lower in any::<bool>()) {
+            let code = String::from_utf8(chars).unwrap();
+            let typed = if lower { format!(" {} ", code.to_lowercase()) } else { code.clone() };
+            prop_assert_eq!(BookingCode::parse(&typed).map(|c| c.to_string()), Ok(code));
+        }
+
+        #[test]
+        fn one_ambiguous_character_spoils_a_code(chars in code_chars(), at in 0..CODE_LEN, bad in prop::sample::select(&b"01ILOUV"[..])) {
+            let mut chars = chars;
+            chars[at] = bad;
+            let typed = String::from_utf8(chars).unwrap();
+            prop_assert!(matches!(BookingCode::parse(&typed), Err(DomainError::BadBookingCode(_))));
+        }
+    }
+}

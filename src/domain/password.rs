@@ -67,3 +67,40 @@ mod tests {
         assert!(AdminPassword::hash("short").is_err());
     }
 }
+
+/// The admin login form hands any text to `verify`: it answers true for the password
+/// only, and never panics. Argon2 is slow on purpose, so only `CASES` per run.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::text;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    pub const CASES: u32 = 24;
+
+    fn password() -> &'static AdminPassword {
+        static P: OnceLock<AdminPassword> = OnceLock::new();
+        P.get_or_init(|| AdminPassword::hash("correct horse").unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_attempt_but_the_password_is_refused(attempt in text()) {
+            prop_assert_eq!(password().verify(&attempt), attempt == "correct horse");
+        }
+
+        #[test]
+        fn any_text_hashes_or_is_too_short(plain in prop::collection::vec(any::<char>(), 0..12).prop_map(String::from_iter)) {
+            match AdminPassword::hash(&plain) {
+                Ok(p) => {
+                    prop_assert!(plain.chars().count() >= MIN_PASSWORD_LEN);
+                    prop_assert!(p.verify(&plain));
+                }
+                Err(_) => prop_assert!(plain.chars().count() < MIN_PASSWORD_LEN),
+            }
+        }
+    }
+}

@@ -102,3 +102,83 @@ mod tests {
         assert_eq!(SeatSelection::parse(&["C7", "C8"]).unwrap().seats().len(), 2);
     }
 }
+
+/// Any text gives a label or `BadSeat`, any list a selection or its typed error; what is
+/// accepted is canonical. Cases per run: `CASES` for each property.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::text;
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    /// Text shaped like a label, often almost one (lower case, spaces, leading zeros,
+    /// four letters, four digits).
+    fn label_like() -> impl Strategy<Value = String> {
+        "[ \t]{0,1}[A-Za-z]{0,4}[0-9]{0,4}[ \t\n]{0,1}"
+    }
+
+    fn any_label_text() -> impl Strategy<Value = String> {
+        prop_oneof![label_like(), text(), "[A-C][1-4]"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_text_is_a_canonical_label_or_bad_seat(raw in any_label_text()) {
+            match SeatLabel::parse(&raw) {
+                Ok(label) => {
+                    prop_assert_eq!(label.to_string(), raw.trim().to_ascii_uppercase());
+                    prop_assert!((1..=3).contains(&label.row().len()));
+                    prop_assert!(label.row().bytes().all(|b| b.is_ascii_uppercase()));
+                    prop_assert!((1..=999).contains(&label.number()));
+                    prop_assert_eq!(SeatLabel::parse(&label.to_string()), Ok(label));
+                }
+                Err(DomainError::BadSeat(echo)) => prop_assert!(echo.chars().count() <= 16),
+                Err(other) => prop_assert!(false, "unexpected error {:?}", other),
+            }
+        }
+
+        #[test]
+        fn a_valid_label_prints_and_parses_back(row in "[A-Z]{1,3}", number in 1u16..=999, lower in any::<bool>()) {
+            let label = SeatLabel::new(&row, number).unwrap();
+            prop_assert_eq!(label.to_string(), format!("{row}{number}"));
+            let typed = if lower { label.to_string().to_lowercase() } else { format!(" {label}\t") };
+            prop_assert_eq!(SeatLabel::parse(&typed), Ok(label));
+        }
+
+        #[test]
+        fn a_selection_is_one_to_ten_distinct_seats_or_a_typed_error(
+            raw in prop_oneof![
+                8 => prop::collection::vec(any_label_text(), 0..14),
+                1 => prop::collection::vec("[A-Z][0-9]{1,3}", 0..250),
+            ]
+        ) {
+            let parsed: Vec<_> = raw.iter().map(|r| SeatLabel::parse(r)).collect();
+            match SeatSelection::parse(&raw) {
+                Ok(sel) => {
+                    let seats = sel.seats();
+                    prop_assert!((1..=MAX_SEATS_PER_HOLD).contains(&seats.len()));
+                    prop_assert_eq!(seats.len(), raw.len());
+                    prop_assert_eq!(seats.iter().collect::<HashSet<_>>().len(), seats.len(), "no seat twice");
+                    for (seat, p) in seats.iter().zip(&parsed) {
+                        prop_assert_eq!(Ok(seat), p.as_ref());
+                    }
+                }
+                Err(DomainError::NoSeats) => prop_assert!(raw.is_empty()),
+                Err(DomainError::TooManySeats { max, got }) => {
+                    prop_assert_eq!((max, got), (MAX_SEATS_PER_HOLD, raw.len()));
+                    prop_assert!(got > max);
+                }
+                Err(DomainError::DuplicateSeat(seat)) => {
+                    let twice = parsed.iter().filter(|p| p.as_ref().is_ok_and(|s| s.to_string() == seat)).count();
+                    prop_assert!(twice >= 2, "{} is not listed twice", seat);
+                }
+                Err(DomainError::BadSeat(_)) => prop_assert!(parsed.iter().any(Result::is_err)),
+                Err(other) => prop_assert!(false, "unexpected error {:?}", other),
+            }
+        }
+    }
+}

@@ -456,3 +456,36 @@ mod tests {
         assert_eq!(api_message(b"<html>"), None);
     }
 }
+
+/// An error answer's body is whatever the API sent: its `message` is taken only as
+/// printable text of at most 200 characters. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::{bytes, json_with_keys, text};
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    fn check(body: &[u8]) -> Result<(), TestCaseError> {
+        if let Some(m) = api_message(body) {
+            prop_assert!(!m.is_empty() && m.chars().count() <= 200);
+            prop_assert!(!m.chars().any(char::is_control));
+            prop_assert_eq!(m.trim(), m.as_str());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_error_body_gives_a_short_printable_message_or_none(
+            body in prop_oneof![bytes(), json_with_keys(&["message"]).prop_map(|v| v.to_string().into_bytes())],
+            message in text(),
+        ) {
+            check(&body)?;
+            check(serde_json::json!({ "message": message }).to_string().as_bytes())?;
+        }
+    }
+}

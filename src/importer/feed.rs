@@ -788,3 +788,144 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// Any answer, whether bytes, JSON of any shape, or a real answer of the bundled data set
+/// with fields dropped or changed (nulls, wrong types, huge numbers, empty arrays), gives
+/// clean values or a `Json`/`Invalid` error; never a panic. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::{broken_json, bytes, json_with_keys, mutations_of};
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
+
+    pub const CASES: u32 = 300;
+
+    const KEYS: &[&str] = &[
+        "data",
+        "theaters",
+        "id",
+        "tid",
+        "name",
+        "latitude",
+        "longitude",
+        "theaterShowtimeGroupings",
+        "displayDate",
+        "movies",
+        "durationMinutes",
+        "posterImage",
+        "url",
+        "movieVariants",
+        "amenityGroups",
+        "showtimes",
+        "providerTime",
+    ];
+
+    fn sample(file: &str) -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/flixster-la-2024-04").join(file);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// The largest detail answer of the data set.
+    const DETAIL: &str = "theaters-detail/NXRfWXfkVcm1soG.json";
+
+    fn check_list(body: &[u8]) -> Result<(), TestCaseError> {
+        match parse_theater_list(body) {
+            Ok(theaters) => {
+                let ids: HashSet<_> = theaters.iter().map(|t| &t.external_id).collect();
+                prop_assert_eq!(ids.len(), theaters.len(), "an id listed twice");
+                for t in &theaters {
+                    prop_assert!((1..=MAX_EXTERNAL_ID_LEN).contains(&t.external_id.len()));
+                    prop_assert!(t.external_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                    prop_assert!(t.tid.chars().count() <= MAX_TID_LEN);
+                    prop_assert!(!t.name.is_empty() && t.name.chars().count() <= MAX_NAME_LEN);
+                    prop_assert_eq!(t.name.trim(), t.name.as_str());
+                    prop_assert!((-90.0..=90.0).contains(&t.latitude) && (-180.0..=180.0).contains(&t.longitude));
+                }
+            }
+            Err(
+                FeedError::Json { answer: Answer::TheaterList, .. }
+                | FeedError::Invalid { answer: Answer::TheaterList, .. },
+            ) => {}
+            Err(other) => prop_assert!(false, "unexpected error {:?}", other),
+        }
+        Ok(())
+    }
+
+    fn check_detail(body: &[u8]) -> Result<(), TestCaseError> {
+        match parse_theater_detail(body) {
+            Ok(movies) => {
+                let titles: HashSet<_> = movies.iter().map(|m| &m.title).collect();
+                prop_assert_eq!(titles.len(), movies.len(), "a title listed twice");
+                for m in &movies {
+                    prop_assert!(!m.title.is_empty() && m.title.chars().count() <= MAX_NAME_LEN);
+                    prop_assert!(m.times.windows(2).all(|w| w[0] < w[1]), "times not sorted: {:?}", m.times);
+                    prop_assert!(m.duration_minutes.is_none_or(|d| DURATION_RANGE.contains(&i64::from(d))));
+                    prop_assert!(m
+                        .poster_url
+                        .as_ref()
+                        .is_none_or(|u| u.len() <= MAX_POSTER_URL_LEN && u.to_ascii_lowercase().starts_with("http")));
+                }
+            }
+            Err(
+                FeedError::Json { answer: Answer::TheaterDetail, .. }
+                | FeedError::Invalid { answer: Answer::TheaterDetail, .. },
+            ) => {}
+            Err(other) => prop_assert!(false, "unexpected error {:?}", other),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_bytes_are_an_answer_or_a_typed_error(body in bytes()) {
+            check_list(&body)?;
+            check_detail(&body)?;
+        }
+
+        #[test]
+        fn any_json_is_an_answer_or_a_typed_error(v in json_with_keys(KEYS)) {
+            let body = v.to_string().into_bytes();
+            check_list(&body)?;
+            check_detail(&body)?;
+            let wrapped = serde_json::json!({"data": {"theaters": v.clone(), "theaterShowtimeGroupings": v}});
+            check_list(wrapped.to_string().as_bytes())?;
+            check_detail(wrapped.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn a_real_list_changed_anywhere_is_theaters_or_a_typed_error(v in mutations_of(sample(LIST_FILE))) {
+            check_list(v.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn a_real_detail_changed_anywhere_is_movies_or_a_typed_error(v in mutations_of(sample(DETAIL))) {
+            check_detail(v.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn a_real_answer_cut_short_or_with_a_byte_changed_is_an_answer_or_a_typed_error(
+            list in broken_json(Just(sample(LIST_FILE))),
+            detail in broken_json(Just(sample(DETAIL))),
+        ) {
+            check_list(&list)?;
+            check_detail(&detail)?;
+        }
+    }
+
+    #[test]
+    fn the_unchanged_samples_parse() {
+        assert_eq!(parse_theater_list(sample(LIST_FILE).to_string().as_bytes()).unwrap().len(), 110);
+        assert!(!parse_theater_detail(sample(DETAIL).to_string().as_bytes()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_is_a_json_error_not_a_stack_overflow() {
+        let body = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(parse_theater_list(body.as_bytes()), Err(FeedError::Json { .. })));
+        let body = format!("{}{}", "{\"data\":".repeat(100_000), "}".repeat(100_000));
+        assert!(matches!(parse_theater_detail(body.as_bytes()), Err(FeedError::Json { .. })));
+    }
+}

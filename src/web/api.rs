@@ -185,3 +185,86 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "shows_loaded": state.shows.loaded().len(),
     }))
 }
+
+/// The JSON bodies as the handlers read them: any bytes or JSON value is the body, or a
+/// 400 through [`json_error`]; a body that parses meets the domain parsers, whose refusals
+/// are 4xx. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::{broken_json, bytes, json_with_keys};
+    use actix_web::ResponseError;
+    use proptest::prelude::*;
+    use serde::de::DeserializeOwned;
+
+    pub const CASES: u32 = 500;
+    const LIMIT: usize = 64 * 1024;
+
+    /// What `web::Json` does with a body: serde_json, then `json_error` for a refusal.
+    fn read<T: DeserializeOwned>(body: &[u8]) -> Result<T, u16> {
+        serde_json::from_slice(body)
+            .map_err(|e| json_error(JsonPayloadError::Deserialize(e), LIMIT).as_response_error().status_code().as_u16())
+    }
+
+    fn refused(e: impl Into<WebError>) -> u16 {
+        e.into().status_code().as_u16()
+    }
+
+    const KEYS: &[&str] = &["seats", "name", "email"];
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            bytes(),
+            json_with_keys(KEYS).prop_map(|v| v.to_string().into_bytes()),
+            broken_json(json_with_keys(KEYS)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_hold_body_is_seats_or_a_4xx(body in body()) {
+            match read::<HoldBody>(&body) {
+                Ok(b) => {
+                    if let Err(e) = SeatSelection::parse(&b.seats) {
+                        prop_assert_eq!(refused(e), 422);
+                    }
+                }
+                Err(status) => prop_assert_eq!(status, 400),
+            }
+        }
+
+        #[test]
+        fn any_confirm_body_is_a_name_and_email_or_a_4xx(body in body()) {
+            match read::<ConfirmBody>(&body) {
+                Ok(b) => {
+                    for e in [CustomerName::parse(&b.name).err(), Email::parse(&b.email).err()].into_iter().flatten() {
+                        prop_assert_eq!(refused(e), 422);
+                    }
+                }
+                Err(status) => prop_assert_eq!(status, 400),
+            }
+        }
+
+        #[test]
+        fn any_cancel_body_is_an_email_or_a_4xx(body in body(), code in "[A-Za-z0-9]{0,10}") {
+            match read::<CancelBody>(&body) {
+                Ok(b) => {
+                    if let Err(e) = writes::booking_key(&code, &b.email) {
+                        prop_assert_eq!(refused(e), 404);
+                    }
+                }
+                Err(status) => prop_assert_eq!(status, 400),
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_a_400_not_a_stack_overflow() {
+        let body = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(read::<HoldBody>(body.as_bytes()).err(), Some(400));
+        let body = format!("{}1{}", "{\"seats\":".repeat(100_000), "}".repeat(100_000));
+        assert_eq!(read::<HoldBody>(body.as_bytes()).err(), Some(400));
+    }
+}

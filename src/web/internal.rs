@@ -346,3 +346,150 @@ async fn admin_remove(state: web::Data<AppState>, req: HttpRequest, body: web::B
     log::info!("operator removal of node {id}: {res:?}");
     reply(&state, res).await
 }
+
+/// What the node-to-node endpoints deserialize, fed anything: bytes, JSON of any shape,
+/// real messages with fields dropped or changed, cut short. Each is the message or a
+/// serde error (answered 400 by `open`), never a panic; a forwarded write is taken only
+/// from the node it was made on, before the batch. Cases per run: `CASES` each.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::cluster::core::types::{Message, Position};
+    use crate::cluster::messages::{ForwardedWrite, WriteOp};
+    use crate::testing::{broken_json, bytes, json_with_keys, mutations_of};
+    use crate::wal::change::{Change, HoldPlaced, LogRecord, MembershipRecord};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    pub const CASES: u32 = 300;
+
+    const KEYS: &[&str] = &[
+        "from", "to", "epoch", "lamport", "body", "message", "type", "last", "lsn", "pre", "granted", "prev",
+        "entries", "commit", "sent_at", "writes", "origin", "write", "op", "show_id", "seats", "hold_id", "code", "id",
+    ];
+
+    /// Deserializes `body` as every endpoint does; only whether it panics matters here.
+    fn read_all(body: &[u8]) {
+        let _ = serde_json::from_slice::<Envelope<ProtocolMessage>>(body);
+        let _ = serde_json::from_slice::<Envelope<WriteBatch>>(body);
+        let _ = serde_json::from_slice::<Envelope<serde_json::Value>>(body);
+        let _ = serde_json::from_slice::<Envelope<CancelRequest>>(body);
+        let _ = serde_json::from_slice::<Envelope<RemoveRequest>>(body);
+    }
+
+    fn at(secs: i64) -> chrono::NaiveDateTime {
+        chrono::DateTime::from_timestamp(secs, 0).unwrap().naive_utc()
+    }
+
+    /// A real `/internal/message` body: an append of two entries.
+    fn append() -> Value {
+        let entry = |lsn, change| LogRecord {
+            lsn,
+            epoch: 3,
+            lamport: 40 + lsn,
+            origin: 2,
+            created_at: at(1_800_000_000),
+            change,
+        };
+        let hold = Change::HoldPlaced(HoldPlaced {
+            hold_id: "4-ABCDEFGHJKMNPQRSTWXY".into(),
+            show_id: 4,
+            seats: vec!["C7".into(), "C8".into()],
+            expires_at: at(1_800_000_480),
+            idempotency_key: Some("k-1".into()),
+            created_at: at(1_800_000_000),
+        });
+        let members = Change::Membership(MembershipRecord { voters: vec![1, 2, 3], learners: vec![4] });
+        let message: ProtocolMessage = crate::cluster::core::Envelope {
+            from: 3,
+            to: 1,
+            epoch: 3,
+            message: Message::Append {
+                prev: Position { epoch: 3, lsn: 11 },
+                entries: vec![entry(12, hold), entry(13, members)],
+                commit: 11,
+                sent_at: 99_000,
+            },
+        };
+        json!(Envelope { from: 3, epoch: 3, lamport: 57, body: message })
+    }
+
+    /// A real `/internal/writes` body: one write of each kind.
+    fn batch() -> Value {
+        let w = |lamport, write| ForwardedWrite { origin: 2, lamport, write };
+        let writes = vec![
+            w(5, WriteOp::Hold { show_id: 4, seats: vec!["C7".into()], idempotency_key: Some("k".into()) }),
+            w(
+                6,
+                WriteOp::Confirm {
+                    hold_id: "4-ABCDEFGHJKMNPQRSTWXY".into(),
+                    name: "Ann".into(),
+                    email: "a@x.org".into(),
+                },
+            ),
+            w(7, WriteOp::Release { hold_id: "4-ABCDEFGHJKMNPQRSTWXY".into() }),
+            w(8, WriteOp::Cancel { code: "ABCDEFGH".into(), email: "a@x.org".into() }),
+        ];
+        json!(Envelope { from: 2, epoch: 3, lamport: 9, body: WriteBatch { writes } })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_bytes_or_json_are_a_message_or_a_serde_error(
+            body in prop_oneof![bytes(), json_with_keys(KEYS).prop_map(|v| v.to_string().into_bytes())]
+        ) {
+            read_all(&body);
+        }
+
+        #[test]
+        fn a_real_message_changed_anywhere_is_a_message_or_a_serde_error(
+            v in prop_oneof![mutations_of(append()), mutations_of(batch())]
+        ) {
+            read_all(v.to_string().as_bytes());
+        }
+
+        #[test]
+        fn a_real_message_cut_short_is_a_message_or_a_serde_error(
+            body in prop_oneof![broken_json(Just(append())), broken_json(Just(batch()))]
+        ) {
+            read_all(&body);
+        }
+
+        #[test]
+        fn a_forwarded_write_is_taken_only_from_its_node_before_its_batch(
+            v in mutations_of(batch()),
+            sender in prop_oneof![Just(2u64), any::<u64>()],
+            sent_at in prop_oneof![Just(9u64), Just(0), Just(u64::MAX), any::<u64>()],
+        ) {
+            let Ok(env) = serde_json::from_value::<Envelope<WriteBatch>>(v) else { return Ok(()) };
+            for w in &env.body.writes {
+                match crate::web::writes::forwarded_origin(sender, sent_at, w) {
+                    Ok(origin) => {
+                        prop_assert_eq!(w.origin, sender);
+                        prop_assert!(0 < w.lamport && w.lamport < sent_at);
+                        prop_assert_eq!(origin, crate::wal::Origin::Forwarded { node: sender, lamport: w.lamport });
+                    }
+                    Err(e) => prop_assert_eq!(actix_web::ResponseError::status_code(&e).as_u16(), 400),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_unchanged_messages_parse() {
+        let env: Envelope<ProtocolMessage> = serde_json::from_value(append()).unwrap();
+        assert!(matches!(env.body.message, Message::Append { ref entries, .. } if entries.len() == 2));
+        let env: Envelope<WriteBatch> = serde_json::from_value(batch()).unwrap();
+        assert_eq!(env.body.writes.len(), 4);
+    }
+
+    #[test]
+    fn deep_nesting_is_a_serde_error_not_a_stack_overflow() {
+        let body =
+            format!(r#"{{"from":1,"epoch":1,"lamport":1,"body":{}1{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(serde_json::from_slice::<Envelope<serde_json::Value>>(body.as_bytes()).is_err());
+        assert!(serde_json::from_slice::<Envelope<ProtocolMessage>>(body.as_bytes()).is_err());
+    }
+}

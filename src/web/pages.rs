@@ -11,7 +11,7 @@ use crate::wal::Origin;
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -85,9 +85,18 @@ fn date_label(d: NaiveDate) -> String {
 }
 
 fn parse_form(body: &web::Bytes, req: &HttpRequest) -> Result<FormData, WebError> {
-    let form = FormData::parse(body);
+    let form = FormData::parse(body)?;
     csrf::verify(req, form.get(csrf::FIELD))?;
     Ok(form)
+}
+
+/// The listing's `?date=`: `YYYY-MM-DD` in the years a MySQL `DATE` holds. chrono also
+/// reads years like `-0001` or `+262143`; diesel refuses to send a negative one (a 500).
+fn listing_date(raw: &str) -> Result<NaiveDate, WebError> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().filter(|d| (1000..=9999).contains(&d.year())).ok_or_else(|| {
+        let shown: String = raw.chars().take(20).collect();
+        WebError::BadRequest(format!("'{shown}' is not a date (YYYY-MM-DD)"))
+    })
 }
 
 #[derive(Deserialize)]
@@ -113,13 +122,7 @@ async fn index(state: web::Data<AppState>, req: HttpRequest, query: web::Query<L
 
 async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) -> Result<Page, WebError> {
     let today = Utc::now().with_timezone(&HOME_TZ).date_naive();
-    let wanted_date = match query.date.as_deref().filter(|d| !d.is_empty()) {
-        Some(d) => Some(
-            NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| WebError::BadRequest(format!("'{d}' is not a date (YYYY-MM-DD)")))?,
-        ),
-        None => None,
-    };
+    let wanted_date = query.date.as_deref().filter(|d| !d.is_empty()).map(listing_date).transpose()?;
     let theater = match query.theater.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => Some(t.parse::<i64>().map_err(|_| WebError::BadRequest("unknown theater".into()))?),
         None => None,
@@ -565,4 +568,52 @@ async fn cancel(
 /// Any other path: the not-found page (JSON under /api is answered by the API scope).
 pub async fn not_found(state: web::Data<AppState>) -> HttpResponse {
     state.error_page(&WebError::NotFound("There is nothing at this address.".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_dates_are_calendar_days_a_database_holds() {
+        assert_eq!(listing_date("2030-01-31").unwrap(), NaiveDate::from_ymd_opt(2030, 1, 31).unwrap());
+        // "-0001-01-01" reached diesel, which refuses to send a negative year: a 500.
+        for bad in ["-0001-01-01", "0999-12-31", "10000-01-01", "+262143-12-31", "2024-02-30", "2024-01-01x", ""] {
+            assert!(matches!(listing_date(bad), Err(WebError::BadRequest(_))), "{bad}");
+        }
+        let long = "9".repeat(10_000);
+        assert!(listing_date(&long).unwrap_err().to_string().len() < 60, "the error does not echo it all");
+    }
+}
+
+/// The listing's `?date=` takes any text: a date a MySQL `DATE` holds, or a 400 with a
+/// short message. Cases per run: `CASES`.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::text;
+    use actix_web::ResponseError;
+    use proptest::prelude::*;
+
+    pub const CASES: u32 = 1_000;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_date_text_is_a_storable_date_or_a_400(
+            raw in prop_oneof![text(), "[+-]?[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}"]
+        ) {
+            match listing_date(&raw) {
+                Ok(d) => {
+                    prop_assert!((1000..=9999).contains(&d.year()));
+                    prop_assert_eq!(d.format("%Y-%m-%d").to_string().parse::<NaiveDate>(), Ok(d));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
+                    prop_assert!(e.to_string().chars().count() < 60);
+                }
+            }
+        }
+    }
 }

@@ -117,7 +117,10 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
     if !state.admin.is_open() {
         return closed_page(&state, &req);
     }
-    let form = FormData::parse(&body);
+    let form = match FormData::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return state.error_page(&e),
+    };
     if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
         return state.error_page(&e);
     }
@@ -163,7 +166,10 @@ fn capitalized(s: &str) -> String {
 
 /// Ends this session on every node (through the log), then in the browser.
 async fn logout(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let form = FormData::parse(&body);
+    let form = match FormData::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return state.error_page(&e),
+    };
     if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
         return state.error_page(&e);
     }
@@ -311,7 +317,10 @@ async fn dashboard_page(
 }
 
 async fn start(_: AdminSession, state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let form = FormData::parse(&body);
+    let form = match FormData::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return state.error_page(&e),
+    };
     if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
         return state.error_page(&e);
     }
@@ -434,7 +443,7 @@ async fn cancel(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let form = FormData::parse(&body);
+        let form = FormData::parse(&body)?;
         csrf::verify(&req, form.get(csrf::FIELD))?;
         let code = BookingCode::parse(&path)?;
         let receipt = cancel_booking(&state, code, crate::wal::Origin::Here).await?;
@@ -453,7 +462,7 @@ async fn remove_node(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let form = FormData::parse(&body);
+        let form = FormData::parse(&body)?;
         csrf::verify(&req, form.get(csrf::FIELD))?;
         let id: u64 = path
             .parse()
