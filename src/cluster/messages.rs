@@ -159,7 +159,8 @@ mod properties {
             total_cents: 1250,
             state: "confirmed".into(),
         });
-        let refused = WriteAnswer::Refused { status: 409, message: "taken".into(), taken: vec!["C8".into()] };
+        let refused =
+            WriteAnswer::Refused { status: 409, message: "taken".into(), taken: vec!["C8".into()], retry_after: None };
         json!(Envelope { from: 3, epoch: 2, lamport: 77, body: WriteAnswers { answers: vec![booked, refused] } })
     }
 

@@ -398,6 +398,7 @@ mod properties {
             expires_at: at(1_800_000_480),
             idempotency_key: Some("k-1".into()),
             created_at: at(1_800_000_000),
+            client: crate::domain::Client::new(Some([10, 0, 0, 1].into()), Some("session")),
         });
         let members = Change::Membership(MembershipRecord { voters: vec![1, 2, 3], learners: vec![4] });
         let message: ProtocolMessage = crate::cluster::core::Envelope {
@@ -418,7 +419,15 @@ mod properties {
     fn batch() -> Value {
         let w = |lamport, write| ForwardedWrite { origin: 2, lamport, write };
         let writes = vec![
-            w(5, WriteOp::Hold { show_id: 4, seats: vec!["C7".into()], idempotency_key: Some("k".into()) }),
+            w(
+                5,
+                WriteOp::Hold {
+                    show_id: 4,
+                    seats: vec!["C7".into()],
+                    idempotency_key: Some("k".into()),
+                    client: crate::domain::Client::new(Some([10, 0, 0, 1].into()), Some("session")),
+                },
+            ),
             w(
                 6,
                 WriteOp::Confirm {

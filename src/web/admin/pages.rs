@@ -195,7 +195,10 @@ async fn logout_everywhere(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = FormData::parse(&body);
+    let form = match FormData::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return state.error_page(&e),
+    };
     if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
         return state.error_page(&e);
     }
@@ -234,7 +237,10 @@ async fn change_password(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = FormData::parse(&body);
+    let form = match FormData::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return state.error_page(&e),
+    };
     if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
         return state.error_page(&e);
     }
