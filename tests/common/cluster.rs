@@ -16,6 +16,9 @@ pub const ADMIN_PASSWORD: &str = "cluster admin password";
 pub struct Node {
     pub id: u64,
     pub port: u16,
+    /// The node-to-node listener's port (INTERNAL_BIND), when it has its own; the peers
+    /// then call each other there.
+    pub internal_port: Option<u16>,
     pub db_name: String,
     child: Option<Child>,
     log: String,
@@ -44,9 +47,27 @@ impl Cluster {
     /// Starts `n` nodes; node 1's database is seeded with one show of `rows` x `seats`
     /// before start, so the first master has to pull it (or ship it) to the others.
     pub async fn start(n: usize, rows: usize, seats: usize) -> Cluster {
+        Self::start_with(n, rows, seats, false).await
+    }
+
+    /// As [`Cluster::start`], with each node's node-to-node endpoints on a listener of their
+    /// own (INTERNAL_BIND) when `internal_listeners`; PEERS then names those.
+    pub async fn start_with(n: usize, rows: usize, seats: usize, internal_listeners: bool) -> Cluster {
         let tag = fresh_db_name();
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < 2 * n {
+            ports.insert(free_port());
+        }
+        let mut ports = ports.into_iter();
         let nodes: Vec<Node> = (1..=n as u64)
-            .map(|id| Node { id, port: free_port(), db_name: format!("{tag}_{id}"), child: None, log: String::new() })
+            .map(|id| Node {
+                id,
+                port: ports.next().unwrap(),
+                internal_port: ports.next().filter(|_| internal_listeners),
+                db_name: format!("{tag}_{id}"),
+                child: None,
+                log: String::new(),
+            })
             .collect();
         // Seed node 1 offline, through the same log writer a node uses.
         let url = format!("{}/{}", server_url(), nodes[0].db_name);
@@ -77,7 +98,7 @@ impl Cluster {
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, n)| format!("{}@127.0.0.1:{}", n.id, n.port))
+            .map(|(_, n)| format!("{}@127.0.0.1:{}", n.id, n.internal_port.unwrap_or(n.port)))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -89,7 +110,11 @@ impl Cluster {
         node.log = format!("{root}/target/cluster-logs/{}.log", node.db_name);
         std::fs::create_dir_all(format!("{root}/target/cluster-logs")).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_marquee"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
+        if let Some(internal) = node.internal_port {
+            command.env("INTERNAL_BIND", format!("127.0.0.1:{internal}"));
+        }
+        let child = command
             .arg("serve")
             .env("NODE_ID", node.id.to_string())
             .env("PEERS", peers)
