@@ -261,6 +261,7 @@ fn run(listener: TcpListener, state: AppState, with_internal: bool) -> std::io::
             .app_data(data.clone())
             .app_data(aw::JsonConfig::default().limit(limit).error_handler(move |e, _| api::json_error(e, limit)))
             .app_data(aw::PayloadConfig::new(limit))
+            .wrap(web::headers::security_headers())
             .wrap(request_log())
             .configure(|cfg| web::config(cfg, with_internal))
             .service(actix_files::Files::new("/assets", &assets).use_etag(true))

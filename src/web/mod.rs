@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error;
 pub mod form;
 pub mod forwarder;
+pub mod headers;
 pub mod internal;
 pub mod live;
 pub mod pages;
