@@ -111,9 +111,10 @@ impl Cluster {
         std::fs::create_dir_all(format!("{root}/target/cluster-logs")).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
-        if let Some(internal) = node.internal_port {
-            command.env("INTERNAL_BIND", format!("127.0.0.1:{internal}"));
-        }
+        match node.internal_port {
+            Some(internal) => command.env("INTERNAL_BIND", format!("127.0.0.1:{internal}")),
+            None => command.env_remove("INTERNAL_BIND"),
+        };
         let child = command
             .arg("serve")
             .env("NODE_ID", node.id.to_string())

@@ -29,6 +29,8 @@ pub fn test_settings(db_name: &str) -> Settings {
     let mut s = Settings::from_env().expect("settings");
     s.database_url = format!("{}/{}", server_url(), db_name);
     s.bind = "127.0.0.1:0".into();
+    // One listener unless a test asks for an internal one (whatever the environment says).
+    s.internal_bind = None;
     s.workers = 2;
     s.db_pool_size = 8;
     s.templates_dir = format!("{root}/templates");
