@@ -2,7 +2,8 @@
 # The deployment test: docker-compose.yml for real, on this machine's Docker Engine.
 #   0. base images (scripts/docker-images.sh: local stand-ins, nothing is pulled), a release
 #      binary, the app and nginx images (the Dockerfile's `prebuilt` target, see below)
-#   1. up with 3 replicas, wait for health and the demo catalog, book through nginx
+#   1. up with 3 replicas, wait for health and the demo catalog, book through nginx; nginx
+#      and the replicas' site port answer /internal/ with 404
 #   2. kill the master's container while clients book through nginx: a new master takes
 #      over, every acknowledged booking is on every live replica, no seat is sold twice;
 #      the old master is started again and catches up
@@ -368,6 +369,21 @@ big=$(head -c 2000000 /dev/zero | tr '\0' 'a' | curl -s -o /dev/null -w '%{http_
     -H 'Content-Type: application/json' --data-binary @- "$site/api/shows/${shows[0]}/holds" || true)
 [ "$big" = 413 ] || fail "a 2 MB body got $big, not 413"
 pass "a 2 MB body is refused by nginx with 413"
+# The node-to-node endpoints: nginx answers 404 however the path is spelled (it matches the
+# normalized URI), a replica's site port answers 404, and only its INTERNAL_BIND port
+# (8001) takes them (401 to a request without the cluster's signature).
+for p in /internal/message /internal /internal/ //internal/message /%69nternal/message \
+    /a/../internal/message /Internal/message; do
+    s=$(curl -s --path-as-is -o /dev/null -m 10 -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        -H 'Idempotency-Key: internal-probe' -d '{}' "$site$p" || true)
+    [ "$s" = 404 ] || fail "POST $p through nginx got $s, not 404"
+done
+pass "/internal/ through nginx is 404, however it is spelled"
+aip=$(ip_of "$(app_containers | head -1)")
+on_app() { docker exec "$(nginx_c)" curl -s -o /dev/null -m 5 -w '%{http_code}' -X POST -d '{}' "http://$aip:$1/internal/status" || true; }
+[ "$(on_app 8000)" = 404 ] || fail "a replica's site port answers /internal/status with $(on_app 8000), not 404"
+[ "$(on_app 8001)" = 401 ] || fail "a replica's internal port answers an unsigned /internal/status with $(on_app 8001), not 401"
+pass "a replica takes node-to-node requests on its internal port only (site port: 404)"
 
 # ---- 2. the master is killed while clients book ---------------------------------------------
 if [ "$cluster" = 1 ]; then

@@ -213,9 +213,9 @@ fn api_import(settings: Settings, args: &[String]) -> Result<(), String> {
     })
 }
 
-/// `marquee cluster remove ID [--node HOST:PORT]`: asks a node (this one's MARQUEE_BIND by
-/// default) to have the master remove node ID from the membership, signed with the
-/// cluster secret. For a node that crashed and will not come back: until then it stays a
+/// `marquee cluster remove ID [--node HOST:PORT]`: asks a node (by default this one, at its
+/// INTERNAL_BIND, else MARQUEE_BIND) to have the master remove node ID from the membership,
+/// signed with the cluster secret. For a node that crashed and will not come back: until then it stays a
 /// voter, so a crash never shrinks the quorum.
 fn cluster_command(settings: Settings, args: &[String]) -> Result<(), String> {
     use crate::cluster::client::Rpc;
@@ -227,7 +227,8 @@ fn cluster_command(settings: Settings, args: &[String]) -> Result<(), String> {
     let id: u64 = id.parse().map_err(|_| format!("'{id}' is not a node id"))?;
     let node = match (args.get(2).map(String::as_str), args.get(3)) {
         (Some("--node"), Some(n)) => n.clone(),
-        (None, _) => settings.bind.replace("0.0.0.0", "127.0.0.1"),
+        // This node's node-to-node listener.
+        (None, _) => settings.internal_bind.as_deref().unwrap_or(&settings.bind).replace("0.0.0.0", "127.0.0.1"),
         _ => return Err("usage: marquee cluster remove ID [--node HOST:PORT]".into()),
     };
     actix_web::rt::System::new().block_on(async move {

@@ -16,6 +16,10 @@ pub struct Settings {
     pub database_url: String,
     /// MARQUEE_BIND: where the node listens.
     pub bind: String,
+    /// INTERNAL_BIND: where the node-to-node endpoints (`/internal/`) listen, on a listener
+    /// of their own; the public one then answers 404 for them. None (unset, or the same as
+    /// MARQUEE_BIND): everything on the one listener.
+    pub internal_bind: Option<String>,
     /// HOLD_MINUTES: how long a hold keeps its seats (fractions allowed, e.g. 0.1).
     pub hold_duration: Duration,
     /// CANCEL_CUTOFF_MINUTES: no cancelling later than this before the show.
@@ -133,6 +137,18 @@ pub fn parse_interval(raw: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
+/// INTERNAL_BIND: a `host:port` of its own, or None when unset or the same as `bind`.
+fn internal_bind(raw: Option<String>, bind: &str) -> Result<Option<String>, ConfigError> {
+    match raw {
+        None => Ok(None),
+        Some(addr) if addr == bind => Ok(None),
+        Some(addr) => match addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>())) {
+            Some((host, Ok(_))) if !host.is_empty() => Ok(Some(addr)),
+            _ => Err(ConfigError { name: "INTERNAL_BIND", reason: format!("'{addr}' is not host:port") }),
+        },
+    }
+}
+
 /// The importer's settings from FLIXSTER_* and IMPORT_*.
 fn flixster_from_env() -> Result<FlixsterConfig, ConfigError> {
     let defaults = FlixsterConfig::default();
@@ -176,11 +192,14 @@ impl Settings {
         let cluster =
             crate::cluster::ClusterConfig::from_env().map_err(|e| ConfigError { name: "cluster", reason: e.0 })?;
         let database_url: String = var("DATABASE_URL", "mysql://root@127.0.0.1:3306/marquee".to_string())?;
+        let bind: String = var("MARQUEE_BIND", "0.0.0.0:8000".to_string())?;
+        let internal_bind = internal_bind(optional("INTERNAL_BIND"), &bind)?;
         Ok(Self {
             // `{node_id}` gives each node of a shared server its own schema.
             database_url: database_url.replace("{node_id}", &cluster.node_id.to_string()),
             cluster,
-            bind: var("MARQUEE_BIND", "0.0.0.0:8000".to_string())?,
+            bind,
+            internal_bind,
             hold_duration: minutes("HOLD_MINUTES", 8.0)?,
             cancel_cutoff: minutes("CANCEL_CUTOFF_MINUTES", 60.0)?,
             db_pool_size: var("DB_POOL_SIZE", 16)?,
@@ -222,6 +241,20 @@ mod tests {
         assert!(parse_interval("5s").is_err());
         assert!(parse_interval("soon").is_err());
         assert!(parse_interval("3w").is_err());
+    }
+
+    #[test]
+    fn the_internal_listener_is_separate_only_when_given_another_address() {
+        assert_eq!(internal_bind(None, "0.0.0.0:8000").unwrap(), None);
+        assert_eq!(internal_bind(Some("0.0.0.0:8000".into()), "0.0.0.0:8000").unwrap(), None, "the same listener");
+        assert_eq!(
+            internal_bind(Some("0.0.0.0:8001".into()), "0.0.0.0:8000").unwrap().as_deref(),
+            Some("0.0.0.0:8001")
+        );
+        assert_eq!(internal_bind(Some("[::1]:8001".into()), "0.0.0.0:8000").unwrap().as_deref(), Some("[::1]:8001"));
+        assert!(internal_bind(Some("8001".into()), "0.0.0.0:8000").is_err());
+        assert!(internal_bind(Some("host:port".into()), "0.0.0.0:8000").is_err());
+        assert!(internal_bind(Some(":8001".into()), "0.0.0.0:8000").is_err());
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub fn listen(addr: &str) -> std::io::Result<TcpListener> {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The node-to-node listener's port and server, when INTERNAL_BIND gives it its own.
+    internal: Option<(u16, Server)>,
     pub state: AppState,
 }
 
@@ -85,7 +87,10 @@ impl Application {
         Self::build_on(settings, listener)
     }
 
+    /// Builds the node with its public listener; the internal one (INTERNAL_BIND, when set)
+    /// is bound here too (port 0 in tests: see [`Application::internal_port`]).
     pub fn build_on(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let internal = settings.internal_bind.as_deref().map(listen).transpose()?;
         let db = open_database(&settings)?;
         let mut conn = db.get()?;
         let pos = last_position(&mut conn)?;
@@ -185,32 +190,74 @@ impl Application {
             lookups: Arc::default(),
         };
         let port = listener.local_addr()?.port();
-        let server = run(listener, state.clone())?;
+        let internal = match internal {
+            Some(l) => {
+                let port = l.local_addr()?.port();
+                let server = run_internal(l, state.clone())?;
+                log::info!("node-to-node endpoints listening on port {port} only");
+                Some((port, server))
+            }
+            None => None,
+        };
+        let server = run(listener, state.clone(), internal.is_none())?;
         log::info!("marquee node listening on port {port}");
-        Ok(Self { port, server, state })
+        Ok(Self { port, server, internal, state })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// The port of the node-to-node listener: its own (INTERNAL_BIND), else the public one.
+    pub fn internal_port(&self) -> u16 {
+        self.internal.as_ref().map_or(self.port, |(port, _)| *port)
     }
 
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// Runs until the server stops (both servers, with an internal listener of its own).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        match self.internal {
+            Some((_, internal)) => futures::try_join!(self.server, internal).map(|_| ()),
+            None => self.server.await,
+        }
+    }
+
+    /// Stops the node's servers (the public one and, if separate, the internal one).
+    pub fn handle(&self) -> Handle {
+        Handle { public: self.server.handle(), internal: self.internal.as_ref().map(|(_, s)| s.handle()) }
     }
 
     /// Runs the server in the background of the current System (tests).
     pub fn spawn(self) -> (u16, AppState) {
         let (port, state) = (self.port, self.state.clone());
         actix_rt::spawn(self.server);
+        if let Some((_, internal)) = self.internal {
+            actix_rt::spawn(internal);
+        }
         (port, state)
     }
 }
 
-fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+/// Stops a node's HTTP servers.
+#[derive(Clone)]
+pub struct Handle {
+    public: actix_web::dev::ServerHandle,
+    internal: Option<actix_web::dev::ServerHandle>,
+}
+
+impl Handle {
+    /// Stops the public listener, then the node-to-node one.
+    pub async fn stop(&self, graceful: bool) {
+        self.public.stop(graceful).await;
+        if let Some(internal) = &self.internal {
+            internal.stop(graceful).await;
+        }
+    }
+}
+
+/// The public server: pages, the API, the admin area, websockets, assets; and the
+/// node-to-node endpoints too when they have no listener of their own (`with_internal`).
+/// Without them, `/internal/...` here is the ordinary not-found page.
+fn run(listener: TcpListener, state: AppState, with_internal: bool) -> std::io::Result<Server> {
     let limit = state.settings.max_body_bytes;
     let workers = state.settings.workers;
     let assets = state.settings.assets_dir.clone();
@@ -220,11 +267,9 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .app_data(data.clone())
             .app_data(aw::JsonConfig::default().limit(limit).error_handler(move |e, _| api::json_error(e, limit)))
             .app_data(aw::PayloadConfig::new(limit))
-            .wrap(
-                Logger::new("%{method}xi %U %s %b %Dms")
-                    .custom_request_replace("method", |req| req.method().to_string()),
-            )
-            .configure(web::config)
+            .wrap(web::headers::security_headers())
+            .wrap(request_log())
+            .configure(|cfg| web::config(cfg, with_internal))
             .service(actix_files::Files::new("/assets", &assets).use_etag(true))
             .default_service(aw::to(pages::not_found))
     })
@@ -234,4 +279,26 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The node-to-node server (INTERNAL_BIND): `/internal/` and `/healthz`, nothing else.
+fn run_internal(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let workers = state.settings.workers;
+    let data = aw::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).wrap(request_log()).configure(web::internal_config).default_service(aw::to(
+            || async { Err::<actix_web::HttpResponse, _>(web::WebError::NotFound("no such endpoint".into())) },
+        ))
+    })
+    .workers(workers)
+    .disable_signals()
+    .backlog(BACKLOG as u32)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// One log line per request.
+fn request_log() -> Logger {
+    Logger::new("%{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string())
 }

@@ -661,7 +661,7 @@ async fn hold_as(c: &Cluster, i: usize, who: &str, seats: &[&str]) -> (u16, serd
 
 #[actix_web::test]
 async fn seat_spinning_limits_hold_across_nodes_and_survive_a_failover() {
-    let mut c = Cluster::start_with(3, ROWS, SEATS, &REAL_LIMITS).await;
+    let mut c = Cluster::start_with_env(3, ROWS, SEATS, &REAL_LIMITS).await;
     let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
     let followers: Vec<usize> = (0..3).filter(|i| *i != master).collect();
     // A script holds through both followers: the master counts it as one client.

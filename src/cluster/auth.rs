@@ -2,6 +2,11 @@
 //! a random nonce, keyed with CLUSTER_SECRET. Without the secret nobody can make a valid
 //! one; a captured request is refused if it comes again (the receiver remembers the nonces
 //! of the window, [`ReplayGuard`]) and stops working after the window anyway.
+//!
+//! The answer to a signed request is signed too ([`sign_answer`]): an HMAC over the
+//! request's nonce, the status and the answer's body, in the same header. A node that
+//! calls another refuses an answer without a valid one, so nobody between them (or in
+//! their place) can feed it a forged answer, nor one recorded from another request.
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::{HashSet, VecDeque};
@@ -21,7 +26,38 @@ fn mac(secret: &str, node: u64, time: i64, nonce: &str, path: &str, body: &[u8])
 }
 
 pub fn sign(secret: &str, node: u64, time: i64, nonce: &str, path: &str, body: &[u8]) -> String {
-    mac(secret, node, time, nonce, path, body).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&mac(secret, node, time, nonce, path, body).finalize().into_bytes())
+}
+
+fn answer_mac(secret: &str, nonce: &str, status: u16, body: &[u8]) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    // A request's signed text starts with a node id, never with this word, so a request's
+    // signature is never an answer's.
+    m.update(format!("answer\n{nonce}\n{status}\n").as_bytes());
+    m.update(body);
+    m
+}
+
+/// The signature of an answer with `status` and `body` to the request that carried `nonce`.
+pub fn sign_answer(secret: &str, nonce: &str, status: u16, body: &[u8]) -> String {
+    hex(&answer_mac(secret, nonce, status, body).finalize().into_bytes())
+}
+
+/// Checks an answer's signature against the nonce of the request it answers.
+pub fn verify_answer(secret: &str, nonce: &str, status: u16, body: &[u8], signature: &str) -> Result<(), AuthError> {
+    if secret.is_empty() {
+        return Err(AuthError::BadSignature);
+    }
+    let bytes = unhex(signature).ok_or(AuthError::Missing)?;
+    answer_mac(secret, nonce, status, body).verify_slice(&bytes).map_err(|_| AuthError::BadSignature)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
 }
 
 /// A fresh nonce for one request: 128 random bits in hex.
@@ -108,11 +144,7 @@ pub fn verify(
     if now.abs_diff(time) > MAX_SKEW_SECS as u64 {
         return Err(AuthError::Stale);
     }
-    let bytes: Option<Vec<u8>> = (0..signature.len())
-        .step_by(2)
-        .map(|i| signature.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    let bytes = bytes.ok_or(AuthError::Missing)?;
+    let bytes = unhex(signature).ok_or(AuthError::Missing)?;
     if nonce.is_empty() || nonce.len() > 64 {
         return Err(AuthError::Missing);
     }
@@ -155,6 +187,32 @@ mod tests {
             assert_eq!(verify("secret-secret-123", 0, time, "n", now, "/", b"", ""), Err(AuthError::Stale), "{time}");
         }
         assert_eq!(verify("secret-secret-123", 0, i64::MIN, "n", i64::MAX, "/", b"", ""), Err(AuthError::Stale));
+    }
+
+    #[test]
+    fn an_answer_verifies_only_unchanged_and_only_for_its_request() {
+        let (secret, n) = ("secret-secret-123", "0123456789abcdef0123456789abcdef");
+        let body = br#"{"from":3,"epoch":2,"lamport":9,"body":{}}"#;
+        let s = sign_answer(secret, n, 200, body);
+        assert_eq!(verify_answer(secret, n, 200, body, &s), Ok(()));
+        assert_eq!(verify_answer("other-secret-1234", n, 200, body, &s), Err(AuthError::BadSignature));
+        assert_eq!(
+            verify_answer(secret, "fedcba9876543210fedcba9876543210", 200, body, &s),
+            Err(AuthError::BadSignature),
+            "an answer to another request"
+        );
+        assert_eq!(verify_answer(secret, n, 503, body, &s), Err(AuthError::BadSignature), "the status is signed");
+        assert_eq!(
+            verify_answer(secret, n, 200, br#"{"from":3,"epoch":7,"lamport":9,"body":{}}"#, &s),
+            Err(AuthError::BadSignature),
+            "the body is signed"
+        );
+        assert_eq!(verify_answer(secret, n, 200, body, ""), Err(AuthError::BadSignature), "no signature");
+        assert_eq!(verify_answer(secret, n, 200, body, "xyz"), Err(AuthError::Missing), "not hex");
+        assert_eq!(verify_answer("", n, 200, body, &s), Err(AuthError::BadSignature), "no secret, no trust");
+        // A request's signature over the same bytes is not an answer's.
+        let request = sign(secret, 3, 1000, n, "/internal/status", body);
+        assert_eq!(verify_answer(secret, n, 200, body, &request), Err(AuthError::BadSignature));
     }
 
     #[test]

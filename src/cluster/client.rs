@@ -1,5 +1,7 @@
 //! Calls to other nodes: signed, stamped with our epoch and Lamport time, with a timeout.
-use super::auth::{nonce, sign, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
+//! An answer counts only with a valid signature over our request's nonce (see
+//! [`super::auth::sign_answer`]); any other is an error.
+use super::auth::{nonce, sign, verify_answer, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
 use super::messages::{Envelope, StaleEpoch};
 use super::{ClusterState, Peer};
 use crate::actors::lamport::{LamportClock, Merge, Tick};
@@ -22,6 +24,10 @@ pub enum RpcError {
     Status(String, u16),
     #[error("{0} sent an answer we cannot read: {1}")]
     BadAnswer(String, String),
+    /// The answer's signature is missing or wrong: not from a node with the secret, or not
+    /// to this request. Its content is not used.
+    #[error("{0} sent an answer that is not signed for this request: {1}")]
+    Unsigned(String, String),
 }
 
 /// What a node needs to call the others. Create one per thread (awc's client is not Send).
@@ -58,23 +64,40 @@ impl Rpc {
         let bytes = serde_json::to_vec(&env).map_err(|e| RpcError::BadAnswer(peer.address.clone(), e.to_string()))?;
         let time = chrono::Utc::now().timestamp();
         let nonce = nonce();
-        let sig = sign(&self.cluster.config.secret, self.cluster.node_id, time, &nonce, path, &bytes);
+        let secret = &self.cluster.config.secret;
+        let sig = sign(secret, self.cluster.node_id, time, &nonce, path, &bytes);
         let mut res = client
             .post(format!("http://{}{}", peer.address, path))
             .insert_header(("Content-Type", "application/json"))
             .insert_header((HEADER_NODE, self.cluster.node_id.to_string()))
             .insert_header((HEADER_TIME, time.to_string()))
-            .insert_header((HEADER_NONCE, nonce))
+            .insert_header((HEADER_NONCE, nonce.clone()))
             .insert_header((HEADER_SIGNATURE, sig))
             .send_body(bytes)
             .await
             .map_err(|e| RpcError::Unreachable(peer.address.clone(), e.to_string()))?;
         let status = res.status();
+        let signature = res.headers().get(HEADER_SIGNATURE).map(|v| v.to_str().unwrap_or("-").to_string());
         let body = res
             .body()
             .limit(MAX_RPC_BODY)
             .await
             .map_err(|e| RpcError::Unreachable(peer.address.clone(), e.to_string()))?;
+        match signature {
+            Some(sig) => verify_answer(secret, &nonce, status.as_u16(), &body, &sig).map_err(|e| {
+                log::warn!("refused the answer of {} to {path} ({status}): {e}", peer.address);
+                RpcError::Unsigned(peer.address.clone(), e.to_string())
+            })?,
+            // A refusal before the request was verified (401, an unknown path) is not
+            // signed; it is an error all the same, and nothing is read from it.
+            None if !status.is_success() && status.as_u16() != 409 => {
+                return Err(RpcError::Status(peer.address.clone(), status.as_u16()));
+            }
+            None => {
+                log::warn!("refused the answer of {} to {path} ({status}): no signature", peer.address);
+                return Err(RpcError::Unsigned(peer.address.clone(), "no signature".into()));
+            }
+        }
         if status.as_u16() == 409 {
             if let Ok(stale) = serde_json::from_slice::<StaleEpoch>(&body) {
                 if stale.stale {

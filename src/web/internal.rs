@@ -1,14 +1,17 @@
 //! Node-to-node endpoints under `/internal/`. Each request must be signed with the cluster
-//! secret (else 401, logged). Protocol messages (`/internal/message`) go to the
-//! ElectionCoordinator as they are (the protocol core judges their epochs).
+//! secret (else 401, logged), and every answer to a signed request is signed over the
+//! request's nonce ([`Signed`]), whatever its status. Protocol messages
+//! (`/internal/message`) go to the ElectionCoordinator as they are (the protocol core
+//! judges their epochs).
 //! [`cluster`] answers `GET /api/cluster` (public, read-only): every node's status.
 use super::error::WebError;
 use super::AppState;
 use crate::actors::lamport::Merge;
-use crate::cluster::auth::{verify, AuthError, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
+use crate::cluster::auth::{sign_answer, verify, AuthError, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
 use crate::cluster::client::Rpc;
 use crate::cluster::election::{Inbound, RemoveNode, Status};
 use crate::cluster::messages::{Envelope, NodeStatus, ProtocolMessage, WriteAnswers, WriteBatch};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -35,12 +38,41 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Checks the signature and parses the envelope; merges the sender's Lamport time.
-async fn open<T: DeserializeOwned>(
-    state: &AppState,
+/// A verified request: what the answer to it is signed with.
+struct Signed<'a> {
+    state: &'a AppState,
+    nonce: String,
+}
+
+impl Signed<'_> {
+    /// An answer with `status` and `body` as JSON, signed over the request's nonce.
+    fn answer(&self, status: StatusCode, body: &impl Serialize) -> HttpResponse {
+        let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec());
+        let sig = sign_answer(&self.state.cluster.config.secret, &self.nonce, status.as_u16(), &bytes);
+        HttpResponse::build(status).content_type("application/json").insert_header((HEADER_SIGNATURE, sig)).body(bytes)
+    }
+
+    fn error(&self, status: StatusCode, message: impl Into<String>) -> HttpResponse {
+        self.answer(status, &serde_json::json!({ "error": message.into() }))
+    }
+
+    /// 200 with `body` in an envelope stamped with our id, epoch and Lamport time.
+    async fn reply<T: Serialize>(&self, body: T) -> HttpResponse {
+        let state = self.state;
+        let lamport = state.rpc.clock.send(crate::actors::lamport::Tick { events: 1 }).await.unwrap_or(0);
+        let env = Envelope { from: state.cluster.node_id, epoch: state.cluster.epoch(), lamport, body };
+        self.answer(StatusCode::OK, &env)
+    }
+}
+
+/// Checks the signature and parses the envelope; merges the sender's Lamport time. A
+/// refusal before the signature is known good is not signed (there is no request to sign
+/// it for); one after is.
+async fn open<'a, T: DeserializeOwned>(
+    state: &'a AppState,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<Envelope<T>, HttpResponse> {
+) -> Result<(Envelope<T>, Signed<'a>), HttpResponse> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let refuse = |why: String| {
         log::warn!("refused {} from {}: {why}", req.path(), req.peer_addr().map(|a| a.to_string()).unwrap_or_default());
@@ -61,36 +93,31 @@ async fn open<T: DeserializeOwned>(
     if !state.replays.lock().unwrap_or_else(|p| p.into_inner()).admit(node, &nonce, time, now) {
         return Err(refuse(AuthError::Replayed.to_string()));
     }
-    let env: Envelope<T> = serde_json::from_slice(body).map_err(|e| {
-        HttpResponse::BadRequest().json(serde_json::json!({"error": format!("malformed message: {e}")}))
-    })?;
+    let signed = Signed { state, nonce };
+    let env: Envelope<T> = serde_json::from_slice(body)
+        .map_err(|e| signed.error(StatusCode::BAD_REQUEST, format!("malformed message: {e}")))?;
     if env.from != node {
-        return Err(refuse(format!("signed by node {node} but claims to be {}", env.from)));
+        log::warn!("refused {}: signed by node {node} but claims to be {}", req.path(), env.from);
+        return Err(signed.error(StatusCode::UNAUTHORIZED, "node authentication failed"));
     }
     state.rpc.clock.do_send(Merge { remote: env.lamport });
-    Ok(env)
-}
-
-async fn reply<T: Serialize>(state: &AppState, body: T) -> HttpResponse {
-    let lamport = state.rpc.clock.send(crate::actors::lamport::Tick { events: 1 }).await.unwrap_or(0);
-    HttpResponse::Ok().json(Envelope { from: state.cluster.node_id, epoch: state.cluster.epoch(), lamport, body })
+    Ok((env, signed))
 }
 
 /// A protocol message: it must come from the node that signed it and be meant for us.
 /// It is queued for the coordinator (dropped, with 503, when the queue is full: the
 /// protocol tolerates lost messages).
 async fn message(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<ProtocolMessage> = match open(&state, &req, &body).await {
+    let (env, signed): (Envelope<ProtocolMessage>, _) = match open(&state, &req, &body).await {
         Ok(e) => e,
         Err(r) => return r,
     };
     if env.body.from != env.from || env.body.to != state.cluster.node_id {
-        return HttpResponse::BadRequest()
-            .json(serde_json::json!({"error": "the message is not from its signer or not for this node"}));
+        return signed.error(StatusCode::BAD_REQUEST, "the message is not from its signer or not for this node");
     }
     match state.coordinator.try_send(Inbound(env.body)) {
-        Ok(()) => reply(&state, serde_json::json!({})).await,
-        Err(_) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "busy"})),
+        Ok(()) => signed.reply(serde_json::json!({})).await,
+        Err(_) => signed.error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
     }
 }
 
@@ -100,28 +127,28 @@ pub const MAX_FORWARDED: usize = 1024;
 /// Writes a follower passed on: each runs here as if a visitor had made it on this node
 /// (concurrently, so they share group commits), and the answers go back in order.
 async fn forwarded_writes(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<WriteBatch> = match open(&state, &req, &body).await {
+    let (env, signed): (Envelope<WriteBatch>, _) = match open(&state, &req, &body).await {
         Ok(e) => e,
         Err(r) => return r,
     };
     let (sender, sent_at, writes) = (env.from, env.lamport, env.body.writes);
     if writes.len() > MAX_FORWARDED {
-        return HttpResponse::PayloadTooLarge()
-            .json(serde_json::json!({"error": format!("at most {MAX_FORWARDED} writes to a batch")}));
+        return signed.error(StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_FORWARDED} writes to a batch"));
     }
     let answers =
         futures::future::join_all(writes.into_iter().map(|w| super::writes::run_forwarded(&state, sender, sent_at, w)))
             .await;
-    reply(&state, WriteAnswers { answers }).await
+    signed.reply(WriteAnswers { answers }).await
 }
 
 async fn status(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(r) = open::<serde_json::Value>(&state, &req, &body).await {
-        return r;
-    }
+    let signed = match open::<serde_json::Value>(&state, &req, &body).await {
+        Ok((_, signed)) => signed,
+        Err(r) => return r,
+    };
     match state.coordinator.send(Status).await {
-        Ok((s, _)) => reply(&state, s).await,
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+        Ok((s, _)) => signed.reply(s).await,
+        Err(_) => signed.error(StatusCode::SERVICE_UNAVAILABLE, "the coordinator is not running"),
     }
 }
 
@@ -231,27 +258,29 @@ fn not_master<T>() -> Relayed<T> {
 }
 
 async fn admin_import(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(r) = open::<serde_json::Value>(&state, &req, &body).await {
-        return r;
-    }
+    let signed = match open::<serde_json::Value>(&state, &req, &body).await {
+        Ok((_, signed)) => signed,
+        Err(r) => return r,
+    };
     let res = match state.cluster.route() {
         crate::cluster::state::Route::Local => {
             relay(super::admin::start_import(&state, crate::actors::importer::Trigger::Admin).await)
         }
         _ => not_master(),
     };
-    reply(&state, res).await
+    signed.reply(res).await
 }
 
 async fn admin_imports(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(r) = open::<serde_json::Value>(&state, &req, &body).await {
-        return r;
-    }
+    let signed = match open::<serde_json::Value>(&state, &req, &body).await {
+        Ok((_, signed)) => signed,
+        Err(r) => return r,
+    };
     let res = match state.cluster.route() {
         crate::cluster::state::Route::Local => relay(super::admin::import_overview(&state).await),
         _ => not_master(),
     };
-    reply(&state, res).await
+    signed.reply(res).await
 }
 
 #[derive(serde::Deserialize)]
@@ -261,7 +290,7 @@ struct CancelRequest {
 }
 
 async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<CancelRequest> = match open(&state, &req, &body).await {
+    let (env, signed): (Envelope<CancelRequest>, _) = match open(&state, &req, &body).await {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -273,7 +302,7 @@ async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::B
         }
         _ => not_master(),
     };
-    reply(&state, res).await
+    signed.reply(res).await
 }
 
 /// Whether an admin change passed on by a follower is well formed.
@@ -302,7 +331,7 @@ fn valid_admin_change(change: &crate::wal::change::AdminChange) -> Result<(), St
 
 /// An admin session or password change a follower passed on to the master.
 async fn admin_write(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<crate::wal::change::AdminChange> = match open(&state, &req, &body).await {
+    let (env, signed): (Envelope<crate::wal::change::AdminChange>, _) = match open(&state, &req, &body).await {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -311,7 +340,7 @@ async fn admin_write(state: web::Data<AppState>, req: HttpRequest, body: web::By
         (crate::cluster::state::Route::Local, Ok(())) => relay(super::admin::write_admin(&state, env.body).await),
         _ => not_master(),
     };
-    reply(&state, res).await
+    signed.reply(res).await
 }
 
 #[derive(serde::Deserialize)]
@@ -323,7 +352,7 @@ struct RemoveRequest {
 /// An operator removes a node from the cluster (`marquee cluster remove`), passed on to the
 /// master.
 async fn admin_remove(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let env: Envelope<RemoveRequest> = match open(&state, &req, &body).await {
+    let (env, signed): (Envelope<RemoveRequest>, _) = match open(&state, &req, &body).await {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -344,7 +373,7 @@ async fn admin_remove(state: web::Data<AppState>, req: HttpRequest, body: web::B
         _ => not_master(),
     };
     log::info!("operator removal of node {id}: {res:?}");
-    reply(&state, res).await
+    signed.reply(res).await
 }
 
 /// What the node-to-node endpoints deserialize, fed anything: bytes, JSON of any shape,

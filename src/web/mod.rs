@@ -7,6 +7,7 @@ pub mod csrf;
 pub mod error;
 pub mod form;
 pub mod forwarder;
+pub mod headers;
 pub mod internal;
 pub mod live;
 pub mod pages;
@@ -108,13 +109,23 @@ impl AppState {
     }
 }
 
-pub fn config(cfg: &mut web::ServiceConfig) {
+/// The public listener's routes; the node-to-node ones too unless they have a listener of
+/// their own (INTERNAL_BIND), see [`internal_config`].
+pub fn config(cfg: &mut web::ServiceConfig, with_internal: bool) {
     cfg.route("/healthz", web::get().to(healthz));
     api::config(cfg);
-    internal::config(cfg);
+    if with_internal {
+        internal::config(cfg);
+    }
     admin::config(cfg);
     live::config(cfg);
     pages::config(cfg);
+}
+
+/// The internal listener's routes (INTERNAL_BIND): the node-to-node endpoints and health.
+pub fn internal_config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz));
+    internal::config(cfg);
 }
 
 /// 200 while this node can serve; 503 while its storage is gone (nginx then sends its

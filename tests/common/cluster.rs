@@ -16,6 +16,9 @@ pub const ADMIN_PASSWORD: &str = "cluster admin password";
 pub struct Node {
     pub id: u64,
     pub port: u16,
+    /// The node-to-node listener's port (INTERNAL_BIND), when it has its own; the peers
+    /// then call each other there.
+    pub internal_port: Option<u16>,
     pub db_name: String,
     child: Option<Child>,
     log: String,
@@ -47,14 +50,36 @@ impl Cluster {
     /// before start, so the first master has to pull it (or ship it) to the others.
     pub async fn start(n: usize, rows: usize, seats: usize) -> Cluster {
         // Every test client is 127.0.0.1: the seat-spinning limits are lifted.
-        Self::start_with(n, rows, seats, &marquee::config::LOAD_TEST_LIMITS).await
+        Self::launch(n, rows, seats, false, &marquee::config::LOAD_TEST_LIMITS).await
+    }
+
+    /// As [`Cluster::start`], with each node's node-to-node endpoints on a listener of their
+    /// own (INTERNAL_BIND) when `internal_listeners`; PEERS then names those.
+    pub async fn start_with(n: usize, rows: usize, seats: usize, internal_listeners: bool) -> Cluster {
+        Self::launch(n, rows, seats, internal_listeners, &marquee::config::LOAD_TEST_LIMITS).await
     }
 
     /// A cluster whose nodes start with `env` set (a test of the limits sets its own).
-    pub async fn start_with(n: usize, rows: usize, seats: usize, env: &[(&str, &str)]) -> Cluster {
+    pub async fn start_with_env(n: usize, rows: usize, seats: usize, env: &[(&str, &str)]) -> Cluster {
+        Self::launch(n, rows, seats, false, env).await
+    }
+
+    async fn launch(n: usize, rows: usize, seats: usize, internal_listeners: bool, env: &[(&str, &str)]) -> Cluster {
         let tag = fresh_db_name();
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < 2 * n {
+            ports.insert(free_port());
+        }
+        let mut ports = ports.into_iter();
         let nodes: Vec<Node> = (1..=n as u64)
-            .map(|id| Node { id, port: free_port(), db_name: format!("{tag}_{id}"), child: None, log: String::new() })
+            .map(|id| Node {
+                id,
+                port: ports.next().unwrap(),
+                internal_port: ports.next().filter(|_| internal_listeners),
+                db_name: format!("{tag}_{id}"),
+                child: None,
+                log: String::new(),
+            })
             .collect();
         // Seed node 1 offline, through the same log writer a node uses.
         let url = format!("{}/{}", server_url(), nodes[0].db_name);
@@ -86,7 +111,7 @@ impl Cluster {
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, n)| format!("{}@127.0.0.1:{}", n.id, n.port))
+            .map(|(_, n)| format!("{}@127.0.0.1:{}", n.id, n.internal_port.unwrap_or(n.port)))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -98,7 +123,12 @@ impl Cluster {
         node.log = format!("{root}/target/cluster-logs/{}.log", node.db_name);
         std::fs::create_dir_all(format!("{root}/target/cluster-logs")).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_marquee"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
+        match node.internal_port {
+            Some(internal) => command.env("INTERNAL_BIND", format!("127.0.0.1:{internal}")),
+            None => command.env_remove("INTERNAL_BIND"),
+        };
+        let child = command
             .arg("serve")
             .env("NODE_ID", node.id.to_string())
             .env("PEERS", peers)
