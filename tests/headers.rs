@@ -224,7 +224,8 @@ async fn error_pages_show_the_input_they_refuse_escaped() {
     assert_eq!(page.status, 400);
     assert_secured("the error page", &page);
     assert!(!page.body.contains(attack), "the input must not come back as markup: {}", page.body);
-    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"), "{}", page.body);
+    // Quoted (cut short), escaped.
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;&#x2F;sc"), "{}", page.body);
     for path in ["/movies/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/shows/%3Cscript%3Ealert(1)%3C%2Fscript%3E"] {
         let page = b.get(path).await;
         assert_eq!(page.status, 404, "{path}");
