@@ -84,7 +84,8 @@ fn date_label(d: NaiveDate) -> String {
     d.format("%a %-d %b").to_string()
 }
 
-fn parse_form(body: &web::Bytes, req: &HttpRequest) -> Result<FormData, WebError> {
+/// A posted form, read only when its CSRF token matches the cookie's.
+pub(crate) fn parse_form(body: &web::Bytes, req: &HttpRequest) -> Result<FormData, WebError> {
     let form = FormData::parse(body)?;
     csrf::verify(req, form.get(csrf::FIELD))?;
     Ok(form)

@@ -1,7 +1,6 @@
 //! The admin pages: login, the dashboard (imports), and bookings per show.
 use super::super::error::WebError;
-use super::super::form::FormData;
-use super::super::{csrf, AppState};
+use super::super::AppState;
 use super::auth::{logged_in, over_https, session_open, AdminGate, LoginError};
 use super::{cancel_booking, current_password, job_view, start_import, write_admin, AdminSession, CLOSED_MESSAGE};
 use crate::actors::importer::Trigger;
@@ -12,6 +11,7 @@ use crate::db::orders::bookings_of_show;
 use crate::db::sales::{show_sales, SalesFilter};
 use crate::domain::{BookingCode, ShowId};
 use crate::wal::change::AdminChange;
+use crate::web::pages::parse_form;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -117,13 +117,10 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
     if !state.admin.is_open() {
         return closed_page(&state, &req);
     }
-    let form = match FormData::parse(&body) {
+    let form = match parse_form(&body, &req) {
         Ok(form) => form,
         Err(e) => return state.error_page(&e),
     };
-    if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
-        return state.error_page(&e);
-    }
     let attempt = form.get("password").unwrap_or("").chars().take(1024).collect::<String>();
     let who = crate::web::client::client_ip(&state, &req);
     let gate: &AdminGate = &state.admin;
@@ -166,11 +163,7 @@ fn capitalized(s: &str) -> String {
 
 /// Ends this session on every node (through the log), then in the browser.
 async fn logout(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let form = match FormData::parse(&body) {
-        Ok(form) => form,
-        Err(e) => return state.error_page(&e),
-    };
-    if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
+    if let Err(e) = parse_form(&body, &req) {
         return state.error_page(&e);
     }
     if let Some(session) = state.admin.session_of(&req, Utc::now()) {
@@ -195,11 +188,7 @@ async fn logout_everywhere(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = match FormData::parse(&body) {
-        Ok(form) => form,
-        Err(e) => return state.error_page(&e),
-    };
-    if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
+    if let Err(e) = parse_form(&body, &req) {
         return state.error_page(&e);
     }
     match write_admin(&state, AdminChange::AllSessionsEnded).await {
@@ -237,13 +226,10 @@ async fn change_password(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = match FormData::parse(&body) {
+    let form = match parse_form(&body, &req) {
         Ok(form) => form,
         Err(e) => return state.error_page(&e),
     };
-    if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
-        return state.error_page(&e);
-    }
     let field = |name| form.get(name).unwrap_or("").chars().take(1024).collect::<String>();
     let (current, new, repeat) = (field("current"), field("new"), field("repeat"));
     if new != repeat {
@@ -323,11 +309,7 @@ async fn dashboard_page(
 }
 
 async fn start(_: AdminSession, state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let form = match FormData::parse(&body) {
-        Ok(form) => form,
-        Err(e) => return state.error_page(&e),
-    };
-    if let Err(e) = csrf::verify(&req, form.get(csrf::FIELD)) {
+    if let Err(e) = parse_form(&body, &req) {
         return state.error_page(&e);
     }
     match start_import(&state, Trigger::Admin).await {
@@ -449,8 +431,7 @@ async fn cancel(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let form = FormData::parse(&body)?;
-        csrf::verify(&req, form.get(csrf::FIELD))?;
+        parse_form(&body, &req)?;
         let code = BookingCode::parse(&path)?;
         let receipt = cancel_booking(&state, code, crate::wal::Origin::Here).await?;
         log::info!("admin cancelled booking {} of show {}", receipt.code, receipt.show_id);
@@ -468,8 +449,7 @@ async fn remove_node(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let form = FormData::parse(&body)?;
-        csrf::verify(&req, form.get(csrf::FIELD))?;
+        parse_form(&body, &req)?;
         let id: u64 = path
             .parse()
             .ok()
