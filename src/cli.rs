@@ -237,7 +237,7 @@ fn cluster_command(settings: Settings, args: &[String]) -> Result<(), String> {
         let peer = Peer { id: 0, address: node.clone() };
         let client = Rpc::http_client(Duration::from_secs(10));
         let answer = rpc
-            .call::<_, Result<(), (u16, String)>>(
+            .call::<_, crate::cluster::messages::Relayed<()>>(
                 &client,
                 &peer,
                 "/internal/admin/remove",
@@ -250,7 +250,7 @@ fn cluster_command(settings: Settings, args: &[String]) -> Result<(), String> {
                 println!("node {id}: removal asked of the master (through {node}); see /api/cluster");
                 Ok(())
             }
-            Err((status, message)) => Err(format!("{status}: {message}")),
+            Err(refusal) => Err(format!("refused: {refusal}")),
         }
     })
 }

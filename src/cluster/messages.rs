@@ -113,16 +113,43 @@ pub enum WriteAnswer {
     Held(crate::actors::show::HoldReceipt),
     Booked(crate::actors::show::BookingReceipt),
     Released,
-    /// The write was refused (or failed) with this HTTP status and message.
-    Refused {
-        status: u16,
-        message: String,
-        taken: Vec<String>,
-        /// For a 429: seconds until the client may try again.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retry_after: Option<u64>,
-    },
+    /// The write was refused, or failed.
+    Refused(Refusal),
 }
+
+/// Why a node refused a write or an admin action that another node passed on to it. It
+/// travels as this type (not a status and a string) and becomes the web layer's error again
+/// on the node that passed it on, with the same status, message and details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum Refusal {
+    #[error("{message}")]
+    BadRequest { message: String },
+    #[error("{message}")]
+    Unauthorized { message: String },
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("{message}")]
+    NotFound { message: String },
+    #[error("{message}")]
+    Conflict { message: String, taken: Vec<String> },
+    #[error("{message}")]
+    Gone { message: String },
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{message}")]
+    Unprocessable { message: String },
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
+    #[error("{message}")]
+    Unavailable { message: String },
+    /// Something broke on the node that refused (its cause is logged there).
+    #[error("something went wrong on the master")]
+    Failed,
+}
+
+/// The result of an admin action another node ran for this one.
+pub type Relayed<T> = Result<T, Refusal>;
 
 /// What a node reads back from a peer (`cluster::client`): any bytes or JSON, or a real
 /// answer changed anywhere, is the answer or a serde error (`RpcError::BadAnswer`),
@@ -137,13 +164,14 @@ mod properties {
 
     pub const CASES: u32 = 300;
 
-    const KEYS: &[&str] =
-        &["from", "epoch", "lamport", "body", "answers", "outcome", "status", "message", "taken", "stale", "Ok", "Err"];
+    const KEYS: &[&str] = &[
+        "from", "epoch", "lamport", "body", "answers", "outcome", "refusal", "message", "taken", "stale", "Ok", "Err",
+    ];
 
     fn read_all(body: &[u8]) {
         let _ = serde_json::from_slice::<Envelope<WriteAnswers>>(body);
         let _ = serde_json::from_slice::<Envelope<NodeStatus>>(body);
-        let _ = serde_json::from_slice::<Envelope<Result<(), (u16, String)>>>(body);
+        let _ = serde_json::from_slice::<Envelope<Relayed<()>>>(body);
         let _ = serde_json::from_slice::<StaleEpoch>(body);
     }
 
@@ -159,8 +187,7 @@ mod properties {
             total_cents: 1250,
             state: "confirmed".into(),
         });
-        let refused =
-            WriteAnswer::Refused { status: 409, message: "taken".into(), taken: vec!["C8".into()], retry_after: None };
+        let refused = WriteAnswer::Refused(Refusal::Conflict { message: "taken".into(), taken: vec!["C8".into()] });
         json!(Envelope { from: 3, epoch: 2, lamport: 77, body: WriteAnswers { answers: vec![booked, refused] } })
     }
 

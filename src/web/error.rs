@@ -1,6 +1,7 @@
 //! The web layer's one error type: every failure a handler can meet, with its status.
 //! API handlers answer it as JSON; page handlers render `error.html` with it.
 use crate::actors::BookingError;
+use crate::cluster::messages::Refusal;
 use crate::db::DbError;
 use crate::domain::DomainError;
 use actix_web::http::StatusCode;
@@ -98,6 +99,52 @@ impl ResponseError for WebError {
     }
 }
 
+/// A refusal another node sent back: the error it stands for here.
+impl From<Refusal> for WebError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::BadRequest { message } => WebError::BadRequest(message),
+            Refusal::Unauthorized { message } => WebError::Unauthorized(message),
+            Refusal::Forbidden { message } => WebError::Forbidden(message),
+            Refusal::NotFound { message } => WebError::NotFound(message),
+            Refusal::Conflict { message, taken } => WebError::Conflict { message, taken },
+            Refusal::Gone { message } => WebError::Gone(message),
+            Refusal::TooLarge { limit } => WebError::TooLarge(limit),
+            Refusal::Unprocessable { message } => WebError::Unprocessable(message),
+            Refusal::TooManyRequests { message, retry_after_secs } => {
+                WebError::TooManyRequests { message, retry_after_secs }
+            }
+            Refusal::Unavailable { message } => WebError::Unavailable(message),
+            Refusal::Failed => WebError::Internal("the master failed to carry out a request passed on to it".into()),
+        }
+    }
+}
+
+/// An error to send back to the node that passed the request on (the cause of an internal
+/// error is logged here, not sent).
+impl From<WebError> for Refusal {
+    fn from(e: WebError) -> Self {
+        match e {
+            WebError::BadRequest(message) => Refusal::BadRequest { message },
+            WebError::Unauthorized(message) => Refusal::Unauthorized { message },
+            WebError::Forbidden(message) => Refusal::Forbidden { message },
+            WebError::NotFound(message) => Refusal::NotFound { message },
+            WebError::Conflict { message, taken } => Refusal::Conflict { message, taken },
+            WebError::Gone(message) => Refusal::Gone { message },
+            WebError::TooLarge(limit) => Refusal::TooLarge { limit },
+            WebError::Unprocessable(message) => Refusal::Unprocessable { message },
+            WebError::TooManyRequests { message, retry_after_secs } => {
+                Refusal::TooManyRequests { message, retry_after_secs }
+            }
+            WebError::Unavailable(message) => Refusal::Unavailable { message },
+            WebError::Internal(cause) => {
+                log::error!("internal error in a request passed on by another node: {cause}");
+                Refusal::Failed
+            }
+        }
+    }
+}
+
 impl From<BookingError> for WebError {
     fn from(e: BookingError) -> Self {
         let msg = e.to_string();
@@ -154,5 +201,42 @@ impl From<tera::Error> for WebError {
             src = s.source();
         }
         WebError::Internal(format!("template: {cause}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_crosses_nodes_with_its_status_and_details() {
+        let errors = vec![
+            WebError::BadRequest("bad".into()),
+            WebError::Unauthorized("who".into()),
+            WebError::Forbidden("no".into()),
+            WebError::NotFound("none".into()),
+            WebError::Conflict { message: "taken".into(), taken: vec!["C7".into()] },
+            WebError::Gone("gone".into()),
+            WebError::TooLarge(65536),
+            WebError::Unprocessable("cannot".into()),
+            WebError::TooManyRequests { message: "slow down".into(), retry_after_secs: 42 },
+            WebError::Unavailable("later".into()),
+        ];
+        for e in errors {
+            let (status, message, retry_after) = (e.status_code(), e.to_string(), e.retry_after());
+            let wire = serde_json::to_string(&Refusal::from(e)).unwrap();
+            let back = WebError::from(serde_json::from_str::<Refusal>(&wire).unwrap());
+            assert_eq!(
+                (back.status_code(), back.to_string(), back.retry_after()),
+                (status, message, retry_after),
+                "{wire}"
+            );
+        }
+        let taken = WebError::from(Refusal::from(WebError::Conflict { message: "t".into(), taken: vec!["A1".into()] }));
+        assert!(matches!(taken, WebError::Conflict { taken, .. } if taken == vec!["A1".to_string()]));
+        // An internal error's cause stays on the node it happened on.
+        let wire = serde_json::to_string(&Refusal::from(WebError::Internal("password=hunter2".into()))).unwrap();
+        assert!(!wire.contains("hunter2"), "{wire}");
+        assert_eq!(WebError::from(Refusal::Failed).status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

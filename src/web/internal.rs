@@ -10,7 +10,7 @@ use crate::actors::lamport::Merge;
 use crate::cluster::auth::{sign_answer, verify, AuthError, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
 use crate::cluster::client::Rpc;
 use crate::cluster::election::{Inbound, RemoveNode, Status};
-use crate::cluster::messages::{Envelope, NodeStatus, ProtocolMessage, WriteAnswers, WriteBatch};
+use crate::cluster::messages::{Envelope, NodeStatus, ProtocolMessage, Refusal, Relayed, WriteAnswers, WriteBatch};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
@@ -246,15 +246,12 @@ pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
 
 /// An admin action a follower passed on to the master: its result, or the error's status
 /// and message.
-type Relayed<T> = Result<T, (u16, String)>;
-
 fn relay<T>(r: Result<T, WebError>) -> Relayed<T> {
-    use actix_web::ResponseError;
-    r.map_err(|e| (e.status_code().as_u16(), e.to_string()))
+    r.map_err(Refusal::from)
 }
 
 fn not_master<T>() -> Relayed<T> {
-    Err((503, "this node is no longer the master; try again".into()))
+    Err(Refusal::Unavailable { message: "this node is no longer the master; try again".into() })
 }
 
 async fn admin_import(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -295,7 +292,7 @@ async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::B
         Err(r) => return r,
     };
     let res = match (state.cluster.route(), crate::domain::BookingCode::parse(&env.body.code)) {
-        (_, Err(e)) => Err((404, e.to_string())),
+        (_, Err(e)) => Err(Refusal::NotFound { message: e.to_string() }),
         (crate::cluster::state::Route::Local, Ok(code)) => {
             let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
             relay(super::admin::cancel_booking(&state, code, origin).await)
@@ -336,7 +333,7 @@ async fn admin_write(state: web::Data<AppState>, req: HttpRequest, body: web::By
         Err(r) => return r,
     };
     let res = match (state.cluster.route(), valid_admin_change(&env.body)) {
-        (_, Err(why)) => Err((400, why)),
+        (_, Err(why)) => Err(Refusal::BadRequest { message: why }),
         (crate::cluster::state::Route::Local, Ok(())) => relay(super::admin::write_admin(&state, env.body).await),
         _ => not_master(),
     };
@@ -367,7 +364,7 @@ async fn admin_remove(state: web::Data<AppState>, req: HttpRequest, body: web::B
             let body = serde_json::json!({ "id": id });
             match state.rpc.call::<_, Relayed<()>>(&client, &master, "/internal/admin/remove", body).await {
                 Ok(answer) => answer.body,
-                Err(e) => Err((503, format!("the master did not answer: {e}"))),
+                Err(e) => Err(Refusal::Unavailable { message: format!("the master did not answer: {e}") }),
             }
         }
         _ => not_master(),

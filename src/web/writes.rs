@@ -53,44 +53,15 @@ async fn forward(state: &AppState, write: WriteOp) -> Result<WriteAnswer, WebErr
     let (reply, answer) = oneshot::channel();
     state.forwarder.do_send(Forward { write, reply });
     match answer.await {
-        Ok(Ok(WriteAnswer::Refused { status, message, taken, retry_after })) => {
-            Err(refused(status, message, taken, retry_after))
-        }
+        Ok(Ok(WriteAnswer::Refused(refusal))) => Err(refusal.into()),
         Ok(other) => other,
         Err(_) => Err(WebError::Unavailable("this node's forwarder has stopped; try again".into())),
     }
 }
 
-/// The error a refusal with `status` stands for.
-fn refused(status: u16, message: String, taken: Vec<String>, retry_after: Option<u64>) -> WebError {
-    match status {
-        400 => WebError::BadRequest(message),
-        403 => WebError::Forbidden(message),
-        404 => WebError::NotFound(message),
-        409 => WebError::Conflict { message, taken },
-        410 => WebError::Gone(message),
-        413 => WebError::TooLarge(0),
-        422 => WebError::Unprocessable(message),
-        429 => WebError::TooManyRequests { message, retry_after_secs: retry_after.unwrap_or(1) },
-        503 => WebError::Unavailable(message),
-        other => WebError::Internal(format!("the master answered {other}: {message}")),
-    }
-}
-
 /// A refusal carrying `e` to the node that forwarded the write.
 fn refusal(e: WebError) -> WriteAnswer {
-    use actix_web::ResponseError;
-    if let WebError::Internal(cause) = &e {
-        log::error!("internal error in a forwarded write: {cause}");
-    }
-    let status = e.status_code().as_u16();
-    let message = e.to_string();
-    let retry_after = e.retry_after();
-    let taken = match e {
-        WebError::Conflict { taken, .. } => taken,
-        _ => Vec::new(),
-    };
-    WriteAnswer::Refused { status, message, taken, retry_after }
+    WriteAnswer::Refused(e.into())
 }
 
 fn unexpected(answer: WriteAnswer) -> WebError {

@@ -72,13 +72,8 @@ async fn ask_master<T: serde::de::DeserializeOwned>(
 ) -> Result<T, WebError> {
     use crate::cluster::client::{Rpc, RpcError};
     let client = Rpc::http_client(std::time::Duration::from_secs(30));
-    match state.rpc.call::<_, Result<T, (u16, String)>>(&client, master, path, body).await {
-        Ok(env) => env.body.map_err(|(status, message)| match status {
-            400 => WebError::BadRequest(message),
-            404 => WebError::NotFound(message),
-            409 => WebError::Conflict { message, taken: vec![] },
-            _ => WebError::Unavailable(message),
-        }),
+    match state.rpc.call::<_, crate::cluster::messages::Relayed<T>>(&client, master, path, body).await {
+        Ok(env) => env.body.map_err(WebError::from),
         Err(RpcError::StaleEpoch { .. }) => {
             Err(WebError::Unavailable("the cluster is changing masters; try again".into()))
         }
