@@ -193,7 +193,7 @@ fn api_import(settings: Settings, args: &[String]) -> Result<(), String> {
         let report = fetched.map_err(|e| format!("import failed, nothing was written: {e}"))?;
         let fetch_time = started.elapsed();
         let transactions = writer.stats().transactions.load(Ordering::Relaxed);
-        let outcome = import_feed(&db, &writer, None, report.feed)
+        let outcome = import_feed(&db, &writer, None, report.feed, settings.flixster.feed_timezone)
             .await
             .map_err(|e| format!("import failed, nothing was written: {e}"))?;
         let total = started.elapsed();

@@ -161,6 +161,7 @@ fn flixster_from_env() -> Result<FlixsterConfig, ConfigError> {
         zip: var("IMPORT_ZIP", defaults.zip.clone())?,
         radius_miles: var("IMPORT_RADIUS_MILES", defaults.radius_miles)?,
         base_url,
+        feed_timezone: var("FEED_TIMEZONE", defaults.feed_timezone)?,
         ..defaults
     })
 }

@@ -295,6 +295,21 @@ async fn bookings_per_show_and_an_admin_cancel() {
     assert!(all.body.contains(&format!("/admin/shows/{other}\"")));
     let none = b.get("/admin/shows?q=no%20such%20movie").await;
     assert!(none.body.contains("No shows found"));
+    // Times are on the theater's clock (Los Angeles), with the zone's abbreviation.
+    let utc: chrono::NaiveDateTime = app
+        .state
+        .db
+        .run(move |c| {
+            use diesel::prelude::*;
+            use marquee::db::schema::shows;
+            Ok(shows::table.find(show).select(shows::starts_at_utc).first(c)?)
+        })
+        .await
+        .unwrap();
+    let at_la = chrono::TimeZone::from_utc_datetime(&chrono_tz::America::Los_Angeles, &utc);
+    let when = at_la.format("%a %-d %b %H:%M %Z").to_string();
+    assert!(when.ends_with(" PST") || when.ends_with(" PDT"), "{when}");
+    assert!(list.body.contains(&when), "the list shows {when}: {}", list.body);
 
     let page = b.get(&format!("/admin/shows/{show}")).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -306,6 +321,7 @@ async fn bookings_per_show_and_an_admin_cancel() {
     assert_eq!(figure("revenue"), format!("${}.{:02}", total / 100, total % 100));
     assert!(page.body.contains(&code) && page.body.contains("bea@example.com"));
     assert!(page.body.contains("Bea &lt;b&gt;"), "names are escaped");
+    assert!(page.body.contains(&at_la.format("%a %-d %b %Y %H:%M %Z").to_string()), "the show's time and zone");
 
     let cancelled = b.post(&format!("/admin/bookings/{code}/cancel"), &[("csrf_token", &token(&page.body))]).await;
     assert_eq!(cancelled.status, StatusCode::SEE_OTHER, "{}", cancelled.body);

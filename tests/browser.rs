@@ -193,6 +193,43 @@ async fn fits_width(client: &Client) -> bool {
         == json!(true)
 }
 
+/// axe-core 3.1.1 (MPL-2.0, from the axe-selenium-python wheel on PyPI), vendored so that a
+/// fresh machine runs the audit without a download.
+const AXE: &str = include_str!("axe/axe.min.js");
+
+/// Runs an axe-core audit of the page as it is now and fails on any violation whose impact
+/// is serious or critical, listing each with the elements it found. The script goes in
+/// through the WebDriver session (the page's Content-Security-Policy does not apply to it).
+async fn audit(client: &Client, page: &str) {
+    let loaded = client
+        .execute(&format!("{AXE}\nreturn typeof window.axe === 'object' && window.axe.version;"), vec![])
+        .await
+        .unwrap_or_else(|e| panic!("axe-core did not load into {page}: {e}"));
+    assert_eq!(loaded, json!("3.1.1"), "axe-core did not load into {page}");
+    let found = client
+        .execute_async(
+            "var done = arguments[arguments.length - 1];
+             axe.run(document).then(function (r) {
+               done(r.violations.filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })
+                 .map(function (v) {
+                   return v.impact + ' ' + v.id + ': ' + v.help + ' [' + v.nodes.map(function (n) {
+                     return n.target.join(' ');
+                   }).join(', ') + ']';
+                 }));
+             }, function (e) { done(['axe failed: ' + e]); });",
+            vec![],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the audit of {page} did not finish: {e}"));
+    let found: Vec<String> = serde_json::from_value(found).expect("a list of violations");
+    assert!(
+        found.is_empty(),
+        "{page}: {} serious or critical accessibility violation(s):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
 async fn wait_free(app: &TestApp, show: i64, seats: &[&str]) {
     let started = Instant::now();
     loop {
@@ -221,9 +258,12 @@ async fn the_full_flow_in_a_browser() {
     let b = driver.browser(false).await;
 
     b.goto(&app.url("/")).await.unwrap();
+    find(&b, "a.movie-link").await;
+    audit(&b, "the home page").await;
     find(&b, "a.movie-link").await.click().await.unwrap();
     wait_path(&b, "/movies/").await;
     shot(&b, "flow-1-movie").await;
+    audit(&b, "the movie page").await;
 
     find(&b, &format!("a.showtime[href='/shows/{show}']")).await.click().await.unwrap();
     wait_path(&b, &format!("/shows/{show}")).await;
@@ -235,12 +275,14 @@ async fn the_full_flow_in_a_browser() {
     assert!(summary.contains("2 seats selected"), "{summary}");
     js(&b, "window.scrollTo(0, 0) || true").await;
     shot(&b, "flow-2-show").await;
+    audit(&b, "the show page with seats selected").await;
 
     find(&b, "#seat-form button[type=submit]").await.click().await.unwrap();
     wait_path(&b, "/holds/").await;
     let countdown = find(&b, "#hold-countdown").await.text().await.unwrap();
     assert!(countdown.contains("held for"), "{countdown}");
     shot(&b, "flow-3-hold").await;
+    audit(&b, "the hold page").await;
 
     find(&b, "#c-name").await.send_keys("Ann Example").await.unwrap();
     find(&b, "#c-email").await.send_keys("ann@example.com").await.unwrap();
@@ -250,15 +292,19 @@ async fn the_full_flow_in_a_browser() {
     let page = find(&b, ".confirmed").await.text().await.unwrap();
     assert!(page.contains("E6, E7"), "{page}");
     shot(&b, "flow-4-confirmation").await;
+    audit(&b, "the confirmation").await;
     assert_eq!(app.seat_states(show).await["E6"], "booked");
 
     b.goto(&app.url("/bookings")).await.unwrap();
+    find(&b, "#l-code").await;
+    audit(&b, "the booking look-up").await;
     find(&b, "#l-code").await.send_keys(&code.to_lowercase()).await.unwrap();
     find(&b, "#l-email").await.send_keys("ann@example.com").await.unwrap();
     find(&b, ".lookup-form button[type=submit]").await.click().await.unwrap();
     let card = find(&b, ".booking-card").await.text().await.unwrap();
     assert!(card.contains(&code) && card.contains("Confirmed"), "{card}");
     shot(&b, "flow-5-lookup").await;
+    audit(&b, "a looked-up booking").await;
 
     find(&b, ".cancel-form button[type=submit]").await.click().await.unwrap();
     // The page asks before cancelling.
@@ -267,6 +313,7 @@ async fn the_full_flow_in_a_browser() {
     let notice = find(&b, ".notice-info").await.text().await.unwrap();
     assert!(notice.contains("cancelled"), "{notice}");
     shot(&b, "flow-6-cancelled").await;
+    audit(&b, "a cancelled booking").await;
     assert_eq!(app.seat_states(show).await["E6"], "free");
     b.close().await.unwrap();
 }
@@ -345,6 +392,7 @@ async fn the_hold_countdown_runs_out_and_frees_the_seats() {
     assert!(text.contains("Your hold has expired"), "{text}");
     assert_eq!(js(&b, "document.getElementById('confirm-btn').disabled").await, json!(true));
     shot(&b, "expiry-2-expired").await;
+    audit(&b, "an expired hold").await;
 
     wait_free(&app, show, &["A1", "A2"]).await;
     // Reloading the checkout says the same, on its own page.
@@ -352,6 +400,7 @@ async fn the_hold_countdown_runs_out_and_frees_the_seats() {
     let page = find(&b, ".hold-expired").await.text().await.unwrap();
     assert!(page.contains("Your hold has expired"), "{page}");
     shot(&b, "expiry-3-reloaded").await;
+    audit(&b, "the expired hold's page").await;
     // And the seat map offers the seats again.
     find(&b, ".hold-expired a.btn-primary").await.click().await.unwrap();
     wait_live(&b).await;
@@ -373,6 +422,7 @@ async fn the_seat_map_works_on_a_phone() {
     assert_eq!(js(&p, "window.innerWidth").await, json!(375), "a phone-sized viewport");
     assert!(fits_width(&p).await, "the home page is wider than the phone");
     shot(&p, "phone-1-home").await;
+    audit(&p, "the home page at 375 px").await;
 
     p.goto(&app.url(&format!("/shows/{show}"))).await.unwrap();
     wait_live(&p).await;
@@ -401,12 +451,14 @@ async fn the_seat_map_works_on_a_phone() {
     assert!(fits_width(&p).await);
     js(&p, "document.getElementById('seatmap').scrollIntoView() || true").await;
     shot(&p, "phone-2-show").await;
+    audit(&p, "the seat map at 375 px").await;
 
     find(&p, "#seat-form button[type=submit]").await.click().await.unwrap();
     wait_path(&p, "/holds/").await;
     find(&p, "#confirm-btn").await;
     assert!(fits_width(&p).await, "the checkout is wider than the phone");
     shot(&p, "phone-3-hold").await;
+    audit(&p, "the hold page at 375 px").await;
     p.close().await.unwrap();
 }
 
@@ -425,6 +477,7 @@ async fn sold_out_and_missing_pages_say_what_happened() {
     assert_eq!(js(&b, "document.getElementById('seat-form') === null").await, json!(true), "no form to hold seats");
     find(&b, ".notice-warn a[href^='/movies/']").await;
     shot(&b, "pages-1-sold-out").await;
+    audit(&b, "a sold-out show").await;
     // A cancellation frees the seats: the open page offers them.
     wait_live(&b).await;
     let code = booking["code"].as_str().unwrap();
@@ -439,11 +492,44 @@ async fn sold_out_and_missing_pages_say_what_happened() {
     .await;
     assert!(back.as_str().unwrap().contains("became free"), "{back}");
     shot(&b, "pages-2-seats-back").await;
+    audit(&b, "a sold-out show with seats back").await;
 
     b.goto(&app.url("/no/such/page")).await.unwrap();
     let page = find(&b, ".error-page").await.text().await.unwrap();
     assert!(page.contains("404") && page.contains("Not found"), "{page}");
     find(&b, ".error-page a[href='/']").await;
     shot(&b, "pages-3-not-found").await;
+    audit(&b, "the 404 page").await;
+    b.close().await.unwrap();
+}
+
+#[actix_web::test]
+async fn the_admin_pages_pass_the_audit() {
+    const PASSWORD: &str = "a long admin password";
+    let app =
+        spawn_app_with(|s| s.admin_password = Some(marquee::domain::AdminPassword::hash(PASSWORD).unwrap())).await;
+    let show = app.seed_show(2, 4, Duration::days(1)).await;
+    let (_, hold) = app.hold(show, &["A1"]).await;
+    app.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
+    let driver = Driver::start("admin");
+    let b = driver.browser(false).await;
+
+    b.goto(&app.url("/admin")).await.unwrap();
+    find(&b, "#a-password").await;
+    audit(&b, "the admin login").await;
+    find(&b, "#a-password").await.send_keys(PASSWORD).await.unwrap();
+    find(&b, ".login-form button[type=submit]").await.click().await.unwrap();
+    wait_until(&b, "location.pathname === '/admin'", "the dashboard").await;
+    shot(&b, "admin-1-dashboard").await;
+    audit(&b, "the admin dashboard").await;
+    for (path, name) in [
+        ("/admin/shows".to_string(), "the admin's shows"),
+        (format!("/admin/shows/{show}"), "a show's bookings"),
+        ("/admin/account".to_string(), "the admin's sessions"),
+    ] {
+        b.goto(&app.url(&path)).await.unwrap();
+        wait_until(&b, &format!("location.pathname === '{path}' && document.readyState === 'complete'"), name).await;
+        audit(&b, name).await;
+    }
     b.close().await.unwrap();
 }

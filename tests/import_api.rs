@@ -7,6 +7,7 @@ use common::{fixture_day, run_import, sample_dir, spawn_app_with, wait_for_impor
 use diesel::prelude::*;
 use marquee::actors::importer::{ImportJob, JobState, Trigger};
 use marquee::catalog::movie_key;
+use marquee::catalog::zone::theater_zone;
 use marquee::db::schema::{bookings, movies, shows, theaters};
 use marquee::importer::{load_dir, Fault, FixtureMovie};
 use marquee::web::WebError;
@@ -38,10 +39,10 @@ async fn catalog_state(app: &TestApp) -> Vec<i64> {
 /// Theaters, movies and shows the bundled data set should become.
 fn expected_rows() -> (usize, usize, usize) {
     let feed = load_dir(&sample_dir(), Some(fixture_day())).unwrap();
-    let tz = marquee::catalog::FEED_TIMEZONE;
     let movies: HashSet<String> = feed.theaters.iter().flat_map(|t| &t.movies).map(|m| movie_key(&m.title)).collect();
     let mut shows = HashSet::new();
     for t in &feed.theaters {
+        let tz = theater_zone(t.theater.latitude, t.theater.longitude, marquee::catalog::DEFAULT_FEED_TIMEZONE);
         for m in &t.movies {
             for time in &m.times {
                 let local = m.date.and_time(*time);

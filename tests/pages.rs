@@ -198,3 +198,87 @@ async fn an_expired_hold_gets_its_own_page_that_leads_back_to_the_seats() {
         actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A theater's show times are its own wall clock, stored as UTC: a theater in New York (by
+/// its coordinates) shows "19:15 EST" (or EDT), whatever FEED_TIMEZONE says, and a theater
+/// the feed gives no coordinates (0/0) falls back to FEED_TIMEZONE (Tokyo here).
+#[actix_web::test]
+async fn each_theater_shows_its_own_local_time_with_the_zone() {
+    use chrono::{NaiveTime, TimeZone};
+    use diesel::prelude::*;
+    use marquee::db::schema::{shows, theaters};
+    use marquee::importer::{CatalogFeed, MovieShowtimes, TheaterFeed, TheaterListing};
+
+    let app = common::spawn_app_with(|s| s.flixster.feed_timezone = chrono_tz::Asia::Tokyo).await;
+    let date = (chrono::Utc::now() + Duration::days(3)).date_naive();
+    let evening = NaiveTime::from_hms_opt(19, 15, 0).unwrap();
+    let theater = |id: &str, name: &str, latitude: f64, longitude: f64| TheaterFeed {
+        theater: TheaterListing { external_id: id.into(), tid: id.into(), name: name.into(), latitude, longitude },
+        movies: vec![MovieShowtimes {
+            title: format!("Evening at {name}"),
+            duration_minutes: Some(100),
+            poster_url: None,
+            date,
+            times: vec![evening],
+        }],
+    };
+    let feed = CatalogFeed {
+        theaters: vec![
+            theater("ny1", "Broadway Cinema", 40.7580, -73.9855),
+            theater("nz1", "Nowhere Cinema", 0.0, 0.0),
+        ],
+    };
+    let (db, writer) = (&app.state.db, &app.state.writer);
+    marquee::catalog::import_feed(db, writer, Some(&app.state.shows), feed, chrono_tz::Asia::Tokyo)
+        .await
+        .expect("the import");
+
+    let stored: Vec<(String, String, i64, i64, chrono::NaiveDateTime, chrono::NaiveDateTime)> = app
+        .state
+        .db
+        .run(|c| {
+            Ok(shows::table
+                .inner_join(theaters::table)
+                .select((
+                    theaters::external_id,
+                    theaters::timezone,
+                    shows::id,
+                    shows::movie_id,
+                    shows::starts_at_local,
+                    shows::starts_at_utc,
+                ))
+                .order(theaters::external_id.asc())
+                .load(c)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let local = date.and_time(evening);
+    for ((id, zone, _, _, at_local, at_utc), (want_id, want_zone)) in
+        stored.iter().zip([("ny1", chrono_tz::America::New_York), ("nz1", chrono_tz::Asia::Tokyo)])
+    {
+        assert_eq!((id.as_str(), zone.as_str()), (want_id, want_zone.name()));
+        assert_eq!(*at_local, local);
+        assert_eq!(*at_utc, want_zone.from_local_datetime(&local).unwrap().naive_utc(), "{id} stored as UTC");
+    }
+    let ny_label =
+        if chrono_tz::America::New_York.from_local_datetime(&local).unwrap().format("%Z").to_string() == "EDT" {
+            "19:15 EDT"
+        } else {
+            "19:15 EST"
+        };
+
+    let mut b = Browser::new(&app);
+    let (_, _, ny_show, ny_movie, _, _) = &stored[0];
+    let movie = b.get(&format!("/movies/{ny_movie}")).await;
+    assert_eq!(movie.status, StatusCode::OK);
+    assert!(movie.body.contains(ny_label), "the movie page shows New York's time: {}", movie.body);
+    assert!(!movie.body.contains("PST") && !movie.body.contains("PDT"), "no Los Angeles time on the page");
+    let show = b.get(&format!("/shows/{ny_show}")).await;
+    assert!(show.body.contains(ny_label), "the show page shows New York's time: {}", show.body);
+    let (_, _, nz_show, _, _, _) = &stored[1];
+    let show = b.get(&format!("/shows/{nz_show}")).await;
+    assert!(show.body.contains("19:15 JST"), "no coordinates: FEED_TIMEZONE's time: {}", show.body);
+    let home = b.get(&format!("/?date={date}")).await;
+    assert!(home.body.contains(&format!("{ny_label} at Broadway Cinema")), "the listing: {}", home.body);
+}

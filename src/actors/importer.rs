@@ -320,6 +320,7 @@ impl ApiImporter {
         self.save(id, ctx);
         let me = ctx.address();
         let (db, writer, shows) = (self.db.clone(), self.writer.clone(), self.shows.clone());
+        let feed_timezone = self.config.feed_timezone;
         let work = async move {
             let progress = me.clone();
             let report = client
@@ -327,7 +328,7 @@ impl ApiImporter {
                 .await
                 .map_err(|e| e.to_string())?;
             me.do_send(JobWriting { id, requests: report.requests, retries: report.retries });
-            let outcome = import_feed(&db, &writer, Some(&shows), report.feed)
+            let outcome = import_feed(&db, &writer, Some(&shows), report.feed, feed_timezone)
                 .await
                 .map_err(|e| format!("writing the catalog failed: {e}"))?;
             Ok(Finished {

@@ -2,6 +2,7 @@
 //! the write log, all or nothing.
 pub mod layout;
 pub mod plan;
+pub mod zone;
 
 use crate::actors::show::ShowInfoChanged;
 use crate::actors::ShowDirectory;
@@ -13,8 +14,8 @@ use crate::wal::{Change, LogWriter, WalError};
 pub use plan::{movie_key, ImportCounts};
 use std::path::PathBuf;
 
-/// The time zone of the bundled Flixster data (Los Angeles theaters).
-pub const FEED_TIMEZONE: chrono_tz::Tz = chrono_tz::America::Los_Angeles;
+/// FEED_TIMEZONE's default: the zone of the bundled Flixster data (Los Angeles theaters).
+pub const DEFAULT_FEED_TIMEZONE: chrono_tz::Tz = chrono_tz::America::Los_Angeles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -33,14 +34,16 @@ pub struct ImportOutcome {
 }
 
 /// Plans `feed` against the stored catalog and commits the change as one log entry (one
-/// transaction): a failure leaves the catalog as it was.
+/// transaction): a failure leaves the catalog as it was. `feed_timezone` is the zone of a
+/// theater without coordinates (FEED_TIMEZONE).
 pub async fn import_feed(
     db: &Db,
     writer: &LogWriter,
     shows: Option<&ShowDirectory>,
     feed: CatalogFeed,
+    feed_timezone: chrono_tz::Tz,
 ) -> Result<ImportOutcome, CatalogError> {
-    let (change, counts) = db.run(move |c| plan::plan(c, &feed, FEED_TIMEZONE)).await?;
+    let (change, counts) = db.run(move |c| plan::plan(c, &feed, feed_timezone)).await?;
     if change.is_empty() {
         return Ok(ImportOutcome { counts, lsn: None });
     }
@@ -63,10 +66,11 @@ pub fn notify_shows(dir: &ShowDirectory, change: &CatalogChange) {
 }
 
 /// `marquee import --from DIR [--date YYYY-MM-DD]`: loads a directory laid out like the
-/// Flixster sample, its first date moved to `--date` (default: today in Los Angeles).
+/// Flixster sample, its first date moved to `--date` (default: today in FEED_TIMEZONE).
 pub fn cli_import(settings: Settings, args: &[String]) -> Result<(), String> {
     let mut from: Option<PathBuf> = None;
-    let mut date = chrono::Utc::now().with_timezone(&FEED_TIMEZONE).date_naive();
+    let feed_timezone = settings.flixster.feed_timezone;
+    let mut date = chrono::Utc::now().with_timezone(&feed_timezone).date_naive();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -83,7 +87,7 @@ pub fn cli_import(settings: Settings, args: &[String]) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let db = crate::startup::open_database(&settings).map_err(|e| e.to_string())?;
         let writer = crate::startup::start_log(&db).map_err(|e| e.to_string())?;
-        let outcome = import_feed(&db, &writer, None, feed).await.map_err(|e| e.to_string())?;
+        let outcome = import_feed(&db, &writer, None, feed, feed_timezone).await.map_err(|e| e.to_string())?;
         let c = &outcome.counts;
         println!(
             "imported {}: theaters {}+{}~{}=, movies {}+{}~{}=, shows {}+{}~{}=, {} removed, {} withdrawn (created+ updated~ unchanged=)",

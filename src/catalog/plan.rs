@@ -2,12 +2,13 @@
 //! ids, changed rows are updated, unchanged ones are left out, and shows that left the
 //! feed are deleted, or kept and marked when something was sold or is held for them.
 use super::layout::layout_change;
+use super::zone::{local_to_utc, theater_zone, zone_named};
 use crate::db::models::{hold_state, Movie, Show, Theater};
 use crate::db::schema::{bookings, holds, layouts, movies, shows, theaters};
 use crate::db::DbError;
 use crate::importer::feed::CatalogFeed;
 use crate::wal::change::CatalogChange;
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -41,10 +42,12 @@ pub fn movie_key(title: &str) -> String {
     title.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
+/// `feed_timezone` is the zone of a theater without coordinates; every other theater's
+/// zone comes from where it is, and its show times are read as that zone's wall clock.
 pub fn plan(
     conn: &mut MysqlConnection,
     feed: &CatalogFeed,
-    timezone: chrono_tz::Tz,
+    feed_timezone: chrono_tz::Tz,
 ) -> Result<(CatalogChange, ImportCounts), DbError> {
     let mut change = CatalogChange::default();
     let mut counts = ImportCounts::default();
@@ -78,6 +81,7 @@ pub fn plan(
                     name: l.name.clone(),
                     latitude: l.latitude,
                     longitude: l.longitude,
+                    timezone: theater_zone(l.latitude, l.longitude, feed_timezone).name().to_string(),
                     ..old.clone()
                 };
                 if &new == old {
@@ -108,7 +112,7 @@ pub fn plan(
                     name: l.name.clone(),
                     latitude: l.latitude,
                     longitude: l.longitude,
-                    timezone: timezone.name().to_string(),
+                    timezone: theater_zone(l.latitude, l.longitude, feed_timezone).name().to_string(),
                     layout_id,
                 };
                 next_theater += 1;
@@ -175,13 +179,13 @@ pub fn plan(
     let mut covered: HashSet<(i64, NaiveDate)> = HashSet::new();
     let mut in_feed: HashSet<i64> = HashSet::new();
     for (tf, theater) in feed.theaters.iter().zip(&theater_rows) {
-        let tz: chrono_tz::Tz = theater.timezone.parse().unwrap_or(timezone);
+        let tz = zone_named(&theater.timezone, feed_timezone);
         for mf in &tf.movies {
             covered.insert((theater.id, mf.date));
             let movie_id = seen_movies[&movie_key(&mf.title)];
             for time in &mf.times {
                 let local = mf.date.and_time(*time);
-                let Some(utc) = tz.from_local_datetime(&local).earliest().map(|t| t.naive_utc()) else {
+                let Some(utc) = local_to_utc(tz, local) else {
                     continue; // a time that does not exist (the spring DST gap)
                 };
                 match by_key.remove(&(theater.id, movie_id, local)) {

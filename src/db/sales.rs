@@ -17,12 +17,17 @@ pub struct ShowSales {
     pub local_date: NaiveDate,
     #[diesel(sql_type = Datetime)]
     pub starts_at_local: NaiveDateTime,
+    #[diesel(sql_type = Datetime)]
+    pub starts_at_utc: NaiveDateTime,
     #[diesel(sql_type = Bool)]
     pub in_feed: bool,
     #[diesel(sql_type = Varchar)]
     pub title: String,
     #[diesel(sql_type = Varchar)]
     pub theater_name: String,
+    /// The theater's time zone (an IANA name).
+    #[diesel(sql_type = Varchar)]
+    pub theater_timezone: String,
     /// Seats of the show's layout.
     #[diesel(sql_type = BigInt)]
     pub capacity: i64,
@@ -76,7 +81,8 @@ pub fn show_sales(
     now: NaiveDateTime,
 ) -> Result<(Vec<ShowSales>, bool), DbError> {
     let sql = format!(
-        "SELECT s.id AS show_id, s.local_date, s.starts_at_local, s.in_feed, m.title, t.name AS theater_name,
+        "SELECT s.id AS show_id, s.local_date, s.starts_at_local, s.starts_at_utc, s.in_feed, m.title,
+                t.name AS theater_name, t.timezone AS theater_timezone,
                 cap.seats AS capacity,
                 COALESCE(bs.sold, 0) AS sold,
                 COALESCE(h.held, 0) AS held,

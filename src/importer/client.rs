@@ -53,6 +53,9 @@ pub struct FlixsterConfig {
     pub retry_base_delay: Duration,
     /// Cap on any wait between retries, `Retry-After` included.
     pub max_retry_delay: Duration,
+    /// FEED_TIMEZONE: the zone of a theater the feed gives no coordinates for (the feed's
+    /// show times are local times).
+    pub feed_timezone: chrono_tz::Tz,
 }
 
 impl Default for FlixsterConfig {
@@ -69,6 +72,7 @@ impl Default for FlixsterConfig {
             max_retries: 3,
             retry_base_delay: Duration::from_millis(250),
             max_retry_delay: Duration::from_secs(30),
+            feed_timezone: crate::catalog::DEFAULT_FEED_TIMEZONE,
         }
     }
 }

@@ -3,6 +3,7 @@ use super::error::WebError;
 use super::form::FormData;
 use super::{csrf, writes, AppState};
 use crate::actors::show::{BookingReceipt, GetHold, GetSeatMap, HoldView, SeatMapView};
+use crate::catalog::zone::{local_time_label, zone_named};
 use crate::db::catalog;
 use crate::db::models::{booking_state, split_seats, Movie, Show, Theater};
 use crate::db::orders::find_booking;
@@ -16,9 +17,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use tera::Context;
-
-/// The catalog's home time zone, for "today" on the listing.
-const HOME_TZ: chrono_tz::Tz = chrono_tz::America::Los_Angeles;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
@@ -122,7 +120,8 @@ async fn index(state: web::Data<AppState>, req: HttpRequest, query: web::Query<L
 }
 
 async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) -> Result<Page, WebError> {
-    let today = Utc::now().with_timezone(&HOME_TZ).date_naive();
+    let feed_tz = state.settings.flixster.feed_timezone;
+    let today = Utc::now().with_timezone(&feed_tz).date_naive();
     let wanted_date = query.date.as_deref().filter(|d| !d.is_empty()).map(listing_date).transpose()?;
     let theater = match query.theater.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => Some(t.parse::<i64>().map_err(|_| WebError::BadRequest("unknown theater".into()))?),
@@ -150,7 +149,8 @@ async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) ->
         });
         card.show_count += 1;
         if card.next_show.is_none() && s.starts_at_utc > now {
-            card.next_show = Some(format!("{} at {}", s.starts_at_local.format("%H:%M"), s.theater_name));
+            let time = local_time_label(zone_named(&s.theater_timezone, feed_tz), s.starts_at_utc);
+            card.next_show = Some(format!("{time} at {}", s.theater_name));
         }
     }
     let mut ctx = Context::new();
@@ -181,7 +181,8 @@ async fn movie(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Str
 
 async fn movie_page(state: &AppState, req: &HttpRequest, raw_id: &str) -> Result<Page, WebError> {
     let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such movie".into()))?;
-    let from = Utc::now().with_timezone(&HOME_TZ).date_naive() - chrono::Duration::days(1);
+    let feed_tz = state.settings.flixster.feed_timezone;
+    let from = Utc::now().with_timezone(&feed_tz).date_naive() - chrono::Duration::days(1);
     let (movie, shows) =
         state.db.run(move |c| Ok((catalog::movie(c, id)?, catalog::movie_shows(c, id, from)?))).await?;
     let movie: Movie = movie.ok_or_else(|| WebError::NotFound("no such movie".into()))?;
@@ -199,8 +200,9 @@ async fn movie_page(state: &AppState, req: &HttpRequest, raw_id: &str) -> Result
         let theaters: Vec<_> = theaters
             .into_iter()
             .map(|(t, shows)| {
+                let zone = zone_named(&t.timezone, feed_tz);
                 json!({"id": t.id, "name": t.name, "shows": shows.iter().map(|s| json!({
-                    "id": s.id, "time": s.starts_at_local.format("%H:%M").to_string(), "bookable": s.starts_at_utc > now,
+                    "id": s.id, "time": local_time_label(zone, s.starts_at_utc), "bookable": s.starts_at_utc > now,
                 })).collect::<Vec<_>>()})
             })
             .collect();
@@ -225,7 +227,7 @@ async fn show_header(state: &AppState, id: i64, map: Option<&SeatMapView>) -> Re
         "movie_title": movie.title,
         "theater_name": theater.name,
         "date_label": date_label(show.local_date),
-        "time": show.starts_at_local.format("%H:%M").to_string(),
+        "time": local_time_label(zone_named(&theater.timezone, state.settings.flixster.feed_timezone), show.starts_at_utc),
         "bookable": map.map(|m| m.on_sale).unwrap_or(show.in_feed && show.starts_at_utc > Utc::now().naive_utc()),
         "sold_out": map.map(|m| m.free == 0).unwrap_or(false),
         "free_count": map.map(|m| m.free).unwrap_or(0),
@@ -534,12 +536,12 @@ async fn booking_page(
         .await?
         .ok_or_else(|| WebError::NotFound("no such show".into()))?;
     let deadline_utc = show.starts_at_utc.and_utc() - state.settings.cancel_cutoff;
-    let tz: chrono_tz::Tz = theater.timezone.parse().unwrap_or(HOME_TZ);
+    let tz = zone_named(&theater.timezone, state.settings.flixster.feed_timezone);
     let mut ctx = Context::new();
     ctx.insert("booking", &json!({
         "code": b.code, "name": b.name, "email": b.email, "seats": split_seats(&b.seats), "total": money(b.total_cents),
         "state": b.state, "cancellable": b.state == booking_state::CONFIRMED && Utc::now() < deadline_utc,
-        "cancel_deadline": deadline_utc.with_timezone(&tz).format("%a %-d %b %H:%M").to_string(),
+        "cancel_deadline": deadline_utc.with_timezone(&tz).format("%a %-d %b %H:%M %Z").to_string(),
     }));
     ctx.insert("show", &show_header(state, b.show_id, None).await?);
     ctx.insert("notice", &notice);

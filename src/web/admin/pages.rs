@@ -326,6 +326,13 @@ struct ShowsQuery {
     page: Option<String>,
 }
 
+/// A show's start (`utc`) on its theater's clock (`zone`, else FEED_TIMEZONE), as `format`.
+fn local_when(state: &AppState, zone: &str, utc: chrono::NaiveDateTime, format: &str) -> String {
+    use chrono::TimeZone;
+    let zone = crate::catalog::zone::zone_named(zone, state.settings.flixster.feed_timezone);
+    zone.from_utc_datetime(&utc).format(format).to_string()
+}
+
 async fn shows(
     _: AdminSession,
     state: web::Data<AppState>,
@@ -346,7 +353,7 @@ async fn shows(
         .map(|s| {
             json!({
                 "id": s.show_id, "title": s.title, "theater": s.theater_name, "in_feed": s.in_feed,
-                "when": s.starts_at_local.format("%a %-d %b %H:%M").to_string(),
+                "when": local_when(&state, &s.theater_timezone, s.starts_at_utc, "%a %-d %b %H:%M %Z"),
                 "capacity": s.capacity, "sold": s.sold, "held": s.held, "free": s.free(),
                 "bookings": s.bookings, "revenue": money(s.revenue_cents),
             })
@@ -398,7 +405,7 @@ async fn show(
             "show",
             &json!({
                 "id": show.id, "title": movie.title, "theater": theater.name, "in_feed": show.in_feed,
-                "when": show.starts_at_local.format("%a %-d %b %Y %H:%M").to_string(),
+                "when": local_when(&state, &theater.timezone, show.starts_at_utc, "%a %-d %b %Y %H:%M %Z"),
                 "sold": count("booked"), "held": count("held"), "free": count("free"), "revenue": money(revenue),
             }),
         );
