@@ -1064,7 +1064,11 @@ impl Handler<Replicated> for ShowActor {
                 }
             }
             Change::BookingCancelled(c) => r.map.cancel(&c.code),
-            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) | Change::Admin(_) => {}
+            Change::Catalog(_)
+            | Change::EpochStart
+            | Change::Membership(_)
+            | Change::Admin(_)
+            | Change::Admission(_) => {}
         }
         self.publish();
         self.schedule_expiry(ctx);

@@ -1,6 +1,7 @@
 //! The database layer: the pool, migrations, the blocking-pool helper, and queries per table.
 //! Diesel runs only inside [`Db::run`], on actix-web's blocking thread pool.
 pub mod admin;
+pub mod admissions;
 pub mod catalog;
 pub mod import_jobs;
 pub mod models;

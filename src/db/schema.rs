@@ -148,6 +148,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    admissions (booking_code) {
+        booking_code -> Char,
+        show_id -> Bigint,
+        admitted_at -> Datetime,
+        node -> Bigint,
+    }
+}
+
+diesel::table! {
     admin_credentials (id) {
         id -> Tinyint,
         password_hash -> Varchar,
@@ -177,4 +186,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_jobs,
     admin_sessions,
     admin_credentials,
+    admissions,
 );

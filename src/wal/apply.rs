@@ -4,8 +4,8 @@ use super::change::{AdminChange, BookingCancelled, CatalogChange, Change, HoldsE
 use super::sql_text::SqlText;
 use crate::db::models::{booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow};
 use crate::db::schema::{
-    admin_credentials, admin_sessions, booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories,
-    shows, theaters, write_log,
+    admin_credentials, admin_sessions, admissions, booking_seats, bookings, holds, layout_rows, layouts, movies,
+    seat_categories, shows, theaters, write_log,
 };
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
@@ -70,6 +70,19 @@ pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<
             Change::Admin(a) => {
                 bulk.flush(conn)?;
                 apply_admin(conn, a, rec.created_at)?;
+            }
+            Change::Admission(a) => {
+                bulk.flush(conn)?;
+                // The first admission of a booking stands; a later one (a retry whose
+                // first attempt committed after all) changes nothing.
+                diesel::insert_or_ignore_into(admissions::table)
+                    .values((
+                        admissions::booking_code.eq(&a.code),
+                        admissions::show_id.eq(a.show_id),
+                        admissions::admitted_at.eq(a.at),
+                        admissions::node.eq(rec.origin as i64),
+                    ))
+                    .execute(conn)?;
             }
             // The protocol's own entries live in the log alone.
             Change::EpochStart | Change::Membership(_) => {}
@@ -256,5 +269,6 @@ pub fn wipe(conn: &mut MysqlConnection) -> Result<(), DieselError> {
     diesel::delete(write_log::table).execute(conn)?;
     diesel::delete(admin_sessions::table).execute(conn)?;
     diesel::delete(admin_credentials::table).execute(conn)?;
+    diesel::delete(admissions::table).execute(conn)?;
     Ok(())
 }

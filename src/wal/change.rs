@@ -18,6 +18,18 @@ pub enum Change {
     Membership(MembershipRecord),
     /// Admin sessions and the admin password.
     Admin(AdminChange),
+    /// A booking's ticket was scanned at the door and let in.
+    Admission(Admission),
+}
+
+/// A booking admitted at the door at `at` (UTC); the node it was scanned through is the
+/// entry's origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admission {
+    pub code: String,
+    pub show_id: i64,
+    pub at: NaiveDateTime,
 }
 
 /// What an operator did to the admin area's sessions or password. Sessions are named by
@@ -125,6 +137,7 @@ impl Change {
             Change::EpochStart => "epoch_start",
             Change::Membership(_) => "membership",
             Change::Admin(_) => "admin",
+            Change::Admission(_) => "admission",
         }
     }
 
@@ -135,7 +148,12 @@ impl Change {
             Change::HoldsEnded(c) => Some(c.show_id),
             Change::BookingConfirmed(c) => Some(c.show_id),
             Change::BookingCancelled(c) => Some(c.show_id),
-            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) | Change::Admin(_) => None,
+            // An admission changes no seat.
+            Change::Catalog(_)
+            | Change::EpochStart
+            | Change::Membership(_)
+            | Change::Admin(_)
+            | Change::Admission(_) => None,
         }
     }
 }

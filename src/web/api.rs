@@ -32,6 +32,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/bookings/{code}/cancel", web::post().to(cancel_booking))
             .route("/stats", web::get().to(stats))
             .route("/cluster", web::get().to(super::internal::cluster))
+            // Check-in at the door (an admin session; also at /admin/api/checkin).
+            .route("/admin/checkin", web::post().to(super::admin::checkin::api_scan))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(WebError::NotFound("no such API endpoint".into()))
             })),
