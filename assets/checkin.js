@@ -10,6 +10,8 @@
   if (!form || !field || !result || !window.fetch) return;
   var csrf = form.querySelector("input[name=csrf_token]").value;
   var busy = false;
+  // Ready for the scanner at once (autofocus alone does not always take).
+  field.focus();
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
