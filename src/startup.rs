@@ -181,6 +181,22 @@ impl Application {
                 TicketKey::random()
             }
         });
+        match &settings.smtp_url {
+            Some(url) => {
+                let mailer = crate::actors::mailer::Mailer::new(
+                    db.clone(),
+                    writer.clone(),
+                    cluster.clone(),
+                    tickets.clone(),
+                    url.expose(),
+                    &settings.mail_from,
+                    settings.smtp_timeout,
+                )
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+                mailer.start();
+            }
+            None => log::info!("SMTP_URL is not set: no booking emails are sent"),
+        }
         let state = AppState {
             db,
             tera: Arc::new(tera),

@@ -1068,7 +1068,8 @@ impl Handler<Replicated> for ShowActor {
             | Change::EpochStart
             | Change::Membership(_)
             | Change::Admin(_)
-            | Change::Admission(_) => {}
+            | Change::Admission(_)
+            | Change::MailSent(_) => {}
         }
         self.publish();
         self.schedule_expiry(ctx);

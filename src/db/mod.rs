@@ -7,6 +7,7 @@ pub mod import_jobs;
 pub mod models;
 pub mod node;
 pub mod orders;
+pub mod outbox;
 pub mod sales;
 pub mod schema;
 pub mod write_log;

@@ -157,6 +157,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    outbox (message_id) {
+        message_id -> Varchar,
+        booking_code -> Char,
+        kind -> Varchar,
+        created_at -> Datetime,
+        sent_at -> Nullable<Datetime>,
+    }
+}
+
+diesel::table! {
     admin_credentials (id) {
         id -> Tinyint,
         password_hash -> Varchar,
@@ -187,4 +197,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
     admin_credentials,
     admissions,
+    outbox,
 );

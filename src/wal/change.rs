@@ -20,6 +20,14 @@ pub enum Change {
     Admin(AdminChange),
     /// A booking's ticket was scanned at the door and let in.
     Admission(Admission),
+    /// The SMTP server took an outbox message: no master sends it again.
+    MailSent(MailSent),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSent {
+    pub message_id: String,
 }
 
 /// A booking admitted at the door at `at` (UTC); the node it was scanned through is the
@@ -138,6 +146,7 @@ impl Change {
             Change::Membership(_) => "membership",
             Change::Admin(_) => "admin",
             Change::Admission(_) => "admission",
+            Change::MailSent(_) => "mail_sent",
         }
     }
 
@@ -153,7 +162,8 @@ impl Change {
             | Change::EpochStart
             | Change::Membership(_)
             | Change::Admin(_)
-            | Change::Admission(_) => None,
+            | Change::Admission(_)
+            | Change::MailSent(_) => None,
         }
     }
 }
