@@ -78,3 +78,26 @@ async fn the_booking_look_up_shows_the_e_ticket_until_it_is_cancelled() {
     assert_eq!(again.status, 200);
     assert!(!again.body.contains("data-ticket=") && !again.body.contains("<svg"));
 }
+
+/// The JSON API gives the same signed token: on confirming and on looking up, none once
+/// the booking is cancelled.
+#[actix_web::test]
+async fn the_api_answers_carry_the_e_ticket_token() {
+    let app = app().await;
+    let show = app.seed_show(4, 8, Duration::days(1)).await;
+    let (_, hold) = app.hold(show, &["C5"]).await;
+    let (status, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), "Cy", "cy@example.com").await;
+    assert_eq!(status, 201, "{booking}");
+    let code = booking["code"].as_str().unwrap();
+    let token = booking["ticket"].as_str().expect("a ticket");
+    assert_eq!(TicketKey::from_secret(KEY).verify(token), Ok(BookingCode::parse(code).unwrap()));
+    let (status, found) = app.get_json(&format!("/api/bookings/{code}?email=cy@example.com")).await;
+    assert_eq!(status, 200);
+    assert_eq!(found["ticket"].as_str(), Some(token));
+    let (status, _) =
+        app.post_json(&format!("/api/bookings/{code}/cancel"), &serde_json::json!({"email": "cy@example.com"})).await;
+    assert_eq!(status, 200);
+    let (_, found) = app.get_json(&format!("/api/bookings/{code}?email=cy@example.com")).await;
+    assert_eq!(found["state"], "cancelled");
+    assert!(found["ticket"].is_null(), "{found}");
+}
