@@ -168,3 +168,22 @@ async fn a_follower_takes_scans_and_every_node_knows_who_is_in() {
     }
     assert!(c.wait_converged(std::time::Duration::from_secs(10)).await);
 }
+
+/// Two doors scan the same ticket at the same moment: exactly one admits.
+#[actix_web::test]
+async fn of_simultaneous_scans_of_one_ticket_exactly_one_admits() {
+    let app = app().await;
+    let show = app.seed_show(4, 8, Duration::days(1)).await;
+    let code = book(&app, show, &["D1"]).await;
+    let token = ticket(KEY, &code);
+    let mut doors = Vec::new();
+    for _ in 0..6 {
+        doors.push(door(&app.address, PASSWORD).await);
+    }
+    let body = json!({ "ticket": token });
+    let scans = doors.iter_mut().map(|d| d.post_json_csrf("/admin/api/checkin", &body));
+    let mut statuses: Vec<u16> = futures::future::join_all(scans).await.iter().map(|p| p.status).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409]);
+    assert_eq!(admissions(&app).await, (1, 1));
+}
