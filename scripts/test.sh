@@ -13,6 +13,8 @@ dpkg -s libmariadb-dev-compat >/dev/null 2>&1 || need+=(libmariadb-dev-compat)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # The browser tests (tests/browser.rs) drive headless Chromium through chromedriver.
 { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || need+=(chromium chromium-driver)
+# The mail tests start a real SMTP server (tests/smtp/sink.py).
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]} from Debian's packages"
   apt-get update -qq

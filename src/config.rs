@@ -46,6 +46,18 @@ pub struct Settings {
     /// ADMIN_SESSION_KEY, else CLUSTER_SECRET: signs admin session cookies, so every node
     /// with the same secret accepts them. A random key per process when neither is set.
     pub admin_session_secret: Option<Secret>,
+    /// TICKET_KEY, else CLUSTER_SECRET: signs the e-tickets' QR codes, so the door (any
+    /// node with the same secret) can check them offline. A random key per process when
+    /// neither is set (tickets then verify on that process only).
+    pub ticket_key: Option<Secret>,
+    /// SMTP_URL (`smtp://[user:password@]host[:port]`, plain SMTP): where booking emails
+    /// go. Unset: no email is sent (one log line at start says so).
+    pub smtp_url: Option<Secret>,
+    /// MAIL_FROM: the emails' sender (default `Marquee <tickets@localhost>`).
+    pub mail_from: String,
+    /// SMTP_TIMEOUT_SECONDS: how long one SMTP exchange may take before the try fails and
+    /// is retried later (default 10).
+    pub smtp_timeout: std::time::Duration,
     /// ADMIN_SESSION_HOURS: how long an admin session lasts (default 12).
     pub admin_session_hours: i64,
     /// TRUSTED_PROXIES: the proxies whose X-Forwarded-For and X-Forwarded-Proto are
@@ -216,6 +228,10 @@ impl Settings {
                 .map(|p| AdminPassword::hash(&p).map_err(|reason| ConfigError { name: "ADMIN_PASSWORD", reason }))
                 .transpose()?,
             admin_session_secret: optional("ADMIN_SESSION_KEY").or_else(|| optional("CLUSTER_SECRET")).map(Secret),
+            ticket_key: optional("TICKET_KEY").or_else(|| optional("CLUSTER_SECRET")).map(Secret),
+            smtp_url: optional("SMTP_URL").map(Secret),
+            mail_from: var("MAIL_FROM", "Marquee <tickets@localhost>".to_string())?,
+            smtp_timeout: std::time::Duration::from_secs(var("SMTP_TIMEOUT_SECONDS", 10u64)?.clamp(1, 300)),
             admin_session_hours: match var("ADMIN_SESSION_HOURS", 12i64)? {
                 h @ 1..=720 => h,
                 _ => return Err(ConfigError { name: "ADMIN_SESSION_HOURS", reason: "must be 1 to 720 hours".into() }),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod importer;
+pub mod mail;
 pub mod startup;
 #[cfg(test)]
 mod testing;

@@ -11,6 +11,7 @@ use crate::cluster::ClusterState;
 use crate::config::Settings;
 use crate::db::schema::write_log;
 use crate::db::{create_database_if_missing, Db, DbError};
+use crate::domain::TicketKey;
 use crate::wal::writer::last_position;
 use crate::wal::{CommitTracker, LogWriter};
 use crate::web::{self, admin::AdminGate, api, pages, AppState};
@@ -173,6 +174,29 @@ impl Application {
             pos.last_lsn,
             cluster.peers().len()
         );
+        let tickets = Arc::new(match &settings.ticket_key {
+            Some(secret) => TicketKey::from_secret(secret.expose()),
+            None => {
+                log::warn!("neither TICKET_KEY nor CLUSTER_SECRET is set: e-tickets verify on this process only");
+                TicketKey::random()
+            }
+        });
+        match &settings.smtp_url {
+            Some(url) => {
+                let mailer = crate::actors::mailer::Mailer::new(
+                    db.clone(),
+                    writer.clone(),
+                    cluster.clone(),
+                    tickets.clone(),
+                    url.expose(),
+                    &settings.mail_from,
+                    settings.smtp_timeout,
+                )
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+                mailer.start();
+            }
+            None => log::info!("SMTP_URL is not set: no booking emails are sent"),
+        }
         let state = AppState {
             db,
             tera: Arc::new(tera),
@@ -187,6 +211,8 @@ impl Application {
             replays: Arc::default(),
             importer,
             admin,
+            tickets,
+            checkins: Arc::default(),
             lookups: Arc::default(),
         };
         let port = listener.local_addr()?.port();

@@ -533,3 +533,67 @@ async fn the_admin_pages_pass_the_audit() {
     }
     b.close().await.unwrap();
 }
+
+/// The e-ticket on a phone, then the door's check-in page scanning it twice: the first
+/// scan admits and names the seats, the second says when and through which node; the
+/// field is cleared and ready for the next scan each time.
+#[actix_web::test]
+async fn the_e_ticket_and_checking_it_in_twice_on_a_phone() {
+    const PASSWORD: &str = "door password 1234";
+    let app = spawn_app_with(|s| {
+        s.ticket_key = Some(marquee::config::Secret::new("browser ticket key"));
+        s.admin_password = Some(marquee::domain::AdminPassword::hash(PASSWORD).unwrap());
+    })
+    .await;
+    let show = app.seed_show(6, 10, Duration::days(1)).await;
+    let (_, hold) = app.hold(show, &["B5", "B6"]).await;
+    let (_, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
+    let code = booking["code"].as_str().unwrap().to_string();
+    let driver = Driver::start("checkin");
+    let b = driver.browser(true).await;
+
+    b.goto(&app.url("/bookings")).await.unwrap();
+    find(&b, "#l-code").await.send_keys(&code).await.unwrap();
+    find(&b, "#l-email").await.send_keys("ann@example.com").await.unwrap();
+    find(&b, ".lookup-form button[type=submit]").await.click().await.unwrap();
+    let ticket = find(&b, ".e-ticket").await;
+    let token = ticket.attr("data-ticket").await.unwrap().expect("the token");
+    let text = ticket.text().await.unwrap();
+    assert!(text.contains("B5, B6") && text.contains(&code), "{text}");
+    // The QR code is drawn, at a size a scanner reads, and the page fits the phone.
+    let width = js(&b, "document.querySelector('.e-ticket-qr svg').getBoundingClientRect().width").await;
+    assert!(width.as_f64().unwrap() >= 150.0, "{width}");
+    assert!(fits_width(&b).await, "the e-ticket fits the phone's width");
+    js(&b, "document.querySelector('.e-ticket').scrollIntoView() || true").await;
+    shot(&b, "checkin-1-e-ticket").await;
+
+    b.goto(&app.url("/admin/checkin")).await.unwrap();
+    find(&b, "#a-password").await.send_keys(PASSWORD).await.unwrap();
+    find(&b, "form button[type=submit]").await.click().await.unwrap();
+    wait_until(&b, "document.querySelector('.admin-nav')", "logged in").await;
+    b.goto(&app.url("/admin/checkin")).await.unwrap();
+    find(&b, "#ticket").await;
+    // A scanner types the token and Enter into the focused field.
+    wait_until(&b, "document.activeElement && document.activeElement.id === 'ticket'", "the focused field").await;
+    find(&b, "#ticket").await.send_keys(&format!("{token}\u{E007}")).await.unwrap();
+    wait_until(&b, "document.getElementById('checkin-result').getAttribute('data-result') === 'admitted'", "admit")
+        .await;
+    let first = find(&b, "#checkin-result").await.text().await.unwrap();
+    assert!(first.contains("Admit 2: B5, B6"), "{first}");
+    assert_eq!(js(&b, "location.pathname").await, json!("/admin/checkin"), "no page load");
+    assert_eq!(js(&b, "document.getElementById('ticket').value").await, json!(""));
+    assert!(fits_width(&b).await);
+    shot(&b, "checkin-2-admitted").await;
+
+    find(&b, "#ticket").await.send_keys(&format!("{token}\u{E007}")).await.unwrap();
+    wait_until(
+        &b,
+        "document.getElementById('checkin-result').getAttribute('data-result') === 'already_admitted'",
+        "refusal",
+    )
+    .await;
+    let second = find(&b, "#checkin-result").await.text().await.unwrap();
+    assert!(second.contains("already admitted at") && second.contains("through node 1"), "{second}");
+    shot(&b, "checkin-3-already-admitted").await;
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM admissions").await, 1);
+}

@@ -1064,7 +1064,12 @@ impl Handler<Replicated> for ShowActor {
                 }
             }
             Change::BookingCancelled(c) => r.map.cancel(&c.code),
-            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) | Change::Admin(_) => {}
+            Change::Catalog(_)
+            | Change::EpochStart
+            | Change::Membership(_)
+            | Change::Admin(_)
+            | Change::Admission(_)
+            | Change::MailSent(_) => {}
         }
         self.publish();
         self.schedule_expiry(ctx);

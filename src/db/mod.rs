@@ -1,11 +1,13 @@
 //! The database layer: the pool, migrations, the blocking-pool helper, and queries per table.
 //! Diesel runs only inside [`Db::run`], on actix-web's blocking thread pool.
 pub mod admin;
+pub mod admissions;
 pub mod catalog;
 pub mod import_jobs;
 pub mod models;
 pub mod node;
 pub mod orders;
+pub mod outbox;
 pub mod sales;
 pub mod schema;
 pub mod write_log;

@@ -148,6 +148,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    admissions (booking_code) {
+        booking_code -> Char,
+        show_id -> Bigint,
+        admitted_at -> Datetime,
+        node -> Bigint,
+    }
+}
+
+diesel::table! {
+    outbox (message_id) {
+        message_id -> Varchar,
+        booking_code -> Char,
+        kind -> Varchar,
+        created_at -> Datetime,
+        sent_at -> Nullable<Datetime>,
+    }
+}
+
+diesel::table! {
     admin_credentials (id) {
         id -> Tinyint,
         password_hash -> Varchar,
@@ -177,4 +196,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_jobs,
     admin_sessions,
     admin_credentials,
+    admissions,
+    outbox,
 );

@@ -21,4 +21,8 @@ pub enum DomainError {
     BadIdempotencyKey,
     #[error("the client of a forwarded write is malformed")]
     BadClient,
+    #[error("this is not a Marquee ticket")]
+    BadTicket,
+    #[error("this ticket's signature is not valid: it was not issued by this cinema")]
+    ForgedTicket,
 }

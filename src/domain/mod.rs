@@ -7,6 +7,7 @@ mod error;
 mod ids;
 mod password;
 mod seat;
+mod ticket;
 
 pub use client::Client;
 pub use code::{random_token, BookingCode};
@@ -15,3 +16,4 @@ pub use error::DomainError;
 pub use ids::{HoldId, IdempotencyKey, ShowId};
 pub use password::{AdminPassword, MIN_PASSWORD_LEN};
 pub use seat::{SeatLabel, SeatSelection, MAX_SEATS_PER_HOLD};
+pub use ticket::{TicketKey, TicketToken};

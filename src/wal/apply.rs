@@ -4,9 +4,10 @@ use super::change::{AdminChange, BookingCancelled, CatalogChange, Change, HoldsE
 use super::sql_text::SqlText;
 use crate::db::models::{booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow};
 use crate::db::schema::{
-    admin_credentials, admin_sessions, booking_seats, bookings, holds, layout_rows, layouts, movies, seat_categories,
-    shows, theaters, write_log,
+    admin_credentials, admin_sessions, admissions, booking_seats, bookings, holds, layout_rows, layouts, movies,
+    outbox, seat_categories, shows, theaters, write_log,
 };
+use crate::mail::{mail_kind, message_id};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
@@ -46,6 +47,7 @@ pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<
                     booking_code: b.code.clone(),
                 }));
                 bulk.confirmed_holds.push(b.hold_id.clone());
+                bulk.mail.push((message_id(&b.code, mail_kind::CONFIRMED), b.code.clone(), b.created_at));
                 bulk.bookings.push(Booking {
                     code: b.code.clone(),
                     show_id: b.show_id,
@@ -71,6 +73,25 @@ pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<
                 bulk.flush(conn)?;
                 apply_admin(conn, a, rec.created_at)?;
             }
+            Change::MailSent(m) => {
+                bulk.flush(conn)?;
+                diesel::update(outbox::table.find(&m.message_id).filter(outbox::sent_at.is_null()))
+                    .set(outbox::sent_at.eq(Some(rec.created_at)))
+                    .execute(conn)?;
+            }
+            Change::Admission(a) => {
+                bulk.flush(conn)?;
+                // The first admission of a booking stands; a later one (a retry whose
+                // first attempt committed after all) changes nothing.
+                diesel::insert_or_ignore_into(admissions::table)
+                    .values((
+                        admissions::booking_code.eq(&a.code),
+                        admissions::show_id.eq(a.show_id),
+                        admissions::admitted_at.eq(a.at),
+                        admissions::node.eq(rec.origin as i64),
+                    ))
+                    .execute(conn)?;
+            }
             // The protocol's own entries live in the log alone.
             Change::EpochStart | Change::Membership(_) => {}
         }
@@ -89,6 +110,8 @@ struct Bulk {
     seats: Vec<BookingSeat>,
     confirmed_holds: Vec<String>,
     ended: Vec<HoldsEnded>,
+    /// Confirmation emails owed: message id, booking code, time.
+    mail: Vec<(String, String, chrono::NaiveDateTime)>,
 }
 
 impl Bulk {
@@ -118,6 +141,13 @@ impl Bulk {
             |v, b| {
                 v.str(&b.code).int(b.show_id).str(&b.hold_id).str(&b.name).str(&b.email).str(&b.seats);
                 v.int(b.total_cents.into()).str(&b.state).time(b.created_at).opt_time(b.cancelled_at);
+            },
+        );
+        sql.insert(
+            "INSERT IGNORE INTO outbox (message_id, booking_code, kind, created_at) VALUES",
+            &self.mail,
+            |v, m| {
+                v.str(&m.0).str(&m.1).str(mail_kind::CONFIRMED).time(m.2);
             },
         );
         sql.insert("INSERT INTO booking_seats (show_id, seat, booking_code) VALUES", &self.seats, |v, s| {
@@ -181,6 +211,18 @@ fn apply_cancel(conn: &mut MysqlConnection, c: &BookingCancelled) -> Result<(), 
         .set((bookings::state.eq(booking_state::CANCELLED), bookings::cancelled_at.eq(Some(c.at))))
         .execute(conn)?;
     diesel::delete(booking_seats::table.filter(booking_seats::booking_code.eq(&c.code))).execute(conn)?;
+    // The cancellation's own email, owed once (a repeated cancel changes nothing).
+    let booked: i64 = bookings::table.find(&c.code).count().get_result(conn)?;
+    if booked > 0 {
+        diesel::insert_or_ignore_into(outbox::table)
+            .values((
+                outbox::message_id.eq(message_id(&c.code, mail_kind::CANCELLED)),
+                outbox::booking_code.eq(&c.code),
+                outbox::kind.eq(mail_kind::CANCELLED),
+                outbox::created_at.eq(c.at),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -256,5 +298,7 @@ pub fn wipe(conn: &mut MysqlConnection) -> Result<(), DieselError> {
     diesel::delete(write_log::table).execute(conn)?;
     diesel::delete(admin_sessions::table).execute(conn)?;
     diesel::delete(admin_credentials::table).execute(conn)?;
+    diesel::delete(admissions::table).execute(conn)?;
+    diesel::delete(outbox::table).execute(conn)?;
     Ok(())
 }

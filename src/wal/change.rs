@@ -18,6 +18,26 @@ pub enum Change {
     Membership(MembershipRecord),
     /// Admin sessions and the admin password.
     Admin(AdminChange),
+    /// A booking's ticket was scanned at the door and let in.
+    Admission(Admission),
+    /// The SMTP server took an outbox message: no master sends it again.
+    MailSent(MailSent),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSent {
+    pub message_id: String,
+}
+
+/// A booking admitted at the door at `at` (UTC); the node it was scanned through is the
+/// entry's origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admission {
+    pub code: String,
+    pub show_id: i64,
+    pub at: NaiveDateTime,
 }
 
 /// What an operator did to the admin area's sessions or password. Sessions are named by
@@ -125,6 +145,8 @@ impl Change {
             Change::EpochStart => "epoch_start",
             Change::Membership(_) => "membership",
             Change::Admin(_) => "admin",
+            Change::Admission(_) => "admission",
+            Change::MailSent(_) => "mail_sent",
         }
     }
 
@@ -135,7 +157,13 @@ impl Change {
             Change::HoldsEnded(c) => Some(c.show_id),
             Change::BookingConfirmed(c) => Some(c.show_id),
             Change::BookingCancelled(c) => Some(c.show_id),
-            Change::Catalog(_) | Change::EpochStart | Change::Membership(_) | Change::Admin(_) => None,
+            // An admission changes no seat.
+            Change::Catalog(_)
+            | Change::EpochStart
+            | Change::Membership(_)
+            | Change::Admin(_)
+            | Change::Admission(_)
+            | Change::MailSent(_) => None,
         }
     }
 }

@@ -32,6 +32,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/bookings/{code}/cancel", web::post().to(cancel_booking))
             .route("/stats", web::get().to(stats))
             .route("/cluster", web::get().to(super::internal::cluster))
+            // Check-in at the door (an admin session; also at /admin/api/checkin).
+            .route("/admin/checkin", web::post().to(super::admin::checkin::api_scan))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(WebError::NotFound("no such API endpoint".into()))
             })),
@@ -104,7 +106,18 @@ async fn confirm_hold(
     // Confirming is idempotent by hold id; a key is checked for shape only.
     idempotency_key(&req)?;
     let receipt = writes::confirm(&state, hold, name, email, Origin::Here).await?;
-    Ok(HttpResponse::Created().json(receipt))
+    let mut answer = serde_json::to_value(&receipt).map_err(|e| WebError::Internal(e.to_string()))?;
+    answer["ticket"] = serde_json::json!(e_ticket(&state, &receipt.code, &receipt.state));
+    Ok(HttpResponse::Created().json(answer))
+}
+
+/// The e-ticket's signed token (what its QR code holds) of a confirmed booking; None for a
+/// cancelled one.
+fn e_ticket(state: &AppState, code: &str, current: &str) -> Option<String> {
+    if current != crate::db::models::booking_state::CONFIRMED {
+        return None;
+    }
+    crate::domain::BookingCode::parse(code).ok().map(|c| state.tickets.sign(&c).to_string())
 }
 
 async fn get_hold(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
@@ -149,7 +162,7 @@ async fn find_for_api(state: &AppState, raw_code: &str, raw_email: &str) -> Resu
         Some(b) => Ok(HttpResponse::Ok().json(serde_json::json!({
             "code": b.code, "show_id": b.show_id, "name": b.name, "email": b.email,
             "seats": crate::db::models::split_seats(&b.seats), "total_cents": b.total_cents,
-            "state": b.state, "created_at": b.created_at.and_utc(),
+            "state": b.state, "created_at": b.created_at.and_utc(), "ticket": e_ticket(state, &b.code, &b.state),
         }))),
         None => Err(WebError::NotFound("no booking with this code and email".into())),
     }

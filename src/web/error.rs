@@ -172,7 +172,9 @@ impl From<DomainError> for WebError {
         match e {
             DomainError::BadHoldId(_) => WebError::NotFound("no such hold".into()),
             DomainError::BadBookingCode(_) => WebError::NotFound("no booking with this code and email".into()),
-            DomainError::BadIdempotencyKey | DomainError::BadClient => WebError::BadRequest(e.to_string()),
+            DomainError::BadIdempotencyKey | DomainError::BadClient | DomainError::BadTicket => {
+                WebError::BadRequest(e.to_string())
+            }
             other => WebError::Unprocessable(other.to_string()),
         }
     }

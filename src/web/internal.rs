@@ -31,6 +31,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/admin/import", web::post().to(admin_import))
             .route("/admin/imports", web::post().to(admin_imports))
             .route("/admin/cancel", web::post().to(admin_cancel))
+            .route("/admin/checkin", web::post().to(admin_checkin))
             .route("/admin/write", web::post().to(admin_write))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(WebError::NotFound("no such endpoint".into()))
@@ -296,6 +297,23 @@ async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::B
         (crate::cluster::state::Route::Local, Ok(code)) => {
             let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
             relay(super::admin::cancel_booking(&state, code, origin).await)
+        }
+        _ => not_master(),
+    };
+    signed.reply(res).await
+}
+
+/// A check-in a follower passed on (its ticket verified there): admitted here, once.
+async fn admin_checkin(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let (env, signed): (Envelope<CancelRequest>, _) = match open(&state, &req, &body).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let res = match (state.cluster.route(), crate::domain::BookingCode::parse(&env.body.code)) {
+        (_, Err(e)) => Err(Refusal::BadRequest { message: e.to_string() }),
+        (crate::cluster::state::Route::Local, Ok(code)) => {
+            let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
+            relay(super::admin::checkin::admit(&state, code, origin).await)
         }
         _ => not_master(),
     };

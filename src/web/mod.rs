@@ -50,6 +50,10 @@ pub struct AppState {
     pub importer: Addr<ApiImporter>,
     /// The admin password, session key and login throttle.
     pub admin: Arc<admin::AdminGate>,
+    /// One check-in at a time on the master (see `admin::checkin`).
+    pub checkins: Arc<tokio::sync::Mutex<()>>,
+    /// Signs and checks e-tickets (TICKET_KEY).
+    pub tickets: Arc<crate::domain::TicketKey>,
     /// Slows down look-ups (and cancels) of bookings by code and email that find nothing.
     pub lookups: Arc<throttle::Guard>,
 }

@@ -399,7 +399,19 @@ async fn confirmed_page(state: &AppState, req: &HttpRequest, b: &BookingReceipt)
     let mut ctx = Context::new();
     ctx.insert("booking", &json!({"code": b.code, "name": b.name, "email": b.email, "seats": b.seats, "total": money(b.total_cents), "state": b.state}));
     ctx.insert("show", &show_header(state, b.show_id, None).await?);
+    ctx.insert("ticket", &e_ticket(state, &b.code, &b.state)?);
     page(state, req, "confirmed.html", ctx, StatusCode::OK)
+}
+
+/// The e-ticket of a confirmed booking: its signed token and that token as an inline SVG
+/// QR code (None for a cancelled booking: it admits nobody).
+fn e_ticket(state: &AppState, code: &str, current: &str) -> Result<Option<serde_json::Value>, WebError> {
+    if current != booking_state::CONFIRMED {
+        return Ok(None);
+    }
+    let code = BookingCode::parse(code).map_err(|e| WebError::Internal(format!("a stored booking code: {e}")))?;
+    let token = state.tickets.sign(&code);
+    Ok(Some(json!({"token": token.as_str(), "qr_svg": token.qr_svg()})))
 }
 
 async fn confirm(
@@ -544,6 +556,7 @@ async fn booking_page(
         "cancel_deadline": deadline_utc.with_timezone(&tz).format("%a %-d %b %H:%M %Z").to_string(),
     }));
     ctx.insert("show", &show_header(state, b.show_id, None).await?);
+    ctx.insert("ticket", &e_ticket(state, &b.code, &b.state)?);
     ctx.insert("notice", &notice);
     page(state, req, "booking.html", ctx, StatusCode::OK)
 }

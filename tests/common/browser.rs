@@ -83,6 +83,13 @@ impl Browser {
         self.read(res).await
     }
 
+    /// Posts JSON with the CSRF token of the last page in `X-CSRF-Token` (as admin scripts do).
+    pub async fn post_json_csrf(&mut self, path: &str, body: &Value) -> Page {
+        let req = self.request(awc::http::Method::POST, path).insert_header(("X-CSRF-Token", self.csrf.clone()));
+        let res = req.send_json(body).await.expect("request");
+        self.read(res).await
+    }
+
     pub async fn post_json(&mut self, path: &str, body: &Value) -> Page {
         let res = self.request(awc::http::Method::POST, path).send_json(body).await.expect("request");
         self.read(res).await

@@ -201,7 +201,7 @@ async fn check_session(req: &HttpRequest) -> Result<AdminSession, actix_web::Err
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(WebError::Internal("no application state".into()).into());
     };
-    let api = req.path().starts_with("/admin/api/");
+    let api = req.path().starts_with("/admin/api/") || req.path().starts_with("/api/");
     let refusal = if !state.admin.is_open() {
         if api {
             WebError::Forbidden(super::CLOSED_MESSAGE.into()).error_response()

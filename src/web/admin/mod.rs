@@ -2,6 +2,7 @@
 //! Every page and API here takes an [`AdminSession`]; every form carries the CSRF token.
 pub mod api;
 pub mod auth;
+pub mod checkin;
 pub mod pages;
 
 use super::error::WebError;
@@ -21,6 +22,7 @@ pub const CLOSED_MESSAGE: &str =
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     pages::config(cfg);
+    checkin::config(cfg);
     api::config(cfg);
 }
 
