@@ -5,12 +5,14 @@
 //! goes on serving other messages, because the seats are already marked in memory.
 use super::error::BookingError;
 use super::seat_map::{
-    BookingEntry, Category, ConfirmRefusal, HoldLimits, HoldRefusal, HoldStatus, HoldTerms, Layout, SeatMap,
+    BookingEntry, Category, ConfirmRefusal, HoldLimits, HoldRefusal, HoldStatus, HoldTerms, Layout, SeatMap, Spot,
 };
 use crate::db::models::{booking_state, split_seats};
 use crate::db::orders::{load_show, ShowSnapshot};
 use crate::db::Db;
-use crate::domain::{BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::domain::{
+    BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatKind, SeatSelection, ShowId,
+};
 use crate::wal::change::{BookingCancelled, BookingConfirmed, Change, HoldPlaced, HoldsEnded};
 use crate::wal::{LogWriter, Origin, Outcome, WalError};
 use actix::prelude::*;
@@ -162,18 +164,26 @@ impl ShowActor {
                     .iter()
                     .map(|c| Category { code: c.code.clone(), name: c.name.clone(), price_cents: c.price_cents })
                     .collect();
-                let rows: Vec<(String, usize, usize)> = snap
+                let letters: Vec<char> = snap.categories.iter().map(|c| c.letter()).collect();
+                let cheapest =
+                    snap.categories.iter().enumerate().min_by_key(|(_, c)| c.price_cents).map_or(0, |(i, _)| i);
+                let rows: Vec<(String, Vec<Spot>)> = snap
                     .rows
                     .iter()
                     .map(|r| {
-                        (
-                            r.row_label.clone(),
-                            r.seat_count.max(0) as usize,
-                            cat_index.get(&r.category_id).copied().unwrap_or(0),
-                        )
+                        let spots = match &r.seats {
+                            Some(pattern) => Spot::parse_row(pattern, &letters, cheapest),
+                            None => {
+                                vec![
+                                    Spot::Seat(SeatKind::Standard, cat_index.get(&r.category_id).copied().unwrap_or(0));
+                                    r.seat_count.max(0) as usize
+                                ]
+                            }
+                        };
+                        (r.row_label.clone(), spots)
                     })
                     .collect();
-                Arc::new(Layout::new(categories, &rows))
+                Arc::new(Layout::with_spots(categories, &rows))
             })
             .clone()
     }

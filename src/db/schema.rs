@@ -14,6 +14,7 @@ diesel::table! {
         code -> Varchar,
         name -> Varchar,
         price_cents -> Integer,
+        letter -> Nullable<Char>,
     }
 }
 
@@ -24,6 +25,7 @@ diesel::table! {
         position -> Integer,
         seat_count -> Integer,
         category_id -> BigInt,
+        seats -> Nullable<Varchar>,
     }
 }
 

@@ -20,6 +20,8 @@ use std::fmt;
 /// The most rows a layout may have, and the most places (seats, aisles, gaps) in a row.
 pub const MAX_ROWS: usize = 40;
 pub const MAX_ROW_PLACES: usize = 60;
+/// The most price categories a layout may have.
+pub const MAX_CATEGORIES: usize = 9;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +100,8 @@ pub enum LayoutError {
     NoRows,
     #[error("the layout defines no category (a line like `S = Standard 12.50`)")]
     NoCategories,
+    #[error("the layout has more than {MAX_CATEGORIES} categories")]
+    TooManyCategories,
     #[error("the layout has more than {MAX_ROWS} rows")]
     TooManyRows,
     #[error("line {line}: expected a row like `A: SS_SS` or a category like `S = Standard 12.50`")]
@@ -163,6 +167,9 @@ impl LayoutText {
         }
         if categories.is_empty() {
             return Err(LayoutError::NoCategories);
+        }
+        if categories.len() > MAX_CATEGORIES {
+            return Err(LayoutError::TooManyCategories);
         }
         if rows_raw.is_empty() {
             return Err(LayoutError::NoRows);
@@ -341,6 +348,8 @@ mod tests {
             assert_eq!(got, want, "for {rows:?}");
         }
         assert_eq!(LayoutText::parse("A: SS\n").unwrap_err(), NoCategories);
+        let cats: String = "ABDEFGHIJK".chars().map(|c| format!("{c} = Cat {c} 10\n")).collect();
+        assert_eq!(LayoutText::parse(&format!("{cats}A: AB\n")).unwrap_err(), TooManyCategories);
         let many: String = (0..=MAX_ROWS).map(|i| format!("{}: SS\n", row_name(i))).collect();
         assert_eq!(parse(&many).unwrap_err(), TooManyRows);
         let long = format!("A: {}\n", "S".repeat(MAX_ROW_PLACES + 1));
