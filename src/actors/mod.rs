@@ -5,6 +5,7 @@ pub mod error;
 pub mod importer;
 pub mod lamport;
 pub mod seat_map;
+pub mod seating;
 pub mod show;
 
 pub use directory::ShowDirectory;
