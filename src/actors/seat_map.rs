@@ -65,6 +65,8 @@ pub struct Layout {
     pub blocks: Vec<Vec<std::ops::Range<usize>>>,
     /// Each seat's row (index in `rows`) and column (index in its row's `cells`).
     pub places: Vec<(usize, usize)>,
+    /// Whether seats picked by hand may not leave a seat alone (see `SeatMap::check_lonely`).
+    pub no_lonely_seats: bool,
     index: HashMap<SeatLabel, usize>,
 }
 
@@ -118,7 +120,7 @@ impl Layout {
             blocks.push(row_blocks);
         }
         let index = seats.iter().enumerate().map(|(i, (s, _))| (s.clone(), i)).collect();
-        Self { categories, rows: row_ranges, seats, kinds, cells, blocks, places, index }
+        Self { categories, rows: row_ranges, seats, kinds, cells, blocks, places, no_lonely_seats: true, index }
     }
 
     pub fn seat_index(&self, seat: &SeatLabel) -> Option<usize> {

@@ -11,7 +11,7 @@ use crate::db::models::{booking_state, split_seats};
 use crate::db::orders::{load_show, ShowSnapshot};
 use crate::db::Db;
 use crate::domain::{
-    BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatKind, SeatSelection, ShowId,
+    BestRequest, BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatKind, SeatSelection, ShowId,
 };
 use crate::wal::change::{BookingCancelled, BookingConfirmed, Change, HoldPlaced, HoldsEnded};
 use crate::wal::{LogWriter, Origin, Outcome, WalError};
@@ -80,6 +80,9 @@ pub struct HoldReceipt {
     pub show_id: i64,
     pub seats: Vec<String>,
     pub expires_at: DateTime<Utc>,
+    /// Said when "find me N seats" had to split the group in two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -183,7 +186,9 @@ impl ShowActor {
                         (r.row_label.clone(), spots)
                     })
                     .collect();
-                Arc::new(Layout::with_spots(categories, &rows))
+                let mut layout = Layout::with_spots(categories, &rows);
+                layout.no_lonely_seats = snap.no_lonely_seats;
+                Arc::new(layout)
             })
             .clone()
     }
@@ -521,11 +526,21 @@ fn after_log<T: 'static>(
     }))
 }
 
-/// Hold these seats for HOLD_MINUTES.
+/// What a hold asks for: these seats, or the best N the show has.
+#[derive(Debug, Clone)]
+pub enum SeatPick {
+    Seats(SeatSelection),
+    Best(BestRequest),
+}
+
+/// Hold these seats (or the best N: decided here, from the seat map, in the same message
+/// as the hold) for HOLD_MINUTES.
 #[derive(Message)]
 #[rtype(result = "Result<HoldReceipt, BookingError>")]
 pub struct PlaceHold {
-    pub seats: SeatSelection,
+    pub pick: SeatPick,
+    /// The customer needs a wheelchair space (the only way to hold one).
+    pub wheelchair: bool,
     pub key: Option<IdempotencyKey>,
     /// The node the visitor made it on (and when).
     pub origin: Origin,
@@ -560,6 +575,34 @@ impl Handler<PlaceHoldAgain> for ShowActor {
 impl ShowActor {
     /// Places a hold. Seats held by a hold the log has not decided yet are neither free nor
     /// taken: the hold waits for that decision (once), then tries again.
+    /// "Find me N seats" on `map`: the seats, and a note when they are two groups.
+    fn find_best(
+        map: &SeatMap,
+        best: &BestRequest,
+        wheelchair: bool,
+    ) -> Result<(Vec<usize>, Option<String>), BookingError> {
+        let layout = map.layout();
+        let category = match best.category() {
+            None => None,
+            Some(code) => match layout.categories.iter().position(|c| c.code == code) {
+                Some(i) => Some(i),
+                None => return Err(BookingError::UnknownCategory(code.to_string())),
+            },
+        };
+        let found = map
+            .find_best(best.count(), category, wheelchair)
+            .ok_or(BookingError::NoSeatsTogether { count: best.count(), wheelchair })?;
+        let note = found.split().then(|| {
+            let groups: Vec<String> = found.groups.iter().map(|g| map.labels(g).join(", ")).collect();
+            format!(
+                "no row has {} free seats side by side, so these are two groups: {}",
+                best.count(),
+                groups.join(" and ")
+            )
+        });
+        Ok((found.seats(), note))
+    }
+
     fn place(&mut self, msg: PlaceHold, waits: u8, ctx: &mut Context<Self>) -> Reply<HoldReceipt> {
         if let Err(e) = self.may_write() {
             return done(Err(e));
@@ -572,6 +615,7 @@ impl ShowActor {
             Err(e) => return done(Err(e)),
         };
         let now = Utc::now();
+        let mut best_note = None;
         if let Some(key) = &msg.key {
             if let Some((id, h)) = r.map.hold_for_key(key.as_str()) {
                 if h.status == HoldStatus::Pending {
@@ -594,6 +638,7 @@ impl ShowActor {
                         show_id: show_id.0,
                         seats: r.map.labels(&h.seats),
                         expires_at: h.expires_at,
+                        note: None,
                     }),
                 });
             }
@@ -604,7 +649,17 @@ impl ShowActor {
         if !r.on_sale {
             return done(Err(BookingError::ShowWithdrawn));
         }
-        let seats = match r.map.check_free(&msg.seats) {
+        let checked = match &msg.pick {
+            SeatPick::Seats(selection) => r.map.check_free(selection),
+            SeatPick::Best(best) => match Self::find_best(&r.map, best, msg.wheelchair) {
+                Ok((seats, note)) => {
+                    best_note = note;
+                    Ok(seats)
+                }
+                Err(e) => return done(Err(e)),
+            },
+        };
+        let seats = match checked {
             Ok(s) => s,
             Err(HoldRefusal::Unknown(s)) => return done(Err(BookingError::UnknownSeats(s))),
             Err(HoldRefusal::Undecided(in_the_way)) => {
@@ -628,6 +683,17 @@ impl ShowActor {
             }
             Err(HoldRefusal::Taken(s)) => return done(Err(BookingError::SeatsTaken(s))),
         };
+        if let SeatPick::Seats(_) = &msg.pick {
+            let layout = r.map.layout();
+            let placement =
+                r.map.check_wheelchair(&seats, msg.wheelchair).and_then(|()| match layout.no_lonely_seats {
+                    true => r.map.check_lonely(&seats),
+                    false => Ok(()),
+                });
+            if let Err(refusal) = placement {
+                return done(Err(BookingError::from(refusal)));
+            }
+        }
         if let Err(refusal) = r.map.check_limits(&msg.client, &seats, now, &limits) {
             log::info!("show {show_id}: hold refused for {:?}: {refusal:?}", msg.client.addr);
             return done(Err(BookingError::from(refusal)));
@@ -649,7 +715,8 @@ impl ShowActor {
             client: msg.client,
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        let receipt = HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at };
+        let receipt =
+            HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at, note: best_note };
         Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Outcome::Committed(_) => act.hold_decided(&receipt, true, ctx),
             Outcome::Failed(e) => {

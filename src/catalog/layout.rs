@@ -11,9 +11,11 @@ pub const PREMIUM_CENTS: i32 = 1650;
 
 /// The default auditorium: `rows` rows of `seats` seats, rows from `premium_from` (0-based)
 /// on premium; aisles three seats in from each side (when a row has at least 8 seats), and
-/// a wheelchair space with its companion seat at each end of the back row.
+/// a wheelchair space with its companion seat at each end of the back row, an aisle beside
+/// each pair.
 pub fn default_auditorium(rows: usize, seats: usize, premium_from: usize) -> LayoutText {
     let mut text = grid(rows, seats, premium_from);
+    text.lonely_seats_allowed = false;
     for row in &mut text.rows {
         if seats >= 8 {
             row.places.insert(seats - 3, Place::Aisle);
@@ -21,20 +23,28 @@ pub fn default_auditorium(rows: usize, seats: usize, premium_from: usize) -> Lay
         }
     }
     if let Some(back) = text.rows.last_mut() {
-        if seats >= 4 {
-            let n = back.places.len();
-            back.places[0] = Place::Seat(SeatKind::Wheelchair, 'S');
-            back.places[1] = Place::Seat(SeatKind::Companion, 'S');
-            back.places[n - 2] = Place::Seat(SeatKind::Companion, 'S');
-            back.places[n - 1] = Place::Seat(SeatKind::Wheelchair, 'S');
+        if seats >= 5 {
+            // Each pair on its own by an aisle, so holding it leaves no seat alone.
+            let cat = if rows > premium_from { 'P' } else { 'S' };
+            let mut places =
+                vec![Place::Seat(SeatKind::Wheelchair, 'S'), Place::Seat(SeatKind::Companion, 'S'), Place::Aisle];
+            places.extend(vec![Place::Seat(SeatKind::Standard, cat); seats - 4]);
+            places.extend([
+                Place::Aisle,
+                Place::Seat(SeatKind::Companion, 'S'),
+                Place::Seat(SeatKind::Wheelchair, 'S'),
+            ]);
+            back.places = places;
         }
     }
     text
 }
 
-/// A plain grid: `rows` rows of `seats` standard seats, no aisles (the benchmarks' halls).
+/// A plain grid: `rows` rows of `seats` standard seats, no aisles: the benchmarks' and
+/// tests' halls, whose clients pick seats at random, so with lonely seats allowed.
 pub fn grid(rows: usize, seats: usize, premium_from: usize) -> LayoutText {
     LayoutText {
+        lonely_seats_allowed: true,
         categories: vec![
             CategoryText { letter: 'S', name: "Standard".into(), price_cents: STANDARD_CENTS },
             CategoryText { letter: 'P', name: "Premium".into(), price_cents: PREMIUM_CENTS },
@@ -94,7 +104,7 @@ pub fn text_change(layout_id: i64, name: &str, text: &LayoutText) -> CatalogChan
         })
         .collect();
     CatalogChange {
-        layouts: vec![Layout { id: layout_id, name: name.to_string() }],
+        layouts: vec![Layout { id: layout_id, name: name.to_string(), no_lonely_seats: !text.lonely_seats_allowed }],
         categories,
         rows,
         ..Default::default()
@@ -138,16 +148,18 @@ mod tests {
     fn default_auditorium_has_aisles_and_two_wheelchair_spaces_with_companions() {
         let text = default_auditorium(12, 16, 6);
         assert_eq!(text.rows[0].pattern(), "SSS_SSSSSSSSSS_SSS");
-        assert_eq!(text.rows[11].pattern(), "WCP_PPPPPPPPPP_PCW");
+        assert_eq!(text.rows[11].pattern(), "WC_PPPPPPPPPPPP_CW");
         assert_eq!(text.count(SeatKind::Wheelchair), 2);
         assert_eq!(text.count(SeatKind::Companion), 2);
         assert!(text.rows.iter().all(|r| r.seat_count() == 16));
         // It is a layout an operator could have written.
         assert_eq!(LayoutText::parse(&text.to_string()).unwrap(), text);
         let change = text_change(3, "Main", &text);
-        assert_eq!(change.rows[11].seats.as_deref(), Some("WCP_PPPPPPPPPP_PCW"));
+        assert_eq!(change.rows[11].seats.as_deref(), Some("WC_PPPPPPPPPPPP_CW"));
         assert_eq!(change.rows[11].category_id, 31, "the row's first seat is priced standard");
         assert_eq!(change.rows[11].seat_count, 16);
+        assert!(change.layouts[0].no_lonely_seats, "the rule is on");
+        assert!(!layout_change(4, "Bench", 2, 2, 1).layouts[0].no_lonely_seats);
     }
 
     #[test]

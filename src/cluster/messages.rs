@@ -75,6 +75,15 @@ pub struct ForwardedWrite {
     pub write: WriteOp,
 }
 
+/// "Find me N seats" as a forwarded hold carries it (parsed again on the master).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BestWire {
+    pub count: i64,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WriteOp {
@@ -85,6 +94,12 @@ pub enum WriteOp {
         /// The visitor, for the seat-spinning limits the master applies.
         #[serde(default)]
         client: crate::domain::Client,
+        /// "Find me N seats" instead of `seats` (which is then empty).
+        #[serde(default)]
+        best: Option<BestWire>,
+        /// The visitor needs a wheelchair space.
+        #[serde(default)]
+        wheelchair: bool,
     },
     Confirm {
         hold_id: String,

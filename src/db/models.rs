@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct Layout {
     pub id: i64,
     pub name: String,
+    /// The no-lonely-seat rule for seats picked by hand (on unless turned off).
+    #[serde(default = "rule_on")]
+    pub no_lonely_seats: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Serialize, Deserialize)]
@@ -24,6 +27,10 @@ pub struct SeatCategory {
     /// letter of the code, upper case). See [`SeatCategory::letter`].
     #[serde(default)]
     pub letter: Option<String>,
+}
+
+fn rule_on() -> bool {
+    true
 }
 
 impl SeatCategory {

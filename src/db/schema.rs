@@ -4,6 +4,7 @@ diesel::table! {
     layouts (id) {
         id -> BigInt,
         name -> Varchar,
+        no_lonely_seats -> Bool,
     }
 }
 

@@ -91,6 +91,9 @@ impl RowText {
 pub struct LayoutText {
     pub categories: Vec<CategoryText>,
     pub rows: Vec<RowText>,
+    /// Whether seats picked by hand may leave a seat alone (the no-lonely-seat rule off).
+    /// Always false for a parsed layout; the benchmarks' plain grids turn it on.
+    pub lonely_seats_allowed: bool,
 }
 
 /// Why a layout text was refused.
@@ -183,7 +186,7 @@ impl LayoutText {
             .into_iter()
             .map(|(line, label, symbols)| parse_row(line, label, symbols, &letters, cheapest))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { categories, rows })
+        Ok(Self { categories, rows, lonely_seats_allowed: false })
     }
 
     /// How many seats of each kind.

@@ -18,4 +18,4 @@ pub use layout::{
     CategoryText, LayoutError, LayoutText, Place, RowText, SeatKind, MAX_CATEGORIES, MAX_ROWS, MAX_ROW_PLACES,
 };
 pub use password::{AdminPassword, MIN_PASSWORD_LEN};
-pub use seat::{SeatLabel, SeatSelection, MAX_SEATS_PER_HOLD};
+pub use seat::{BestRequest, SeatLabel, SeatSelection, MAX_SEATS_PER_HOLD};

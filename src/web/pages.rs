@@ -2,11 +2,13 @@
 use super::error::WebError;
 use super::form::FormData;
 use super::{csrf, writes, AppState};
-use crate::actors::show::{BookingReceipt, GetHold, GetSeatMap, HoldView, SeatMapView};
+use crate::actors::show::{BookingReceipt, GetHold, GetSeatMap, HoldView, SeatMapView, SeatPick};
 use crate::db::catalog;
 use crate::db::models::{booking_state, split_seats, Movie, Show, Theater};
 use crate::db::orders::find_booking;
-use crate::domain::{BookingCode, CustomerName, Email, HoldId, SeatSelection, ShowId, MAX_SEATS_PER_HOLD};
+use crate::domain::{
+    BestRequest, BookingCode, CustomerName, DomainError, Email, HoldId, SeatSelection, ShowId, MAX_SEATS_PER_HOLD,
+};
 use crate::wal::Origin;
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
@@ -279,9 +281,20 @@ async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         let form = parse_form(&body, &req)?;
         let id: i64 = path.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
         let attempt = async {
-            let seats = SeatSelection::parse(&form.all("seat"))?;
+            let pick = match form.get("best").filter(|b| !b.trim().is_empty()) {
+                Some(n) => {
+                    let n = n
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| DomainError::BadBestCount { max: MAX_SEATS_PER_HOLD, got: 0 })?;
+                    SeatPick::Best(BestRequest::parse(n, form.get("category"))?)
+                }
+                None => SeatPick::Seats(SeatSelection::parse(&form.all("seat"))?),
+            };
+            let wheelchair = form.get("wheelchair").is_some_and(|v| !v.is_empty());
             let client = super::client::client(&state, &req);
-            writes::place_hold(&state, ShowId(id), seats, None, client, Origin::Here).await
+            let hold = writes::HoldRequest { pick, wheelchair, key: None, client };
+            writes::place_hold(&state, ShowId(id), hold, Origin::Here).await
         };
         match attempt.await {
             Ok(receipt) => Ok(Err(receipt.hold_id)),
