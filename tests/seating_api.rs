@@ -114,3 +114,23 @@ async fn bad_best_requests_are_refused_and_change_nothing() {
     assert_eq!(error(&body), "ask for 1 to 10 seats, not 11");
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM holds").await, 0);
 }
+
+#[actix_web::test]
+async fn the_seat_map_draws_aisles_and_names_wheelchair_and_companion_seats() {
+    let app = spawn_app().await;
+    let show = seed(&app, 1000, &default_auditorium(12, 16, 6)).await;
+    let (status, map) = app.get_json(&format!("/api/shows/{show}/seats")).await;
+    assert_eq!(status, StatusCode::OK, "{map}");
+    let back = &map["rows"][11]["seats"];
+    assert_eq!(back[0]["kind"], "wheelchair");
+    assert_eq!(back[1]["kind"], "companion");
+    assert_eq!(back[2]["space_before"], 1, "an aisle before L3");
+    assert_eq!(map["rows"][0]["seats"][3]["space_before"], 1, "and before A4");
+    let page =
+        app.client.get(app.url(&format!("/shows/{show}"))).send().await.unwrap().body().limit(4 << 20).await.unwrap();
+    let html = String::from_utf8(page.to_vec()).unwrap();
+    assert!(html.contains("Row L seat 1, wheelchair space,"), "screen-reader text for the kind");
+    assert!(html.contains("Row L seat 2, companion seat beside a wheelchair space,"));
+    assert!(html.contains("class=\"aisle\""));
+    assert!(html.contains("Wheelchair space (tick"), "the legend");
+}

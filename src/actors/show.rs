@@ -103,6 +103,10 @@ pub struct SeatView {
     pub number: u16,
     pub state: &'static str,
     pub category: String,
+    /// Standard, wheelchair (space) or companion (seat).
+    pub kind: SeatKind,
+    /// How many aisle or gap places come before this seat in its row (since the seat before).
+    pub space_before: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -984,11 +988,15 @@ impl Handler<GetSeatMap> for ShowActor {
                     .clone()
                     .map(|i| {
                         let (seat, cat) = &layout.seats[i];
+                        let column = layout.places[i].1;
+                        let previous = if i > range.start { layout.places[i - 1].1 + 1 } else { 0 };
                         SeatView {
                             seat: seat.to_string(),
                             number: seat.number(),
                             state: states[i].name(),
                             category: layout.categories[*cat].code.clone(),
+                            kind: layout.kinds[i],
+                            space_before: column - previous,
                         }
                     })
                     .collect(),

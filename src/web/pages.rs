@@ -255,7 +255,7 @@ async fn show_page(
         .map(|r| {
             json!({"label": r.label, "seats": r.seats.iter().map(|s| {
                 let (cat_name, price) = prices.get(s.category.as_str()).cloned().unwrap_or(("", String::new()));
-                json!({"label": s.seat, "number": s.number, "state": s.state, "category_code": s.category, "category_name": cat_name, "price": price})
+                json!({"label": s.seat, "number": s.number, "state": s.state, "category_code": s.category, "category_name": cat_name, "price": price, "kind": s.kind, "space_before": s.space_before})
             }).collect::<Vec<_>>()})
         })
         .collect();
