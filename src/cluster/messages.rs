@@ -199,4 +199,25 @@ mod properties {
         let env: Envelope<WriteAnswers> = serde_json::from_value(answers()).unwrap();
         assert_eq!(env.body.answers.len(), 2);
     }
+
+    #[test]
+    fn a_hold_forwarded_before_best_existed_is_still_read_and_best_travels() {
+        let old: WriteOp = serde_json::from_value(
+            serde_json::json!({"op": "hold", "show_id": 4, "seats": ["C7"], "idempotency_key": null}),
+        )
+        .unwrap();
+        assert!(matches!(old, WriteOp::Hold { best: None, wheelchair: false, .. }));
+        let new = WriteOp::Hold {
+            show_id: 4,
+            seats: vec![],
+            idempotency_key: None,
+            client: crate::domain::Client::default(),
+            best: Some(BestWire { count: 3, category: Some("premium".into()) }),
+            wheelchair: true,
+        };
+        let back: WriteOp = serde_json::from_value(serde_json::to_value(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+        let bad = serde_json::json!({"op": "hold", "show_id": 4, "seats": [], "idempotency_key": null, "best": {"count": 2, "seats": 1}});
+        assert!(serde_json::from_value::<WriteOp>(bad).is_err(), "unknown fields in best are refused");
+    }
 }
