@@ -282,3 +282,30 @@ async fn each_theater_shows_its_own_local_time_with_the_zone() {
     let home = b.get(&format!("/?date={date}")).await;
     assert!(home.body.contains(&format!("{ny_label} at Broadway Cinema")), "the listing: {}", home.body);
 }
+
+#[actix_web::test]
+async fn the_show_page_finds_the_best_seats_and_refuses_a_bad_count() {
+    let app = spawn_app().await;
+    let show = app.seed_show(6, 10, Duration::days(1)).await;
+    let mut b = Browser::new(&app);
+    let page = b.get(&format!("/shows/{show}")).await;
+    assert!(page.body.contains("id=\"best-form\""), "the form is there without JS");
+    assert!(page.body.contains("I need a wheelchair space"));
+    let csrf = token(&page.body);
+
+    let bad = b.post(&format!("/shows/{show}/hold"), &[("best", "11"), ("csrf_token", &csrf)]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(bad.body.contains("ask for 1 to 10 seats, not 11"), "{}", bad.body);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM holds").await, 0);
+
+    let held =
+        b.post(&format!("/shows/{show}/hold"), &[("best", "3"), ("category", "premium"), ("csrf_token", &csrf)]).await;
+    assert_eq!(held.status, StatusCode::SEE_OTHER, "{}", held.body);
+    let checkout = b.get(&held.location.unwrap()).await;
+    // Six rows: the best are two thirds back (row D, premium from row D on), in the middle.
+    assert!(
+        checkout.body.contains("D4") && checkout.body.contains("D5") && checkout.body.contains("D6"),
+        "{}",
+        checkout.body
+    );
+}

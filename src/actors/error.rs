@@ -25,9 +25,26 @@ pub enum BookingError {
     TooLateToCancel(String),
     #[error("the service cannot take this write now: {0}")]
     Unavailable(String),
+    #[error("{} {} a wheelchair space: tick \"I need a wheelchair space\" to hold one", .0.join(", "), if .0.len() == 1 { "is" } else { "are" })]
+    WheelchairSpace(Vec<String>),
+    #[error("this would leave seat {0} empty on its own; choose seats next to it, or leave at least two")]
+    LonelySeat(String),
+    #[error("this show has no {count} free {}seats together, or in two groups", if *.wheelchair { "wheelchair and companion " } else { "" })]
+    NoSeatsTogether { count: usize, wheelchair: bool },
+    #[error("this theater has no seat category '{0}'")]
+    UnknownCategory(String),
     /// A seat-spinning limit: this client may try again after `retry_after_secs`.
     #[error("{message}")]
     TooManyHolds { message: String, retry_after_secs: u64 },
+}
+
+impl From<super::seating::PlacementRefusal> for BookingError {
+    fn from(r: super::seating::PlacementRefusal) -> Self {
+        match r {
+            super::seating::PlacementRefusal::WheelchairSpace(seats) => BookingError::WheelchairSpace(seats),
+            super::seating::PlacementRefusal::LonelySeat(seat) => BookingError::LonelySeat(seat),
+        }
+    }
 }
 
 impl From<super::seat_map::LimitRefusal> for BookingError {

@@ -6,6 +6,7 @@ pub mod importer;
 pub mod lamport;
 pub mod mailer;
 pub mod seat_map;
+pub mod seating;
 pub mod show;
 
 pub use directory::ShowDirectory;

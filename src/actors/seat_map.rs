@@ -1,7 +1,7 @@
 //! A show's seat map and the rules of holds and bookings, as plain data and methods.
 //! [`super::show::ShowActor`] owns one and is the only one to touch it, so these methods
 //! never race; they are unit-tested without an actix System.
-use crate::domain::{Client, SeatLabel, SeatSelection};
+use crate::domain::{Client, SeatKind, SeatLabel, SeatSelection};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -14,33 +14,113 @@ pub struct Category {
     pub price_cents: i32,
 }
 
-/// An auditorium: rows of seats, each seat in a price category. Shared by every show that
-/// uses it.
+/// A place in a row as a layout is built from: a seat (its kind and category index), an
+/// aisle, or a gap (no seat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spot {
+    Seat(SeatKind, usize),
+    Aisle,
+    Gap,
+}
+
+impl Spot {
+    /// The spots of a stored row pattern (`SS_WC`, see [`crate::domain::LayoutText`]):
+    /// `letters` gives each category's letter by index; wheelchair and companion seats go
+    /// in category `cheapest`. A symbol no category has (never stored: layouts are parsed
+    /// before they are written) is a gap.
+    pub fn parse_row(pattern: &str, letters: &[char], cheapest: usize) -> Vec<Spot> {
+        pattern
+            .chars()
+            .map(|ch| match ch {
+                '_' => Spot::Aisle,
+                'W' => Spot::Seat(SeatKind::Wheelchair, cheapest),
+                'C' => Spot::Seat(SeatKind::Companion, cheapest),
+                c => letters.iter().position(|l| *l == c).map_or(Spot::Gap, |i| Spot::Seat(SeatKind::Standard, i)),
+            })
+            .collect()
+    }
+}
+
+/// A place in a row as drawn: a seat (its index in [`Layout::seats`]), an aisle or a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Seat(usize),
+    Aisle,
+    Gap,
+}
+
+/// An auditorium: rows of seats, each seat in a price category and of a kind, with aisles
+/// and gaps between them. Shared by every show that uses it.
 #[derive(Debug)]
 pub struct Layout {
     pub categories: Vec<Category>,
-    /// Row label and the range of seat indexes in `seats`.
+    /// Row label and the range of seat indexes in `seats`, front (screen) row first.
     pub rows: Vec<(String, std::ops::Range<usize>)>,
     pub seats: Vec<(SeatLabel, usize)>,
+    /// Each seat's kind.
+    pub kinds: Vec<SeatKind>,
+    /// Each row's places as drawn, aisles and gaps included.
+    pub cells: Vec<Vec<Cell>>,
+    /// Each row's runs of side-by-side seats (no aisle or gap between), as seat indexes.
+    pub blocks: Vec<Vec<std::ops::Range<usize>>>,
+    /// Each seat's row (index in `rows`) and column (index in its row's `cells`).
+    pub places: Vec<(usize, usize)>,
+    /// Whether seats picked by hand may not leave a seat alone (see `SeatMap::check_lonely`).
+    pub no_lonely_seats: bool,
     index: HashMap<SeatLabel, usize>,
 }
 
 impl Layout {
-    /// `rows`: (label, seat count, category index), front to back.
+    /// `rows`: (label, seat count, category index), front to back; standard seats, no
+    /// aisles (the layouts stored before layouts had places).
     pub fn new(categories: Vec<Category>, rows: &[(String, usize, usize)]) -> Self {
+        let rows: Vec<(String, Vec<Spot>)> = rows
+            .iter()
+            .map(|(label, count, cat)| (label.clone(), vec![Spot::Seat(SeatKind::Standard, *cat); *count]))
+            .collect();
+        Self::with_spots(categories, &rows)
+    }
+
+    /// `rows`: (label, places), front to back. Seats are numbered from 1 along each row.
+    pub fn with_spots(categories: Vec<Category>, rows: &[(String, Vec<Spot>)]) -> Self {
         let mut seats = Vec::new();
+        let mut kinds = Vec::new();
+        let mut places = Vec::new();
         let mut row_ranges = Vec::new();
-        for (label, count, cat) in rows {
+        let mut cells = Vec::new();
+        let mut blocks = Vec::new();
+        for (r, (label, spots)) in rows.iter().enumerate() {
             let start = seats.len();
-            for n in 1..=*count {
-                if let Ok(seat) = SeatLabel::new(label, n as u16) {
-                    seats.push((seat, *cat));
+            let mut row_cells = Vec::with_capacity(spots.len());
+            let mut row_blocks: Vec<std::ops::Range<usize>> = Vec::new();
+            let mut block_start: Option<usize> = None;
+            for (col, spot) in spots.iter().enumerate() {
+                match *spot {
+                    Spot::Seat(kind, cat) => {
+                        let Ok(seat) = SeatLabel::new(label, (seats.len() - start + 1) as u16) else { continue };
+                        block_start.get_or_insert(seats.len());
+                        row_cells.push(Cell::Seat(seats.len()));
+                        seats.push((seat, cat.min(categories.len().saturating_sub(1))));
+                        kinds.push(kind);
+                        places.push((r, col));
+                    }
+                    Spot::Aisle | Spot::Gap => {
+                        if let Some(b) = block_start.take() {
+                            row_blocks.push(b..seats.len());
+                        }
+                        row_cells.push(if *spot == Spot::Aisle { Cell::Aisle } else { Cell::Gap });
+                    }
                 }
             }
+            if let Some(b) = block_start {
+                row_blocks.push(b..seats.len());
+            }
             row_ranges.push((label.clone(), start..seats.len()));
+            cells.push(row_cells);
+            blocks.push(row_blocks);
         }
         let index = seats.iter().enumerate().map(|(i, (s, _))| (s.clone(), i)).collect();
-        Self { categories, rows: row_ranges, seats, index }
+        Self { categories, rows: row_ranges, seats, kinds, cells, blocks, places, no_lonely_seats: true, index }
     }
 
     pub fn seat_index(&self, seat: &SeatLabel) -> Option<usize> {

@@ -5,12 +5,14 @@
 //! goes on serving other messages, because the seats are already marked in memory.
 use super::error::BookingError;
 use super::seat_map::{
-    BookingEntry, Category, ConfirmRefusal, HoldLimits, HoldRefusal, HoldStatus, HoldTerms, Layout, SeatMap,
+    BookingEntry, Category, ConfirmRefusal, HoldLimits, HoldRefusal, HoldStatus, HoldTerms, Layout, SeatMap, Spot,
 };
 use crate::db::models::{booking_state, split_seats};
 use crate::db::orders::{load_show, ShowSnapshot};
 use crate::db::Db;
-use crate::domain::{BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::domain::{
+    BestRequest, BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatKind, SeatSelection, ShowId,
+};
 use crate::wal::change::{BookingCancelled, BookingConfirmed, Change, HoldPlaced, HoldsEnded};
 use crate::wal::{LogWriter, Origin, Outcome, WalError};
 use actix::prelude::*;
@@ -78,6 +80,9 @@ pub struct HoldReceipt {
     pub show_id: i64,
     pub seats: Vec<String>,
     pub expires_at: DateTime<Utc>,
+    /// Said when "find me N seats" had to split the group in two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -98,6 +103,10 @@ pub struct SeatView {
     pub number: u16,
     pub state: &'static str,
     pub category: String,
+    /// Standard, wheelchair (space) or companion (seat).
+    pub kind: SeatKind,
+    /// How many aisle or gap places come before this seat in its row (since the seat before).
+    pub space_before: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,18 +171,28 @@ impl ShowActor {
                     .iter()
                     .map(|c| Category { code: c.code.clone(), name: c.name.clone(), price_cents: c.price_cents })
                     .collect();
-                let rows: Vec<(String, usize, usize)> = snap
+                let letters: Vec<char> = snap.categories.iter().map(|c| c.letter()).collect();
+                let cheapest =
+                    snap.categories.iter().enumerate().min_by_key(|(_, c)| c.price_cents).map_or(0, |(i, _)| i);
+                let rows: Vec<(String, Vec<Spot>)> = snap
                     .rows
                     .iter()
                     .map(|r| {
-                        (
-                            r.row_label.clone(),
-                            r.seat_count.max(0) as usize,
-                            cat_index.get(&r.category_id).copied().unwrap_or(0),
-                        )
+                        let spots = match &r.seats {
+                            Some(pattern) => Spot::parse_row(pattern, &letters, cheapest),
+                            None => {
+                                vec![
+                                    Spot::Seat(SeatKind::Standard, cat_index.get(&r.category_id).copied().unwrap_or(0));
+                                    r.seat_count.max(0) as usize
+                                ]
+                            }
+                        };
+                        (r.row_label.clone(), spots)
                     })
                     .collect();
-                Arc::new(Layout::new(categories, &rows))
+                let mut layout = Layout::with_spots(categories, &rows);
+                layout.no_lonely_seats = snap.no_lonely_seats;
+                Arc::new(layout)
             })
             .clone()
     }
@@ -511,11 +530,21 @@ fn after_log<T: 'static>(
     }))
 }
 
-/// Hold these seats for HOLD_MINUTES.
+/// What a hold asks for: these seats, or the best N the show has.
+#[derive(Debug, Clone)]
+pub enum SeatPick {
+    Seats(SeatSelection),
+    Best(BestRequest),
+}
+
+/// Hold these seats (or the best N: decided here, from the seat map, in the same message
+/// as the hold) for HOLD_MINUTES.
 #[derive(Message)]
 #[rtype(result = "Result<HoldReceipt, BookingError>")]
 pub struct PlaceHold {
-    pub seats: SeatSelection,
+    pub pick: SeatPick,
+    /// The customer needs a wheelchair space (the only way to hold one).
+    pub wheelchair: bool,
     pub key: Option<IdempotencyKey>,
     /// The node the visitor made it on (and when).
     pub origin: Origin,
@@ -550,6 +579,34 @@ impl Handler<PlaceHoldAgain> for ShowActor {
 impl ShowActor {
     /// Places a hold. Seats held by a hold the log has not decided yet are neither free nor
     /// taken: the hold waits for that decision (once), then tries again.
+    /// "Find me N seats" on `map`: the seats, and a note when they are two groups.
+    fn find_best(
+        map: &SeatMap,
+        best: &BestRequest,
+        wheelchair: bool,
+    ) -> Result<(Vec<usize>, Option<String>), BookingError> {
+        let layout = map.layout();
+        let category = match best.category() {
+            None => None,
+            Some(code) => match layout.categories.iter().position(|c| c.code == code) {
+                Some(i) => Some(i),
+                None => return Err(BookingError::UnknownCategory(code.to_string())),
+            },
+        };
+        let found = map
+            .find_best(best.count(), category, wheelchair)
+            .ok_or(BookingError::NoSeatsTogether { count: best.count(), wheelchair })?;
+        let note = found.split().then(|| {
+            let groups: Vec<String> = found.groups.iter().map(|g| map.labels(g).join(", ")).collect();
+            format!(
+                "no row has {} free seats side by side, so these are two groups: {}",
+                best.count(),
+                groups.join(" and ")
+            )
+        });
+        Ok((found.seats(), note))
+    }
+
     fn place(&mut self, msg: PlaceHold, waits: u8, ctx: &mut Context<Self>) -> Reply<HoldReceipt> {
         if let Err(e) = self.may_write() {
             return done(Err(e));
@@ -562,6 +619,7 @@ impl ShowActor {
             Err(e) => return done(Err(e)),
         };
         let now = Utc::now();
+        let mut best_note = None;
         if let Some(key) = &msg.key {
             if let Some((id, h)) = r.map.hold_for_key(key.as_str()) {
                 if h.status == HoldStatus::Pending {
@@ -584,6 +642,7 @@ impl ShowActor {
                         show_id: show_id.0,
                         seats: r.map.labels(&h.seats),
                         expires_at: h.expires_at,
+                        note: None,
                     }),
                 });
             }
@@ -594,7 +653,17 @@ impl ShowActor {
         if !r.on_sale {
             return done(Err(BookingError::ShowWithdrawn));
         }
-        let seats = match r.map.check_free(&msg.seats) {
+        let checked = match &msg.pick {
+            SeatPick::Seats(selection) => r.map.check_free(selection),
+            SeatPick::Best(best) => match Self::find_best(&r.map, best, msg.wheelchair) {
+                Ok((seats, note)) => {
+                    best_note = note;
+                    Ok(seats)
+                }
+                Err(e) => return done(Err(e)),
+            },
+        };
+        let seats = match checked {
             Ok(s) => s,
             Err(HoldRefusal::Unknown(s)) => return done(Err(BookingError::UnknownSeats(s))),
             Err(HoldRefusal::Undecided(in_the_way)) => {
@@ -618,6 +687,17 @@ impl ShowActor {
             }
             Err(HoldRefusal::Taken(s)) => return done(Err(BookingError::SeatsTaken(s))),
         };
+        if let SeatPick::Seats(_) = &msg.pick {
+            let layout = r.map.layout();
+            let placement =
+                r.map.check_wheelchair(&seats, msg.wheelchair).and_then(|()| match layout.no_lonely_seats {
+                    true => r.map.check_lonely(&seats),
+                    false => Ok(()),
+                });
+            if let Err(refusal) = placement {
+                return done(Err(BookingError::from(refusal)));
+            }
+        }
         if let Err(refusal) = r.map.check_limits(&msg.client, &seats, now, &limits) {
             log::info!("show {show_id}: hold refused for {:?}: {refusal:?}", msg.client.addr);
             return done(Err(BookingError::from(refusal)));
@@ -639,7 +719,8 @@ impl ShowActor {
             client: msg.client,
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        let receipt = HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at };
+        let receipt =
+            HoldReceipt { hold_id: hold.to_string(), show_id: show_id.0, seats: labels, expires_at, note: best_note };
         Box::pin(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Outcome::Committed(_) => act.hold_decided(&receipt, true, ctx),
             Outcome::Failed(e) => {
@@ -907,11 +988,15 @@ impl Handler<GetSeatMap> for ShowActor {
                     .clone()
                     .map(|i| {
                         let (seat, cat) = &layout.seats[i];
+                        let column = layout.places[i].1;
+                        let previous = if i > range.start { layout.places[i - 1].1 + 1 } else { 0 };
                         SeatView {
                             seat: seat.to_string(),
                             number: seat.number(),
                             state: states[i].name(),
                             category: layout.categories[*cat].code.clone(),
+                            kind: layout.kinds[i],
+                            space_before: column - previous,
                         }
                     })
                     .collect(),

@@ -1,7 +1,7 @@
 //! Turns a feed into one catalog change against what is stored: new rows get the next
 //! ids, changed rows are updated, unchanged ones are left out, and shows that left the
 //! feed are deleted, or kept and marked when something was sold or is held for them.
-use super::layout::layout_change;
+use super::layout::{default_auditorium, text_change};
 use super::zone::{local_to_utc, theater_zone, zone_named};
 use crate::db::models::{hold_state, Movie, Show, Theater};
 use crate::db::schema::{bookings, holds, layouts, movies, shows, theaters};
@@ -95,12 +95,10 @@ pub fn plan(
             None => {
                 let layout_id = next_layout;
                 next_layout += 1;
-                let layout = layout_change(
+                let layout = text_change(
                     layout_id,
                     &format!("{} — main auditorium", l.name),
-                    DEFAULT_ROWS,
-                    DEFAULT_SEATS_PER_ROW,
-                    DEFAULT_PREMIUM_FROM,
+                    &default_auditorium(DEFAULT_ROWS, DEFAULT_SEATS_PER_ROW, DEFAULT_PREMIUM_FROM),
                 );
                 change.layouts.extend(layout.layouts);
                 change.categories.extend(layout.categories);

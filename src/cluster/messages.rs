@@ -75,6 +75,15 @@ pub struct ForwardedWrite {
     pub write: WriteOp,
 }
 
+/// "Find me N seats" as a forwarded hold carries it (parsed again on the master).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BestWire {
+    pub count: i64,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WriteOp {
@@ -85,6 +94,12 @@ pub enum WriteOp {
         /// The visitor, for the seat-spinning limits the master applies.
         #[serde(default)]
         client: crate::domain::Client,
+        /// "Find me N seats" instead of `seats` (which is then empty).
+        #[serde(default)]
+        best: Option<BestWire>,
+        /// The visitor needs a wheelchair space.
+        #[serde(default)]
+        wheelchair: bool,
     },
     Confirm {
         hold_id: String,
@@ -210,5 +225,26 @@ mod properties {
     fn the_unchanged_answer_is_read() {
         let env: Envelope<WriteAnswers> = serde_json::from_value(answers()).unwrap();
         assert_eq!(env.body.answers.len(), 2);
+    }
+
+    #[test]
+    fn a_hold_forwarded_before_best_existed_is_still_read_and_best_travels() {
+        let old: WriteOp = serde_json::from_value(
+            serde_json::json!({"op": "hold", "show_id": 4, "seats": ["C7"], "idempotency_key": null}),
+        )
+        .unwrap();
+        assert!(matches!(old, WriteOp::Hold { best: None, wheelchair: false, .. }));
+        let new = WriteOp::Hold {
+            show_id: 4,
+            seats: vec![],
+            idempotency_key: None,
+            client: crate::domain::Client::default(),
+            best: Some(BestWire { count: 3, category: Some("premium".into()) }),
+            wheelchair: true,
+        };
+        let back: WriteOp = serde_json::from_value(serde_json::to_value(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+        let bad = serde_json::json!({"op": "hold", "show_id": 4, "seats": [], "idempotency_key": null, "best": {"count": 2, "seats": 1}});
+        assert!(serde_json::from_value::<WriteOp>(bad).is_err(), "unknown fields in best are refused");
     }
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct Layout {
     pub id: i64,
     pub name: String,
+    /// The no-lonely-seat rule for seats picked by hand (on unless turned off).
+    #[serde(default = "rule_on")]
+    pub no_lonely_seats: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Serialize, Deserialize)]
@@ -20,6 +23,25 @@ pub struct SeatCategory {
     pub code: String,
     pub name: String,
     pub price_cents: i32,
+    /// The letter rows name it by (None for categories stored before letters: the first
+    /// letter of the code, upper case). See [`SeatCategory::letter`].
+    #[serde(default)]
+    pub letter: Option<String>,
+}
+
+fn rule_on() -> bool {
+    true
+}
+
+impl SeatCategory {
+    pub fn letter(&self) -> char {
+        self.letter
+            .as_deref()
+            .or(Some(self.code.as_str()))
+            .and_then(|s| s.chars().next())
+            .map(|c| c.to_ascii_uppercase())
+            .unwrap_or('S')
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Serialize, Deserialize)]
@@ -30,6 +52,10 @@ pub struct LayoutRow {
     pub position: i32,
     pub seat_count: i32,
     pub category_id: i64,
+    /// The row's places as in the layout text (`SS_WC`); None for rows stored before:
+    /// `seat_count` standard seats of `category_id`.
+    #[serde(default)]
+    pub seats: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Serialize, Deserialize)]

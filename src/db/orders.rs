@@ -1,6 +1,6 @@
 //! Queries on holds and bookings.
 use super::models::{booking_state, hold_state, Booking, Hold, LayoutRow, SeatCategory, Show};
-use super::schema::{bookings, holds, layout_rows, seat_categories, shows};
+use super::schema::{bookings, holds, layout_rows, layouts, seat_categories, shows};
 use super::DbError;
 use chrono::NaiveDateTime;
 use diesel::mysql::MysqlConnection;
@@ -12,6 +12,8 @@ pub struct ShowSnapshot {
     pub show: Show,
     pub categories: Vec<SeatCategory>,
     pub rows: Vec<LayoutRow>,
+    /// The layout's no-lonely-seat rule.
+    pub no_lonely_seats: bool,
     /// Cancelled first, then confirmed, each in creation order.
     pub bookings: Vec<Booking>,
     pub active_holds: Vec<Hold>,
@@ -32,6 +34,8 @@ pub fn load_show(
         return Ok(None);
     };
     let (categories, rows) = load_layout(conn, show.layout_id)?;
+    let no_lonely_seats =
+        layouts::table.find(show.layout_id).select(layouts::no_lonely_seats).first(conn).optional()?.unwrap_or(true);
     let mut bookings: Vec<Booking> = bookings::table
         .filter(bookings::show_id.eq(show_id))
         .order(bookings::created_at.asc())
@@ -57,7 +61,16 @@ pub fn load_show(
         .filter(holds::client_addr.is_not_null().or(holds::client_session.is_not_null()))
         .select(Hold::as_select())
         .load(conn)?;
-    Ok(Some(ShowSnapshot { show, categories, rows, bookings, active_holds, ended_holds, recent_holds }))
+    Ok(Some(ShowSnapshot {
+        show,
+        categories,
+        rows,
+        no_lonely_seats,
+        bookings,
+        active_holds,
+        ended_holds,
+        recent_holds,
+    }))
 }
 
 pub fn load_layout(conn: &mut MysqlConnection, layout_id: i64) -> Result<(Vec<SeatCategory>, Vec<LayoutRow>), DbError> {

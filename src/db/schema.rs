@@ -4,6 +4,7 @@ diesel::table! {
     layouts (id) {
         id -> BigInt,
         name -> Varchar,
+        no_lonely_seats -> Bool,
     }
 }
 
@@ -14,6 +15,7 @@ diesel::table! {
         code -> Varchar,
         name -> Varchar,
         price_cents -> Integer,
+        letter -> Nullable<Char>,
     }
 }
 
@@ -24,6 +26,7 @@ diesel::table! {
         position -> Integer,
         seat_count -> Integer,
         category_id -> BigInt,
+        seats -> Nullable<Varchar>,
     }
 }
 

@@ -19,6 +19,10 @@ pub enum DomainError {
     BadHoldId(String),
     #[error("the Idempotency-Key must be 1 to 128 visible ASCII characters")]
     BadIdempotencyKey,
+    #[error("ask for 1 to {max} seats, not {got}")]
+    BadBestCount { max: usize, got: i64 },
+    #[error("'{0}' is not a seat category")]
+    BadCategory(String),
     #[error("the client of a forwarded write is malformed")]
     BadClient,
     #[error("this is not a Marquee ticket")]

@@ -73,9 +73,52 @@ impl SeatSelection {
     }
 }
 
+/// "Find me N seats": how many (1 to [`MAX_SEATS_PER_HOLD`]) and, if the customer chose
+/// one, the category's code (e.g. `premium`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestRequest {
+    count: usize,
+    category: Option<String>,
+}
+
+impl BestRequest {
+    pub fn parse(count: i64, category: Option<&str>) -> Result<Self, DomainError> {
+        if !(1..=MAX_SEATS_PER_HOLD as i64).contains(&count) {
+            return Err(DomainError::BadBestCount { max: MAX_SEATS_PER_HOLD, got: count });
+        }
+        let category = match category.map(str::trim) {
+            None | Some("") => None,
+            Some(c) if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+                Some(c.to_ascii_lowercase())
+            }
+            Some(c) => return Err(DomainError::BadCategory(c.chars().take(64).collect())),
+        };
+        Ok(Self { count: count as usize, category })
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn category(&self) -> Option<&str> {
+        self.category.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn best_asks_for_one_to_ten_seats_of_a_category_or_any() {
+        assert_eq!(BestRequest::parse(0, None), Err(DomainError::BadBestCount { max: 10, got: 0 }));
+        assert_eq!(BestRequest::parse(11, None), Err(DomainError::BadBestCount { max: 10, got: 11 }));
+        assert_eq!(BestRequest::parse(-1, None), Err(DomainError::BadBestCount { max: 10, got: -1 }));
+        let b = BestRequest::parse(10, Some(" Premium ")).unwrap();
+        assert_eq!((b.count(), b.category()), (10, Some("premium")));
+        assert_eq!(BestRequest::parse(1, Some("")).unwrap().category(), None);
+        assert_eq!(BestRequest::parse(2, Some("a b")), Err(DomainError::BadCategory("a b".into())));
+    }
 
     #[test]
     fn parses_labels() {

@@ -3,9 +3,9 @@
 use super::error::WebError;
 use super::writes;
 use super::AppState;
-use crate::actors::show::{GetHold, GetSeatMap};
+use crate::actors::show::{GetHold, GetSeatMap, SeatPick};
 use crate::db::orders::find_booking;
-use crate::domain::{CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::domain::{BestRequest, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
 use crate::wal::Origin;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -71,7 +71,16 @@ async fn seat_map(state: web::Data<AppState>, path: web::Path<i64>) -> Result<Ht
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HoldBody {
-    seats: Vec<String>,
+    #[serde(default)]
+    seats: Option<Vec<String>>,
+    /// "Find me N seats" instead of `seats`.
+    #[serde(default)]
+    best: Option<i64>,
+    #[serde(default)]
+    category: Option<String>,
+    /// The customer needs a wheelchair space (the only way to hold one).
+    #[serde(default)]
+    wheelchair: bool,
 }
 
 async fn place_hold(
@@ -80,10 +89,20 @@ async fn place_hold(
     path: web::Path<i64>,
     body: web::Json<HoldBody>,
 ) -> Result<HttpResponse, WebError> {
-    let seats = SeatSelection::parse(&body.seats)?;
+    let body = body.into_inner();
+    let pick = match (body.best, body.seats) {
+        (Some(n), None) => SeatPick::Best(BestRequest::parse(n, body.category.as_deref())?),
+        (None, Some(seats)) if body.category.is_none() => SeatPick::Seats(SeatSelection::parse(&seats)?),
+        _ => {
+            return Err(WebError::BadRequest(
+                "give either \"seats\" or \"best\" (with an optional \"category\")".into(),
+            ))
+        }
+    };
     let key = idempotency_key(&req)?;
     let client = super::client::client(&state, &req);
-    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), seats, key, client, Origin::Here).await?;
+    let hold = writes::HoldRequest { pick, wheelchair: body.wheelchair, key, client };
+    let receipt = writes::place_hold(&state, ShowId(path.into_inner()), hold, Origin::Here).await?;
     Ok(HttpResponse::Created().json(receipt))
 }
 
@@ -240,7 +259,7 @@ mod properties {
         fn any_hold_body_is_seats_or_a_4xx(body in body()) {
             match read::<HoldBody>(&body) {
                 Ok(b) => {
-                    if let Err(e) = SeatSelection::parse(&b.seats) {
+                    if let Err(e) = SeatSelection::parse(b.seats.as_deref().unwrap_or_default()) {
                         prop_assert_eq!(refused(e), 422);
                     }
                 }

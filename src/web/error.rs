@@ -155,9 +155,13 @@ impl From<BookingError> for WebError {
             BookingError::SeatsTaken(taken) => WebError::Conflict { message: msg, taken },
             BookingError::HoldBusy | BookingError::KeyInProgress => WebError::Conflict { message: msg, taken: vec![] },
             BookingError::HoldExpired => WebError::Gone(msg),
+            BookingError::NoSeatsTogether { .. } => WebError::Conflict { message: msg, taken: vec![] },
             BookingError::ShowStarted
             | BookingError::ShowWithdrawn
             | BookingError::UnknownSeats(_)
+            | BookingError::WheelchairSpace(_)
+            | BookingError::LonelySeat(_)
+            | BookingError::UnknownCategory(_)
             | BookingError::TooLateToCancel(_) => WebError::Unprocessable(msg),
             BookingError::Unavailable(_) => WebError::Unavailable(msg),
             BookingError::TooManyHolds { message, retry_after_secs } => {

@@ -470,6 +470,8 @@ mod properties {
                     seats: vec!["C7".into()],
                     idempotency_key: Some("k".into()),
                     client: crate::domain::Client::new(Some([10, 0, 0, 1].into()), Some("session")),
+                    best: None,
+                    wheelchair: false,
                 },
             ),
             w(

@@ -198,8 +198,22 @@ mod tests {
             rows: vec![RowView {
                 label: "A".into(),
                 seats: vec![
-                    SeatView { seat: "A1".into(), number: 1, state: "free", category: "standard".into() },
-                    SeatView { seat: "A2".into(), number: 2, state: "held", category: "standard".into() },
+                    SeatView {
+                        seat: "A1".into(),
+                        number: 1,
+                        state: "free",
+                        category: "standard".into(),
+                        kind: crate::domain::SeatKind::Standard,
+                        space_before: 0,
+                    },
+                    SeatView {
+                        seat: "A2".into(),
+                        number: 2,
+                        state: "held",
+                        category: "standard".into(),
+                        kind: crate::domain::SeatKind::Standard,
+                        space_before: 0,
+                    },
                 ],
             }],
         };

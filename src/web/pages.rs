@@ -2,12 +2,14 @@
 use super::error::WebError;
 use super::form::FormData;
 use super::{csrf, writes, AppState};
-use crate::actors::show::{BookingReceipt, GetHold, GetSeatMap, HoldView, SeatMapView};
+use crate::actors::show::{BookingReceipt, GetHold, GetSeatMap, HoldView, SeatMapView, SeatPick};
 use crate::catalog::zone::{local_time_label, zone_named};
 use crate::db::catalog;
 use crate::db::models::{booking_state, split_seats, Movie, Show, Theater};
 use crate::db::orders::find_booking;
-use crate::domain::{BookingCode, CustomerName, Email, HoldId, SeatSelection, ShowId, MAX_SEATS_PER_HOLD};
+use crate::domain::{
+    BestRequest, BookingCode, CustomerName, DomainError, Email, HoldId, SeatSelection, ShowId, MAX_SEATS_PER_HOLD,
+};
 use crate::wal::Origin;
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
@@ -256,7 +258,7 @@ async fn show_page(
         .map(|r| {
             json!({"label": r.label, "seats": r.seats.iter().map(|s| {
                 let (cat_name, price) = prices.get(s.category.as_str()).cloned().unwrap_or(("", String::new()));
-                json!({"label": s.seat, "number": s.number, "state": s.state, "category_code": s.category, "category_name": cat_name, "price": price})
+                json!({"label": s.seat, "number": s.number, "state": s.state, "category_code": s.category, "category_name": cat_name, "price": price, "kind": s.kind, "space_before": s.space_before})
             }).collect::<Vec<_>>()})
         })
         .collect();
@@ -282,9 +284,20 @@ async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         let form = parse_form(&body, &req)?;
         let id: i64 = path.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
         let attempt = async {
-            let seats = SeatSelection::parse(&form.all("seat"))?;
+            let pick = match form.get("best").filter(|b| !b.trim().is_empty()) {
+                Some(n) => {
+                    let n = n
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| DomainError::BadBestCount { max: MAX_SEATS_PER_HOLD, got: 0 })?;
+                    SeatPick::Best(BestRequest::parse(n, form.get("category"))?)
+                }
+                None => SeatPick::Seats(SeatSelection::parse(&form.all("seat"))?),
+            };
+            let wheelchair = form.get("wheelchair").is_some_and(|v| !v.is_empty());
             let client = super::client::client(&state, &req);
-            writes::place_hold(&state, ShowId(id), seats, None, client, Origin::Here).await
+            let hold = writes::HoldRequest { pick, wheelchair, key: None, client };
+            writes::place_hold(&state, ShowId(id), hold, Origin::Here).await
         };
         match attempt.await {
             Ok(receipt) => Ok(Err(receipt.hold_id)),

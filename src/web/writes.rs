@@ -5,12 +5,14 @@ use super::error::WebError;
 use super::forwarder::Forward;
 use super::AppState;
 use crate::actors::lamport::Tick;
-use crate::actors::show::{BookingReceipt, CancelBooking, ConfirmHold, HoldReceipt, PlaceHold, ReleaseHold};
-use crate::cluster::messages::{ForwardedWrite, WriteAnswer, WriteOp};
+use crate::actors::show::{BookingReceipt, CancelBooking, ConfirmHold, HoldReceipt, PlaceHold, ReleaseHold, SeatPick};
+use crate::cluster::messages::{BestWire, ForwardedWrite, WriteAnswer, WriteOp};
 use crate::cluster::state::Route;
 use crate::cluster::NodeId;
 use crate::db::orders::find_booking;
-use crate::domain::{BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId};
+use crate::domain::{
+    BestRequest, BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId,
+};
 use crate::wal::Origin;
 use futures::channel::oneshot;
 use std::time::Duration;
@@ -96,12 +98,16 @@ pub async fn run_forwarded(state: &AppState, sender: NodeId, sent_at: u64, write
         Err(e) => return refusal(e),
     };
     let result = match write.write {
-        WriteOp::Hold { show_id, seats, idempotency_key, client } => {
+        WriteOp::Hold { show_id, seats, idempotency_key, client, best, wheelchair } => {
             async {
-                let seats = SeatSelection::parse(&seats)?;
+                let pick = match best {
+                    Some(b) => SeatPick::Best(BestRequest::parse(b.count, b.category.as_deref())?),
+                    None => SeatPick::Seats(SeatSelection::parse(&seats)?),
+                };
                 let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
                 let client = client.checked()?;
-                place_hold(state, ShowId(show_id), seats, key, client, origin).await.map(WriteAnswer::Held)
+                let hold = HoldRequest { pick, wheelchair, key, client };
+                place_hold(state, ShowId(show_id), hold, origin).await.map(WriteAnswer::Held)
             }
             .await
         }
@@ -127,20 +133,33 @@ pub async fn run_forwarded(state: &AppState, sender: NodeId, sent_at: u64, write
     result.unwrap_or_else(refusal)
 }
 
+/// A hold as the web edge parsed it.
+pub struct HoldRequest {
+    pub pick: SeatPick,
+    pub wheelchair: bool,
+    pub key: Option<IdempotencyKey>,
+    pub client: Client,
+}
+
 pub async fn place_hold(
     state: &AppState,
     show: ShowId,
-    seats: SeatSelection,
-    key: Option<IdempotencyKey>,
-    client: Client,
+    hold: HoldRequest,
     origin: Origin,
 ) -> Result<HoldReceipt, WebError> {
+    let HoldRequest { pick, wheelchair, key, client } = hold;
     match goes_to_master(state, origin)? {
-        false => Ok(state.shows.get(show).send(PlaceHold { seats, key, origin, client }).await??),
+        false => Ok(state.shows.get(show).send(PlaceHold { pick, wheelchair, key, origin, client }).await??),
         true => {
-            let seats = seats.seats().iter().map(|s| s.to_string()).collect();
+            let (seats, best) = match pick {
+                SeatPick::Seats(s) => (s.seats().iter().map(|s| s.to_string()).collect(), None),
+                SeatPick::Best(b) => {
+                    (vec![], Some(BestWire { count: b.count() as i64, category: b.category().map(String::from) }))
+                }
+            };
             let idempotency_key = key.map(|k| k.as_str().to_string());
-            match forward(state, WriteOp::Hold { show_id: show.0, seats, idempotency_key, client }).await? {
+            let write = WriteOp::Hold { show_id: show.0, seats, idempotency_key, client, best, wheelchair };
+            match forward(state, write).await? {
                 WriteAnswer::Held(receipt) => Ok(receipt),
                 other => Err(unexpected(other)),
             }

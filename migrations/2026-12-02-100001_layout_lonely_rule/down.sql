@@ -1,0 +1,1 @@
+ALTER TABLE layouts DROP COLUMN no_lonely_seats;
