@@ -110,8 +110,11 @@ export MARQUEE_HTTP_ADDR=127.0.0.1 MARQUEE_HTTP_PORT=$port DOCKER_TEST_SUBNET=$s
 # this run, as for every load generator.
 export MAX_HELD_SEATS=${MAX_HELD_SEATS:-100000} MAX_HOLDS_PER_MINUTE=${MAX_HOLDS_PER_MINUTE:-100000}
 export HOLD_COOLOFF_SECONDS=${HOLD_COOLOFF_SECONDS:-0}
+# Its clients book single seats at random or in order: the no-lonely-seat rule is off too.
+export LONELY_SEAT_RULE=${LONELY_SEAT_RULE:-off}
 echo "seat-spinning limits for this run: MAX_HELD_SEATS=$MAX_HELD_SEATS" \
-    "MAX_HOLDS_PER_MINUTE=$MAX_HOLDS_PER_MINUTE HOLD_COOLOFF_SECONDS=$HOLD_COOLOFF_SECONDS"
+    "MAX_HOLDS_PER_MINUTE=$MAX_HOLDS_PER_MINUTE HOLD_COOLOFF_SECONDS=$HOLD_COOLOFF_SECONDS" \
+    "LONELY_SEAT_RULE=$LONELY_SEAT_RULE"
 build_mode=${DOCKER_TEST_BUILD:-prebuilt}
 case "$build_mode" in
     prebuilt) export MARQUEE_BUILD_TARGET=prebuilt ;;

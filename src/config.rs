@@ -66,13 +66,20 @@ pub struct Settings {
     /// MAX_HELD_SEATS, MAX_HOLDS_PER_MINUTE, HOLD_COOLOFF_SECONDS: the seat-spinning
     /// limits per client and show.
     pub hold_limits: crate::actors::seat_map::HoldLimits,
+    /// LONELY_SEAT_RULE (`on`, `off`): whether auditoriums that refuse selections leaving
+    /// a lonely seat do so on this node (default on).
+    pub lonely_seat_rule: bool,
 }
 
 /// What the load generators and fault tools (flashsale, wsbench, the campaign, the
 /// deployment test) set on the nodes they start: all their clients are one address, so the
 /// seat-spinning limits, which a real site keeps, are lifted for them (and they say so).
-pub const LOAD_TEST_LIMITS: [(&str, &str); 3] =
-    [("MAX_HELD_SEATS", "1000000"), ("MAX_HOLDS_PER_MINUTE", "1000000"), ("HOLD_COOLOFF_SECONDS", "0")];
+pub const LOAD_TEST_LIMITS: [(&str, &str); 4] = [
+    ("MAX_HELD_SEATS", "1000000"),
+    ("MAX_HOLDS_PER_MINUTE", "1000000"),
+    ("HOLD_COOLOFF_SECONDS", "0"),
+    ("LONELY_SEAT_RULE", "off"),
+];
 
 /// The line a load tool prints about [`LOAD_TEST_LIMITS`].
 pub fn load_test_limits_note() -> String {
@@ -239,6 +246,11 @@ impl Settings {
             trusted_proxies: crate::web::client::TrustedProxies::parse(&var("TRUSTED_PROXIES", String::new())?)
                 .map_err(|reason| ConfigError { name: "TRUSTED_PROXIES", reason })?,
             hold_limits: hold_limits_from_env()?,
+            lonely_seat_rule: match var("LONELY_SEAT_RULE", "on".to_string())?.to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => return Err(ConfigError { name: "LONELY_SEAT_RULE", reason: "must be on or off".into() }),
+            },
         })
     }
 }

@@ -139,6 +139,7 @@ impl Application {
             hold_duration: settings.hold_duration,
             cancel_cutoff: settings.cancel_cutoff,
             limits: settings.hold_limits,
+            lonely_seat_rule: settings.lonely_seat_rule,
             layouts: Default::default(),
         };
         let shows = Arc::new(ShowDirectory::new(arbiters, deps));

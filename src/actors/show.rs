@@ -43,6 +43,9 @@ pub struct ShowDeps {
     pub cancel_cutoff: Duration,
     /// The seat-spinning limits, applied by the master.
     pub limits: HoldLimits,
+    /// LONELY_SEAT_RULE: off, the no-lonely-seat rule is not applied on this node, whatever
+    /// the auditorium says (load tools and the deployment test pick seats at random).
+    pub lonely_seat_rule: bool,
     pub layouts: Arc<Mutex<HashMap<i64, Arc<Layout>>>>,
 }
 
@@ -614,6 +617,7 @@ impl ShowActor {
         let show_id = self.id;
         let hold_for = self.deps.hold_duration;
         let limits = self.deps.limits;
+        let lonely_rule = self.deps.lonely_seat_rule;
         let r = match self.ready() {
             Ok(r) => r,
             Err(e) => return done(Err(e)),
@@ -689,11 +693,12 @@ impl ShowActor {
         };
         if let SeatPick::Seats(_) = &msg.pick {
             let layout = r.map.layout();
-            let placement =
-                r.map.check_wheelchair(&seats, msg.wheelchair).and_then(|()| match layout.no_lonely_seats {
+            let placement = r.map.check_wheelchair(&seats, msg.wheelchair).and_then(|()| {
+                match layout.no_lonely_seats && lonely_rule {
                     true => r.map.check_lonely(&seats),
                     false => Ok(()),
-                });
+                }
+            });
             if let Err(refusal) = placement {
                 return done(Err(BookingError::from(refusal)));
             }

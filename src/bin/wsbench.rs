@@ -174,6 +174,7 @@ fn serve_node(db_name: &str) -> Result<(), String> {
     s.hold_limits.max_held_seats = 1_000_000;
     s.hold_limits.max_holds_per_minute = 1_000_000;
     s.hold_limits.cooloff = chrono::Duration::zero();
+    s.lonely_seat_rule = false;
     if std::env::var("MARQUEE_TEMPLATES").is_err() {
         s.templates_dir = format!("{root}/templates");
     }
