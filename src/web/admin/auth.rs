@@ -8,7 +8,7 @@
 //! secret and expiry, signed (HMAC) with a key derived from ADMIN_SESSION_KEY or
 //! CLUSTER_SECRET; the database keeps only the secret's SHA-256.
 use super::super::error::WebError;
-pub use super::super::throttle::Throttle;
+use super::super::throttle::Guard;
 use super::super::AppState;
 use crate::config::Secret;
 use crate::domain::{random_token, AdminPassword};
@@ -19,8 +19,7 @@ use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 use sha2::{Digest, Sha512};
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "marquee_admin";
 /// How long a login lasts unless ADMIN_SESSION_HOURS says otherwise.
@@ -41,7 +40,7 @@ pub enum LoginError {
 pub struct AdminGate {
     password: Option<AdminPassword>,
     key: Key,
-    throttle: Mutex<Throttle>,
+    throttle: Guard,
     hours: i64,
 }
 
@@ -77,7 +76,7 @@ impl AdminGate {
             ),
             None => Key::generate(),
         };
-        Self { password, key, throttle: Mutex::new(Throttle::default()), hours: hours.max(1) }
+        Self { password, key, throttle: Guard::default(), hours: hours.max(1) }
     }
 
     /// Whether ADMIN_PASSWORD is set.
@@ -137,23 +136,14 @@ impl AdminGate {
     ) -> Result<(), LoginError> {
         let configured = self.password.clone().ok_or(LoginError::Closed)?;
         let password = current.unwrap_or(configured);
-        let wait = self.throttle().admit(who, Instant::now()).map_err(LoginError::TooMany)?;
-        if !wait.is_zero() {
-            actix_web::rt::time::sleep(wait).await;
-        }
+        self.throttle.wait_turn(who).await.map_err(LoginError::TooMany)?;
         let ok = web::block(move || password.verify(&attempt)).await.unwrap_or(false);
-        let mut throttle = self.throttle();
+        self.throttle.record(who, ok);
         if ok {
-            throttle.succeeded(who);
             Ok(())
         } else {
-            throttle.failed(who, Instant::now());
             Err(LoginError::WrongPassword)
         }
-    }
-
-    fn throttle(&self) -> std::sync::MutexGuard<'_, Throttle> {
-        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -209,15 +199,11 @@ async fn check_session(req: &HttpRequest) -> Result<AdminSession, actix_web::Err
             super::pages::closed_page(state, req)
         }
     } else {
-        let open = match state.admin.session_of(req, Utc::now()) {
-            Some(id) => match session_open(state, &id).await {
-                Ok(true) => return Ok(AdminSession { id }),
-                Ok(false) => false,
-                Err(e) => return Err(e.into()),
-            },
-            None => false,
-        };
-        debug_assert!(!open);
+        if let Some(id) = state.admin.session_of(req, Utc::now()) {
+            if session_open(state, &id).await? {
+                return Ok(AdminSession { id });
+            }
+        }
         if api {
             WebError::Unauthorized("log in at /admin first".into()).error_response()
         } else {
