@@ -22,15 +22,6 @@ async fn app() -> TestApp {
     .await
 }
 
-/// Books `seats` through the API; returns the booking code.
-async fn book(app: &TestApp, show: i64, seats: &[&str]) -> String {
-    let (status, hold) = app.hold(show, seats).await;
-    assert_eq!(status, 201, "{hold}");
-    let (status, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
-    assert_eq!(status.as_u16() / 100, 2, "{booking}");
-    booking["code"].as_str().unwrap().to_string()
-}
-
 fn ticket(key: &str, code: &str) -> String {
     TicketKey::from_secret(key).sign(&BookingCode::parse(code).unwrap()).to_string()
 }
@@ -55,7 +46,7 @@ async fn admissions(app: &TestApp) -> (i64, i64) {
 async fn the_first_scan_admits_and_a_second_says_when_and_through_which_node() {
     let app = app().await;
     let show = app.seed_show(4, 8, Duration::days(1)).await;
-    let code = book(&app, show, &["C1", "C2"]).await;
+    let code = app.book(show, &["C1", "C2"]).await;
     let mut b = door(&app.address, PASSWORD).await;
 
     let first = b.post_json_csrf("/admin/api/checkin", &json!({ "ticket": ticket(KEY, &code) })).await;
@@ -81,8 +72,8 @@ async fn the_first_scan_admits_and_a_second_says_when_and_through_which_node() {
 async fn forged_malformed_and_cancelled_tickets_are_refused_and_change_nothing() {
     let app = app().await;
     let show = app.seed_show(4, 8, Duration::days(1)).await;
-    let code = book(&app, show, &["A1"]).await;
-    let other = book(&app, show, &["A2"]).await;
+    let code = app.book(show, &["A1"]).await;
+    let other = app.book(show, &["A2"]).await;
     let mut b = door(&app.address, PASSWORD).await;
     let before = app.write_footprint().await;
 
@@ -117,7 +108,7 @@ async fn forged_malformed_and_cancelled_tickets_are_refused_and_change_nothing()
 async fn the_page_checks_in_with_a_plain_form() {
     let app = app().await;
     let show = app.seed_show(4, 8, Duration::days(1)).await;
-    let code = book(&app, show, &["D4"]).await;
+    let code = app.book(show, &["D4"]).await;
     let mut b = door(&app.address, PASSWORD).await;
 
     let first = b.post("/admin/checkin", &[("ticket", &ticket(KEY, &code))]).await;
@@ -174,7 +165,7 @@ async fn a_follower_takes_scans_and_every_node_knows_who_is_in() {
 async fn of_simultaneous_scans_of_one_ticket_exactly_one_admits() {
     let app = app().await;
     let show = app.seed_show(4, 8, Duration::days(1)).await;
-    let code = book(&app, show, &["D1"]).await;
+    let code = app.book(show, &["D1"]).await;
     let token = ticket(KEY, &code);
     let mut doors = Vec::new();
     for _ in 0..6 {

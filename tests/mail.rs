@@ -105,14 +105,6 @@ async fn app(sink: &Sink, tweak: impl FnOnce(&mut marquee::config::Settings)) ->
     .await
 }
 
-async fn book(app: &TestApp, show: i64, seats: &[&str]) -> String {
-    let (status, hold) = app.hold(show, seats).await;
-    assert_eq!(status, 201, "{hold}");
-    let (status, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
-    assert_eq!(status.as_u16() / 100, 2, "{booking}");
-    booking["code"].as_str().unwrap().to_string()
-}
-
 /// A few of the mailer's passes (it looks every 250 ms): time for a wrong extra email.
 async fn a_few_passes() {
     actix_rt::time::sleep(StdDuration::from_millis(1500)).await;
@@ -124,7 +116,7 @@ async fn a_booking_gets_one_confirmation_with_its_e_ticket_and_a_cancel_its_own_
     sink.start("accept");
     let app = app(&sink, |_| {}).await;
     let show = app.seed_show(4, 8, Duration::days(1)).await;
-    let code = book(&app, show, &["A1", "A2"]).await;
+    let code = app.book(show, &["A1", "A2"]).await;
 
     sink.wait_for("the confirmation", |s| !s.messages().is_empty()).await;
     let m = &sink.messages()[0];
@@ -167,7 +159,7 @@ async fn a_refusing_or_hanging_server_delays_the_email_and_loses_nothing() {
         sink.start(mode);
         let app = app(&sink, |s| s.smtp_timeout = StdDuration::from_secs(1)).await;
         let show = app.seed_show(4, 8, Duration::days(1)).await;
-        let code = book(&app, show, &["B1"]).await;
+        let code = app.book(show, &["B1"]).await;
         sink.wait_for("two tries", |s| s.attempts() >= 2).await;
         assert!(sink.messages().is_empty());
         assert_eq!(app.count("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL").await, 1, "{mode}");

@@ -166,6 +166,15 @@ impl TestApp {
             .await
     }
 
+    /// Holds and confirms `seats` through the API (as Ann); returns the booking code.
+    pub async fn book(&self, show: i64, seats: &[&str]) -> String {
+        let (status, hold) = self.hold(show, seats).await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+        let (status, booking) = self.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
+        assert_eq!(status.as_u16() / 100, 2, "{booking}");
+        booking["code"].as_str().unwrap().to_string()
+    }
+
     pub async fn seat_states(&self, show: i64) -> std::collections::HashMap<String, String> {
         let (status, map) = self.get_json(&format!("/api/shows/{show}/seats")).await;
         assert_eq!(status, StatusCode::OK);
