@@ -287,37 +287,44 @@ struct CancelRequest {
     code: String,
 }
 
-async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let (env, signed): (Envelope<CancelRequest>, _) = match open(&state, &req, &body).await {
+/// An admin action on one booking that a follower passed on: carried out here while this
+/// node is the master, with the origin of the follower it was made on; `bad` is the
+/// refusal of a code that does not parse.
+async fn on_booking<T, F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &web::Bytes,
+    bad: fn(String) -> Refusal,
+    act: F,
+) -> HttpResponse
+where
+    T: Serialize,
+    F: FnOnce(crate::domain::BookingCode, crate::wal::Origin) -> Fut,
+    Fut: std::future::Future<Output = Result<T, WebError>>,
+{
+    let (env, signed): (Envelope<CancelRequest>, _) = match open(state, req, body).await {
         Ok(e) => e,
         Err(r) => return r,
     };
     let res = match (state.cluster.route(), crate::domain::BookingCode::parse(&env.body.code)) {
-        (_, Err(e)) => Err(Refusal::NotFound { message: e.to_string() }),
+        (_, Err(e)) => Err(bad(e.to_string())),
         (crate::cluster::state::Route::Local, Ok(code)) => {
-            let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
-            relay(super::admin::cancel_booking(&state, code, origin).await)
+            relay(act(code, crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport }).await)
         }
         _ => not_master(),
     };
     signed.reply(res).await
 }
 
+async fn admin_cancel(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let bad = |message| Refusal::NotFound { message };
+    on_booking(&state, &req, &body, bad, |code, origin| super::admin::cancel_booking(&state, code, origin)).await
+}
+
 /// A check-in a follower passed on (its ticket verified there): admitted here, once.
 async fn admin_checkin(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let (env, signed): (Envelope<CancelRequest>, _) = match open(&state, &req, &body).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    let res = match (state.cluster.route(), crate::domain::BookingCode::parse(&env.body.code)) {
-        (_, Err(e)) => Err(Refusal::BadRequest { message: e.to_string() }),
-        (crate::cluster::state::Route::Local, Ok(code)) => {
-            let origin = crate::wal::Origin::Forwarded { node: env.from, lamport: env.lamport };
-            relay(super::admin::checkin::admit(&state, code, origin).await)
-        }
-        _ => not_master(),
-    };
-    signed.reply(res).await
+    let bad = |message| Refusal::BadRequest { message };
+    on_booking(&state, &req, &body, bad, |code, origin| super::admin::checkin::admit(&state, code, origin)).await
 }
 
 /// Whether an admin change passed on by a follower is well formed.
