@@ -319,11 +319,14 @@ else
         bash -c "curl -fsS -m 5 $site/api/cluster | python3 -c 'import json,sys; d=json.load(sys.stdin); ids={n[\"id\"] for n in d[\"nodes\"]}|{d[\"node_id\"]}; assert d.get(\"master_id\") and len(ids)>=$replicas'"
 fi
 
-# Three shows on sale with most of their seats free, found as a visitor would.
+# Three shows on sale with most of their seats free, found as a visitor would, that start
+# two hours from now or later: the test books on them until its end (step 6 books on the
+# first one in a new project minutes later), and a show that starts is no longer on sale.
+later="__import__('datetime').datetime.fromisoformat(d['starts_at'].replace('Z', '+00:00')) > __import__('datetime').datetime.now(__import__('datetime').timezone.utc) + __import__('datetime').timedelta(hours=2)"
 shows=()
 for movie in $(get / | grep -o 'href="/movies/[0-9]*' | cut -d/ -f3 | awk '!seen[$0]++' | head -10); do
     for show in $(get "/movies/$movie" | grep -o 'href="/shows/[0-9]*' | cut -d/ -f3 | awk '!seen[$0]++'); do
-        if get "/api/shows/$show/seats" | json "1 if d['on_sale'] and d['free'] >= 100 else ''" | grep -q 1; then
+        if get "/api/shows/$show/seats" | json "1 if d['on_sale'] and d['free'] >= 100 and $later else ''" | grep -q 1; then
             shows+=("$show")
         fi
         [ ${#shows[@]} -lt 3 ] || break 2
