@@ -27,9 +27,12 @@ pub enum Answer<T> {
     Transport(String),
 }
 
+/// A hold: two seats by name, or "the best N" chosen by the show actor.
 #[derive(Serialize)]
-pub struct HoldRequest<'a> {
-    pub seats: &'a [String; 2],
+#[serde(untagged)]
+pub enum HoldRequest<'a> {
+    Seats { seats: &'a [String; 2] },
+    Best { best: u32 },
 }
 
 #[derive(Serialize)]

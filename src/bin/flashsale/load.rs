@@ -17,6 +17,18 @@ pub enum Pick {
     Free,
     /// Any two: 409s grow as the shows fill.
     Random,
+    /// "The best two": the show actor chooses (`{"best": 2}`), as the show page's form does.
+    Best,
+}
+
+impl Pick {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pick::Free => "free",
+            Pick::Random => "random",
+            Pick::Best => "best",
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -50,15 +62,16 @@ impl Market {
         self.pools.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A show and two seats to try, or None if nothing is to be had right now.
-    pub fn pick(&self, rng: &mut impl Rng) -> Option<(i64, [String; 2])> {
+    /// A show and two seats to try (None: the best two), or None if nothing is to be had
+    /// right now.
+    pub fn pick(&self, rng: &mut impl Rng) -> Option<(i64, Option<[String; 2]>)> {
         let mut pools = self.pools();
         let open: Vec<i64> = self
             .shows
             .iter()
             .copied()
             .filter(|id| {
-                pools.get(id).is_some_and(|p| p.map_free >= 2 && (self.pick == Pick::Random || p.free.len() >= 2))
+                pools.get(id).is_some_and(|p| p.map_free >= 2 && (self.pick != Pick::Free || p.free.len() >= 2))
             })
             .collect();
         let show = *open.choose(rng)?;
@@ -66,21 +79,22 @@ impl Market {
         let seats = match self.pick {
             Pick::Random => {
                 let two: Vec<&String> = self.labels.choose_multiple(rng, 2).collect();
-                [two[0].clone(), two[1].clone()]
+                Some([two[0].clone(), two[1].clone()])
             }
             Pick::Free => {
                 let (a, b) = (pool.free.pop()?, pool.free.pop()?);
                 pool.trying.insert(a.clone());
                 pool.trying.insert(b.clone());
-                [a, b]
+                Some([a, b])
             }
+            Pick::Best => None,
         };
         Some((show, seats))
     }
 
     /// The client heard back about these seats.
-    pub fn answered(&self, show: i64, seats: &[String; 2]) {
-        if self.pick == Pick::Free {
+    pub fn answered(&self, show: i64, seats: &Option<[String; 2]>) {
+        if let (Pick::Free, Some(seats)) = (self.pick, seats) {
             if let Some(p) = self.pools().get_mut(&show) {
                 for s in seats {
                     p.trying.remove(s);
@@ -204,7 +218,10 @@ pub async fn customer(n: usize, load: Rc<Load>, client: Rc<awc::Client>, tally: 
         let answer = post::<HoldReply>(
             &client,
             format!("{}/api/shows/{show}/holds", load.base(n)),
-            &HoldRequest { seats: &seats },
+            &match &seats {
+                Some(seats) => HoldRequest::Seats { seats },
+                None => HoldRequest::Best { best: 2 },
+            },
         )
         .await;
         let took = micros(sent);
