@@ -112,10 +112,18 @@
   }
   M.updateSummary = updateSummary;
 
+  /* The same words as the server's label (templates/show.html), the seat's kind included. */
+  var KIND_WORDS = {
+    wheelchair: "wheelchair space, ",
+    companion: "companion seat beside a wheelchair space, "
+  };
+
   function seatAriaLabel(input, state) {
     return "Row " + (input.getAttribute("data-row") || "") +
       " seat " + (input.getAttribute("data-number") || input.getAttribute("data-seat") || "") +
-      ", " + (input.getAttribute("data-category-name") || "") +
+      ", " + (Object.prototype.hasOwnProperty.call(KIND_WORDS, input.getAttribute("data-kind"))
+        ? KIND_WORDS[input.getAttribute("data-kind")] : "") +
+      (input.getAttribute("data-category-name") || "") +
       ", " + (input.getAttribute("data-price") || "") +
       ", " + state;
   }
