@@ -722,3 +722,72 @@ async fn an_admin_cookie_copied_before_logout_is_refused_on_every_node() {
     }
     assert_eq!(on(b).get("/admin/api/imports").await.status, 401);
 }
+
+/// "Find me N seats" through a follower: the master's show actor decides, and its refusals
+/// come back to the customer as they would from the master.
+#[actix_web::test]
+async fn best_available_through_a_follower() {
+    let c = Cluster::start(3, ROWS, SEATS).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    let mut b = Browser::new(c.url(follower, ""));
+    let holds = format!("/api/shows/{}/holds", c.show);
+
+    let p = b.post_json(&holds, &serde_json::json!({ "best": 4 })).await;
+    assert_eq!(p.status, 201, "{}\n{}", p.body, c.tail_logs());
+    let seats: Vec<String> = serde_json::from_value(p.json()["seats"].clone()).unwrap();
+    assert_eq!(seats.len(), 4, "{}", p.body);
+    // One row, side by side.
+    let row = |s: &String| s.trim_end_matches(|ch: char| ch.is_ascii_digit()).to_string();
+    let num = |s: &String| s[row(s).len()..].parse::<u32>().unwrap();
+    assert!(seats.iter().all(|s| row(s) == row(&seats[0])), "{seats:?}");
+    let mut nums: Vec<u32> = seats.iter().map(num).collect();
+    nums.sort_unstable();
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{seats:?}");
+    // The seats are held on the master's map, and the follower sees them after replication.
+    assert!(c.wait_converged(Duration::from_secs(10)).await);
+    let map = awc::Client::default()
+        .get(c.url(follower, &format!("/api/shows/{}/seats", c.show)))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .limit(1 << 20)
+        .await
+        .unwrap();
+    let held: Vec<String> = map["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["seats"].as_array().unwrap().iter())
+        .filter(|s| s["state"] != "free")
+        .map(|s| s["seat"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected = seats.clone();
+    expected.sort();
+    let mut held_sorted = held.clone();
+    held_sorted.sort();
+    assert_eq!(held_sorted, expected, "the follower's map");
+
+    // Bad "best" requests are refused through the follower as on the master: 422, nothing held.
+    for best in [0, 11] {
+        let p = b.post_json(&holds, &serde_json::json!({ "best": best })).await;
+        assert_eq!(p.status, 422, "best {best}: {}", p.body);
+        assert!(p.json()["error"].as_str().is_some_and(|e| !e.is_empty()), "{}", p.body);
+    }
+    // Nothing else was held by the refusals.
+    assert!(c.wait_converged(Duration::from_secs(10)).await);
+    let bookings_and_holds: i64 = {
+        use diesel::prelude::*;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT COUNT(*) AS n FROM holds WHERE state = 'active'")
+            .get_result::<N>(&mut c.conn(master))
+            .unwrap()
+            .n
+    };
+    assert_eq!(bookings_and_holds, 1, "only the best-available hold is active");
+}
