@@ -597,3 +597,77 @@ async fn the_e_ticket_and_checking_it_in_twice_on_a_phone() {
     shot(&b, "checkin-3-already-admitted").await;
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM admissions").await, 1);
 }
+
+/// A show in the auditorium every imported theater gets (aisles, wheelchair spaces with
+/// companion seats), seeded through the log as an import would.
+async fn seed_default_auditorium(app: &TestApp, base: i64) -> i64 {
+    let (mut change, id) = common::show_change(base, 1, 1, Duration::days(1));
+    let layout =
+        marquee::catalog::layout::text_change(base, "Hall 1", &marquee::catalog::layout::default_auditorium(12, 16, 6));
+    change.layouts = layout.layouts;
+    change.categories = layout.categories;
+    change.rows = layout.rows;
+    app.writable().await;
+    app.state.writer.append(marquee::wal::Change::Catalog(Box::new(change))).await.expect("seed");
+    id
+}
+
+#[actix_web::test]
+async fn a_real_auditorium_on_a_phone_wheelchair_spaces_and_best_available() {
+    let app = spawn_app().await;
+    let show = seed_default_auditorium(&app, 700).await;
+    let driver = Driver::start("auditorium");
+    let p = driver.browser(true).await;
+    p.goto(&app.url(&format!("/shows/{show}"))).await.unwrap();
+    wait_live(&p).await;
+    assert!(fits_width(&p).await, "the show page is wider than the phone");
+    // Aisles are drawn, and a wheelchair space says what it is to a screen reader.
+    assert!(js(&p, "document.querySelectorAll('#seatmap .aisle').length").await.as_u64().unwrap() > 0, "no aisle");
+    let label =
+        |seat: &str| format!("document.querySelector('input[data-seat=\"{seat}\"]').getAttribute('aria-label')");
+    let l1 = js(&p, &label("L1")).await;
+    assert!(l1.as_str().unwrap().contains("wheelchair space"), "{l1}");
+    js(&p, "document.getElementById('seatmap').scrollIntoView() || true").await;
+    shot(&p, "auditorium-1-seat-map").await;
+    audit(&p, "a real auditorium's seat map at 375 px").await;
+
+    // Someone else holds the wheelchair space: the live map greys it out and still names it.
+    let (status, body) =
+        app.post_json(&format!("/api/shows/{show}/holds"), &json!({"seats": ["L1"], "wheelchair": true})).await;
+    assert_eq!(status.as_u16(), 201, "{body}");
+    wait_until(&p, "Marquee.seatState('L1') === 'held'", "L1 held on the live map").await;
+    let l1 = js(&p, &label("L1")).await;
+    let l1 = l1.as_str().unwrap();
+    assert!(l1.contains("wheelchair space") && l1.ends_with("held"), "the live update lost the seat's kind: {l1}");
+    // The whole auditorium on a desktop screen (the README's picture of the seat map).
+    let d = driver.browser(false).await;
+    d.goto(&app.url(&format!("/shows/{show}"))).await.unwrap();
+    wait_live(&d).await;
+    click_seat(&d, "E7").await;
+    click_seat(&d, "E8").await;
+    js(&d, "document.querySelector('.legend').scrollIntoView() || true").await;
+    shot(&d, "auditorium-0-desktop").await;
+    audit(&d, "a real auditorium's seat map on a desktop").await;
+    d.close().await.unwrap();
+
+    // "Find me 3 seats": three side by side, chosen by the show, held at once. (Typed, then
+    // Enter: the form is sent as a keyboard user sends it.)
+    let count = find(&p, "#best-count").await;
+    count.clear().await.unwrap();
+    count.send_keys("3\u{E007}").await.unwrap();
+    let path = wait_path(&p, "/holds/").await;
+    let hold_id = path.trim_start_matches("/holds/").to_string();
+    let (status, hold) = app.get_json(&format!("/api/holds/{hold_id}")).await;
+    assert_eq!(status.as_u16(), 200, "{hold}");
+    let seats: Vec<String> =
+        hold["items"].as_array().unwrap().iter().map(|i| i["seat"].as_str().unwrap().to_string()).collect();
+    assert_eq!(seats.len(), 3, "{hold}");
+    let text = find(&p, "main").await.text().await.unwrap();
+    for s in &seats {
+        assert!(text.contains(s.as_str()), "the hold page does not list {s}: {text}");
+    }
+    assert!(fits_width(&p).await);
+    shot(&p, "auditorium-2-best-hold").await;
+    audit(&p, "the best-available hold at 375 px").await;
+    p.close().await.unwrap();
+}
