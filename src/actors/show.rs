@@ -31,7 +31,20 @@ pub struct SeatChange {
     pub version: u64,
     /// Seat label and its new state (`free`, `held`, `booked`).
     pub seats: Vec<(String, &'static str)>,
+    /// The change as its watchers send it, made by the first of them and shared by the
+    /// rest (one serialization per change, not one per socket).
+    #[serde(skip)]
+    pub frame: std::sync::OnceLock<bytestring::ByteString>,
 }
+
+impl SeatChange {
+    pub fn new(show_id: i64, version: u64, seats: Vec<(String, &'static str)>) -> Self {
+        Self { show_id, version, seats, frame: std::sync::OnceLock::new() }
+    }
+}
+
+/// How many changes a watcher may fall behind before it is sent a fresh snapshot instead.
+const WATCH_QUEUE: usize = 256;
 
 /// What every show actor shares: where to read and write, and the rules' settings.
 #[derive(Clone)]
@@ -63,8 +76,10 @@ enum Loading {
 }
 
 struct Ready {
-    /// Live seat changes for whoever watches this show (websockets).
-    events: broadcast::Sender<Arc<SeatChange>>,
+    /// Live seat changes for whoever watches this show (websockets): made by the first
+    /// watcher and dropped when the last one has gone, so a show nobody watches keeps no
+    /// queue (its slots cost ~8 KiB a show).
+    events: Option<broadcast::Sender<Arc<SeatChange>>>,
     starts_at: DateTime<Utc>,
     on_sale: bool,
     map: SeatMap,
@@ -244,7 +259,7 @@ impl ShowActor {
         }
         map.take_changes();
         Ready {
-            events: broadcast::channel(256).0,
+            events: None,
             starts_at: snap.show.starts_at_utc.and_utc(),
             on_sale: snap.show.in_feed,
             map,
@@ -260,13 +275,14 @@ impl ShowActor {
         let show_id = self.id.0;
         let Loading::Ready(r) = &mut self.state else { return };
         let changed = r.map.take_changes();
-        if changed.is_empty() || r.events.receiver_count() == 0 {
-            return;
+        if r.events.as_ref().is_some_and(|e| e.receiver_count() == 0) {
+            r.events = None;
         }
+        let Some(events) = r.events.as_ref().filter(|_| !changed.is_empty()) else { return };
         let states = r.map.states();
         let layout = r.map.layout();
         let seats = changed.iter().map(|&i| (layout.seats[i].0.to_string(), states[i].name())).collect();
-        let _ = r.events.send(Arc::new(SeatChange { show_id, version: r.map.version(), seats }));
+        let _ = events.send(Arc::new(SeatChange::new(show_id, r.map.version(), seats)));
     }
 
     /// Makes sure a timer fires at the earliest expiry.
@@ -359,15 +375,13 @@ impl ShowActor {
         ctx.wait(load.into_actor(self).map(|res, act, ctx| {
             // Live pages keep watching across a reload.
             let events = match &act.state {
-                Loading::Ready(r) => Some(r.events.clone()),
+                Loading::Ready(r) => r.events.clone(),
                 _ => None,
             };
             act.state = match res {
                 Ok(Some(snap)) => {
                     let mut ready = act.rebuild(snap);
-                    if let Some(events) = events {
-                        ready.events = events;
-                    }
+                    ready.events = events;
                     Loading::Ready(Box::new(ready))
                 }
                 Ok(None) => Loading::Missing,
@@ -1096,7 +1110,7 @@ impl Handler<Subscribe> for ShowActor {
 
     fn handle(&mut self, _: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
         // Subscribing first, in the same message, means no change falls between the two.
-        let rx = self.ready()?.events.subscribe();
+        let rx = self.ready()?.events.get_or_insert_with(|| broadcast::channel(WATCH_QUEUE).0).subscribe();
         let view = <Self as Handler<GetSeatMap>>::handle(self, GetSeatMap, ctx)?;
         Ok((view, rx))
     }

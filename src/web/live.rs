@@ -22,6 +22,7 @@ use crate::domain::ShowId;
 use actix_rt::time::{interval_at, timeout, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use bytestring::ByteString;
 use futures::{pin_mut, select_biased, FutureExt};
 use rand::Rng;
 use serde::Serialize;
@@ -84,8 +85,14 @@ pub fn change_json(change: &SeatChange) -> String {
     serde_json::to_string(&Frame { kind: "change", version: change.version, seats }).unwrap_or_default()
 }
 
+/// The change's frame: serialized by the first watcher to send it, shared by the others
+/// (a clone is a reference count, not a copy).
+fn change_frame(change: &SeatChange) -> ByteString {
+    change.frame.get_or_init(|| change_json(change).into()).clone()
+}
+
 /// Sends a frame, or gives up on a client that does not read.
-async fn send(session: &mut Session, text: String) -> bool {
+async fn send(session: &mut Session, text: impl Into<ByteString>) -> bool {
     matches!(timeout(SEND_TIMEOUT, session.text(text)).await, Ok(Ok(())))
 }
 
@@ -145,7 +152,7 @@ async fn watch(
                 // Pongs only prove the client is alive; anything else is ignored.
                 Event::Client(Some(Ok(_))) => last_heard = Instant::now(),
                 Event::Change(Ok(change)) => {
-                    if !send(&mut session, change_json(&change)).await {
+                    if !send(&mut session, change_frame(&change)).await {
                         return None;
                     }
                 }
@@ -218,7 +225,11 @@ mod tests {
             }],
         };
         assert_eq!(snapshot_json(&view), r#"{"type":"snapshot","version":7,"seats":[["A1","free"],["A2","held"]]}"#);
-        let change = SeatChange { show_id: 1, version: 8, seats: vec![("C7".into(), "booked")] };
+        let change = SeatChange::new(1, 8, vec![("C7".into(), "booked")]);
         assert_eq!(change_json(&change), r#"{"type":"change","version":8,"seats":[["C7","booked"]]}"#);
+        // Every watcher sends the same bytes, made once.
+        let (a, b) = (change_frame(&change), change_frame(&change));
+        assert_eq!(&*a, change_json(&change));
+        assert_eq!(a.as_bytes().as_ptr(), b.as_bytes().as_ptr(), "one serialization, shared");
     }
 }
