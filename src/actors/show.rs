@@ -31,6 +31,9 @@ pub struct SeatChange {
     pub version: u64,
     /// Seat label and its new state (`free`, `held`, `booked`).
     pub seats: Vec<(String, &'static str)>,
+    /// When the actor made the change (how long it takes to reach each live page).
+    #[serde(skip)]
+    pub made_at: std::time::Instant,
 }
 
 /// What every show actor shares: where to read and write, and the rules' settings.
@@ -266,7 +269,12 @@ impl ShowActor {
         let states = r.map.states();
         let layout = r.map.layout();
         let seats = changed.iter().map(|&i| (layout.seats[i].0.to_string(), states[i].name())).collect();
-        let _ = r.events.send(Arc::new(SeatChange { show_id, version: r.map.version(), seats }));
+        let _ = r.events.send(Arc::new(SeatChange {
+            show_id,
+            version: r.map.version(),
+            seats,
+            made_at: std::time::Instant::now(),
+        }));
     }
 
     /// Makes sure a timer fires at the earliest expiry.

@@ -19,6 +19,7 @@ use super::AppState;
 use crate::actors::show::{SeatChange, SeatMapView, Subscribe};
 use crate::actors::ShowDirectory;
 use crate::domain::ShowId;
+use crate::metrics::Metrics;
 use actix_rt::time::{interval_at, timeout, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
@@ -57,7 +58,12 @@ async fn live(
     let (view, changes) = subscribe(&state.shows, show).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)?;
     let messages = messages.max_frame_size(MAX_CLIENT_FRAME);
-    actix_web::rt::spawn(watch(state.shows.clone(), show, session, messages, view, changes));
+    let metrics = state.metrics.clone();
+    actix_web::rt::spawn(async move {
+        metrics.websocket_opened();
+        watch(state.shows.clone(), show, session, messages, view, changes, &metrics).await;
+        metrics.websocket_closed();
+    });
     Ok(response)
 }
 
@@ -103,6 +109,7 @@ async fn watch(
     mut messages: MessageStream,
     first: SeatMapView,
     mut changes: Changes,
+    metrics: &Metrics,
 ) {
     let close = async {
         if !send(&mut session, snapshot_json(&first)).await {
@@ -148,6 +155,7 @@ async fn watch(
                     if !send(&mut session, change_json(&change)).await {
                         return None;
                     }
+                    metrics.fanout(change.made_at.elapsed());
                 }
                 Event::Change(Err(why)) => {
                     // Lagged: too slow to keep up, so start again from the map as it is now.
@@ -218,7 +226,12 @@ mod tests {
             }],
         };
         assert_eq!(snapshot_json(&view), r#"{"type":"snapshot","version":7,"seats":[["A1","free"],["A2","held"]]}"#);
-        let change = SeatChange { show_id: 1, version: 8, seats: vec![("C7".into(), "booked")] };
+        let change = SeatChange {
+            show_id: 1,
+            version: 8,
+            seats: vec![("C7".into(), "booked")],
+            made_at: std::time::Instant::now(),
+        };
         assert_eq!(change_json(&change), r#"{"type":"change","version":8,"seats":[["C7","booked"]]}"#);
     }
 }
