@@ -3,7 +3,7 @@
 #   0. base images (scripts/docker-images.sh: local stand-ins, nothing is pulled), a release
 #      binary, the app and nginx images (the Dockerfile's `prebuilt` target, see below)
 #   1. up with 3 replicas, wait for health and the demo catalog, book through nginx; nginx
-#      and the replicas' site port answer /internal/ with 404
+#      and the replicas' site port answer /internal/ and /metrics with 404
 #   2. kill the master's container while clients book through nginx: a new master takes
 #      over, every acknowledged booking is on every live replica, no seat is sold twice;
 #      the old master is started again and catches up
@@ -390,6 +390,16 @@ on_app() { docker exec "$(nginx_c)" curl -s -o /dev/null -m 5 -w '%{http_code}' 
 [ "$(on_app 8000)" = 404 ] || fail "a replica's site port answers /internal/status with $(on_app 8000), not 404"
 [ "$(on_app 8001)" = 401 ] || fail "a replica's internal port answers an unsigned /internal/status with $(on_app 8001), not 401"
 pass "a replica takes node-to-node requests on its internal port only (site port: 404)"
+# Prometheus's page: never through nginx, on a replica's internal port only.
+for p in /metrics /metrics/ //metrics /%6detrics /Metrics /a/../metrics; do
+    s=$(curl -s --path-as-is -o /dev/null -m 10 -w '%{http_code}' "$site$p" || true)
+    [ "$s" = 404 ] || fail "GET $p through nginx got $s, not 404"
+done
+pass "/metrics through nginx is 404, however it is spelled"
+metrics_on() { docker exec "$(nginx_c)" curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$aip:$1/metrics" || true; }
+[ "$(metrics_on 8000)" = 404 ] || fail "a replica's site port answers /metrics with $(metrics_on 8000), not 404"
+[ "$(metrics_on 8001)" = 200 ] || fail "a replica's internal port answers /metrics with $(metrics_on 8001), not 200"
+pass "a replica serves /metrics on its internal port only (site port: 404)"
 
 # ---- 2. the master is killed while clients book ---------------------------------------------
 if [ "$cluster" = 1 ]; then

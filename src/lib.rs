@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod importer;
 pub mod mail;
+pub mod metrics;
 pub mod startup;
 #[cfg(test)]
 mod testing;

@@ -12,12 +12,13 @@ use crate::config::Settings;
 use crate::db::schema::write_log;
 use crate::db::{create_database_if_missing, Db, DbError};
 use crate::domain::TicketKey;
+use crate::metrics::Metrics;
 use crate::wal::writer::last_position;
 use crate::wal::{CommitTracker, LogWriter};
 use crate::web::{self, admin::AdminGate, api, pages, AppState};
 use actix::{Actor, Addr, AsyncContext};
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::middleware::{from_fn, Logger};
 use actix_web::{web as aw, App, HttpServer};
 use diesel::prelude::*;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -37,6 +38,9 @@ pub enum StartupError {
 /// binds itself, and a std `TcpListener` listens with 128: a burst of new clients (a flash
 /// sale's first second) overflowed that queue and waited a second for the SYN to be retried.
 const BACKLOG: i32 = 4096;
+
+/// How often the node's histograms are folded into their buckets between scrapes.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Listens on `addr` with [`BACKLOG`] (and SO_REUSEADDR, as actix does for its own sockets).
 pub fn listen(addr: &str) -> std::io::Result<TcpListener> {
@@ -111,6 +115,15 @@ impl Application {
             PeerSource::Dns { .. } => None,
         };
         let cluster = Arc::new(ClusterState::new(settings.cluster.clone(), epoch, peers));
+        let metrics = Metrics::new();
+        let upkeep = metrics.clone();
+        actix_rt::spawn(async move {
+            let mut every = actix_rt::time::interval(METRICS_UPKEEP);
+            loop {
+                every.tick().await;
+                upkeep.upkeep();
+            }
+        });
         let clock = start_clock(&db)?;
         let tracker = Arc::new(CommitTracker::default());
         let (appended_tx, appended_rx) = futures::channel::mpsc::unbounded();
@@ -122,6 +135,7 @@ impl Application {
             tracker,
             Some(appended_tx),
             settings.cluster.replication_timeout,
+            metrics.clone(),
         )?;
         let rpc = Rpc { cluster: cluster.clone(), clock: clock.clone() };
         let streamer = {
@@ -153,6 +167,7 @@ impl Application {
             hard,
             log_index,
             initial,
+            metrics.clone(),
         )
         .start();
         let tera = tera::Tera::new(&format!("{}/**/*.html", settings.templates_dir))?;
@@ -162,6 +177,7 @@ impl Application {
             writer.clone(),
             shows.clone(),
             settings.import_interval,
+            metrics.clone(),
         )
         .start();
         let admin = Arc::new(AdminGate::with_hours(
@@ -215,6 +231,7 @@ impl Application {
             tickets,
             checkins: Arc::default(),
             lookups: Arc::default(),
+            metrics,
         };
         let port = listener.local_addr()?.port();
         let internal = match internal {
@@ -296,6 +313,7 @@ fn run(listener: TcpListener, state: AppState, with_internal: bool) -> std::io::
             .app_data(aw::PayloadConfig::new(limit))
             .wrap(web::headers::security_headers())
             .wrap(request_log())
+            .wrap(from_fn(web::metrics::count_request))
             .configure(|cfg| web::config(cfg, with_internal))
             .service(actix_files::Files::new("/assets", &assets).use_etag(true))
             .default_service(aw::to(pages::not_found))
@@ -313,9 +331,14 @@ fn run_internal(listener: TcpListener, state: AppState) -> std::io::Result<Serve
     let workers = state.settings.workers;
     let data = aw::Data::new(state);
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).wrap(request_log()).configure(web::internal_config).default_service(aw::to(
-            || async { Err::<actix_web::HttpResponse, _>(web::WebError::NotFound("no such endpoint".into())) },
-        ))
+        App::new()
+            .app_data(data.clone())
+            .wrap(request_log())
+            .wrap(from_fn(web::metrics::count_request))
+            .configure(web::internal_config)
+            .default_service(aw::to(|| async {
+                Err::<actix_web::HttpResponse, _>(web::WebError::NotFound("no such endpoint".into()))
+            }))
     })
     .workers(workers)
     .disable_signals()

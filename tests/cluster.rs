@@ -504,6 +504,7 @@ async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from
         Arc::new(CommitTracker::default()),
         None,
         std::time::Duration::from_secs(1),
+        marquee::metrics::Metrics::new(),
     )
     .expect("writer");
     let (catalog, _) = common::show_change(300, 4, 4, chrono::Duration::days(1));

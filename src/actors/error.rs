@@ -38,6 +38,32 @@ pub enum BookingError {
     TooManyHolds { message: String, retry_after_secs: u64 },
 }
 
+impl BookingError {
+    /// The kind of refusal as a short fixed name (the `outcome` label of the seat-write
+    /// metrics; never the seats or the message).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BookingError::ShowNotFound => "show_not_found",
+            BookingError::ShowStarted => "show_started",
+            BookingError::ShowWithdrawn => "show_withdrawn",
+            BookingError::UnknownSeats(_) => "unknown_seats",
+            BookingError::SeatsTaken(_) => "seats_taken",
+            BookingError::HoldNotFound => "hold_not_found",
+            BookingError::HoldExpired => "hold_expired",
+            BookingError::HoldBusy => "hold_busy",
+            BookingError::KeyInProgress => "key_in_progress",
+            BookingError::BookingNotFound => "booking_not_found",
+            BookingError::TooLateToCancel(_) => "too_late_to_cancel",
+            BookingError::Unavailable(_) => "unavailable",
+            BookingError::WheelchairSpace(_) => "wheelchair_space",
+            BookingError::LonelySeat(_) => "lonely_seat",
+            BookingError::NoSeatsTogether { .. } => "no_seats_together",
+            BookingError::UnknownCategory(_) => "unknown_category",
+            BookingError::TooManyHolds { .. } => "too_many_holds",
+        }
+    }
+}
+
 impl From<super::seating::PlacementRefusal> for BookingError {
     fn from(r: super::seating::PlacementRefusal) -> Self {
         match r {
@@ -65,5 +91,17 @@ impl From<super::seat_map::LimitRefusal> for BookingError {
             ),
         };
         BookingError::TooManyHolds { message, retry_after_secs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BookingError;
+
+    #[test]
+    fn a_refusal_kind_names_the_kind_not_the_seats() {
+        assert_eq!(BookingError::SeatsTaken(vec!["A1".into()]).kind(), "seats_taken");
+        assert_eq!(BookingError::TooLateToCancel("2026-12-06 19:00 UTC".into()).kind(), "too_late_to_cancel");
+        assert_eq!(BookingError::NoSeatsTogether { count: 3, wheelchair: true }.kind(), "no_seats_together");
     }
 }

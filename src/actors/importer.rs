@@ -12,6 +12,7 @@ use crate::catalog::{import_feed, ImportCounts};
 use crate::db::import_jobs::{self, ImportJobRow};
 use crate::db::Db;
 use crate::importer::{FlixsterClient, FlixsterConfig, DEFAULT_BASE_URL};
+use crate::metrics::Metrics;
 use crate::wal::LogWriter;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -291,6 +292,7 @@ pub struct ApiImporter {
     shows: Arc<ShowDirectory>,
     interval: Option<Duration>,
     jobs: JobBook,
+    metrics: Metrics,
 }
 
 impl ApiImporter {
@@ -300,8 +302,9 @@ impl ApiImporter {
         writer: LogWriter,
         shows: Arc<ShowDirectory>,
         interval: Option<Duration>,
+        metrics: Metrics,
     ) -> Self {
-        Self { config, db, writer, shows, interval, jobs: JobBook::default() }
+        Self { config, db, writer, shows, interval, jobs: JobBook::default(), metrics }
     }
 
     /// Queues a job and runs it on this actor's thread.
@@ -347,6 +350,7 @@ impl ApiImporter {
             Ok(f) => log::info!("import #{id} done: {:?}, log entry {:?}", f.counts, f.lsn),
             Err(e) => log::warn!("import #{id} failed: {e}"),
         }
+        self.metrics.import_finished(if result.is_ok() { "done" } else { "failed" });
         self.jobs.finish(id, result, Utc::now());
         self.save(id, ctx);
     }

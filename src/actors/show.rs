@@ -35,11 +35,14 @@ pub struct SeatChange {
     /// rest (one serialization per change, not one per socket).
     #[serde(skip)]
     pub frame: std::sync::OnceLock<bytestring::ByteString>,
+    /// When the actor made the change (how long it takes to reach each live page).
+    #[serde(skip)]
+    pub made_at: std::time::Instant,
 }
 
 impl SeatChange {
     pub fn new(show_id: i64, version: u64, seats: Vec<(String, &'static str)>) -> Self {
-        Self { show_id, version, seats, frame: std::sync::OnceLock::new() }
+        Self { show_id, version, seats, frame: std::sync::OnceLock::new(), made_at: std::time::Instant::now() }
     }
 }
 

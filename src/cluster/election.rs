@@ -9,12 +9,14 @@
 use super::client::Rpc;
 use super::core::{self, HardState, Input, Local, LogIndex, Membership, Node, Output, Role, Run, Timing};
 use super::discovery::discover;
+use super::lag::AppendTimes;
 use super::messages::{NodeStatus, ProtocolMessage};
 use super::replication::{membership_change, Forget, LocalDurable, ReplicationStreamer, ReportTo, Ship};
 use super::{ClusterState, NodeId};
 use crate::actors::lamport::{LamportClock, Now};
 use crate::actors::ShowDirectory;
 use crate::db::Db;
+use crate::metrics::{ClusterFigures, FollowerLag, Metrics};
 use crate::wal::{monotonic_ms, Change, LogRecord, LogWriter};
 use actix::prelude::*;
 use futures::channel::oneshot;
@@ -39,6 +41,9 @@ pub struct ElectionCoordinator {
     heard_master: Option<Instant>,
     /// Callers waiting for this node to be out of the cluster (SIGTERM).
     leaving: Vec<oneshot::Sender<()>>,
+    /// As master: when the log reached each LSN (the followers' lag in seconds).
+    appended: AppendTimes,
+    metrics: Metrics,
 }
 
 /// The protocol's clocks, from the cluster configuration.
@@ -80,6 +85,7 @@ impl ElectionCoordinator {
         hard: HardState,
         log: LogIndex,
         initial: Option<Membership>,
+        metrics: Metrics,
     ) -> Self {
         let id = rpc.cluster.node_id;
         let core = Node::new(id, timing(&rpc.cluster.config), initial, hard, log, monotonic_ms());
@@ -97,6 +103,8 @@ impl ElectionCoordinator {
             busy_reported: None,
             heard_master: None,
             leaving: Vec::new(),
+            appended: AppendTimes::default(),
+            metrics,
         }
     }
 
@@ -246,8 +254,18 @@ impl ElectionCoordinator {
         if view.membership != before.membership {
             log::info!("node {}: membership {}", self.cluster().node_id, view.membership.describe());
         }
+        if view.epoch > before.epoch {
+            self.metrics.election();
+        }
         if view.role != Role::Master && before.role == Role::Master {
             self.streamer.do_send(Forget { after: i64::MAX });
+        }
+        if view.role != before.role {
+            // A new master's log is as old as now, as far as it knows.
+            self.appended.clear();
+            if view.role == Role::Master {
+                self.appended.record(view.last.lsn, monotonic_ms());
+            }
         }
         self.cluster().publish(view);
     }
@@ -357,7 +375,57 @@ impl Handler<Inbound> for ElectionCoordinator {
 impl Handler<LocalDurable> for ElectionCoordinator {
     type Result = ();
     fn handle(&mut self, msg: LocalDurable, ctx: &mut Context<Self>) {
+        if let Some(last) = msg.0.last() {
+            self.appended.record(last.lsn, monotonic_ms());
+        }
         self.step(Input::LocalDurable(msg.0), ctx);
+        if let Some(all_have) = self.core.progress().iter().map(|&(_, matched, _)| matched).min() {
+            self.appended.forget_through(all_have);
+        }
+    }
+}
+
+/// The cluster as this node sees it, for `/metrics`: role, epoch, master, membership and,
+/// on the master, each follower's lag.
+#[derive(Message)]
+#[rtype(result = "ClusterFigures")]
+pub struct Figures;
+
+impl Handler<Figures> for ElectionCoordinator {
+    type Result = MessageResult<Figures>;
+    fn handle(&mut self, _: Figures, _: &mut Context<Self>) -> Self::Result {
+        let v = self.core.view();
+        let now = monotonic_ms();
+        let followers = match v.role {
+            Role::Master => self
+                .core
+                .progress()
+                .into_iter()
+                .map(|(node, matched, acked)| FollowerLag {
+                    node,
+                    entries: v.last.lsn.saturating_sub(matched),
+                    seconds: self.appended.lag_ms(matched, now) as f64 / 1000.0,
+                    silent_seconds: acked.map(|t| now.saturating_sub(t) as f64 / 1000.0),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        MessageResult(figures_of(&v, followers))
+    }
+}
+
+/// The figures of a view (and the followers' lag, on a master).
+pub fn figures_of(v: &core::View, followers: Vec<FollowerLag>) -> ClusterFigures {
+    ClusterFigures {
+        role: v.role.name(),
+        epoch: v.epoch,
+        master: v.master.unwrap_or(0),
+        writable: v.writable.is_some(),
+        voters: v.membership.voters.len(),
+        learners: v.membership.learners.len(),
+        last_lsn: v.last.lsn,
+        commit_lsn: v.commit,
+        followers,
     }
 }
 

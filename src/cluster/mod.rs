@@ -8,12 +8,14 @@
 //! - `core`: the protocol as one pure state machine, and its simulator.
 //! - `election`: the ElectionCoordinator, the actor that drives the core on a node.
 //! - `replication`: the ReplicationStreamer, shipping the log's entries between nodes.
+//! - `lag`: when the master appended its entries, for the followers' lag in seconds.
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod core;
 pub mod discovery;
 pub mod election;
+pub mod lag;
 pub mod messages;
 pub mod replication;
 pub mod state;

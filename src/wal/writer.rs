@@ -9,6 +9,7 @@ use super::commit::{CommitTracker, Decision, WriteGate};
 use crate::actors::lamport::{LamportClock, Stamp};
 use crate::db::schema::write_log;
 use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
 use actix::Addr;
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
@@ -120,6 +121,8 @@ impl LogWriter {
     /// Starts the writer thread, continuing the log after the last stored LSN. Every entry
     /// it appends as master is sent to `appended` (for replication and the protocol).
     /// A write waits `timeout` for the log's decision before it is answered "unknown".
+    /// Each group commit's size and time go to `metrics`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         db: Db,
         clock: Addr<LamportClock>,
@@ -128,8 +131,9 @@ impl LogWriter {
         tracker: Arc<CommitTracker>,
         appended: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
         timeout: Duration,
+        metrics: Metrics,
     ) -> Result<Self, DbError> {
-        Self::spawn(db, clock, node_id, gate, tracker, appended, None, timeout)
+        Self::spawn(db, clock, node_id, gate, tracker, appended, None, timeout, Some(metrics))
     }
 
     /// A writer for offline work (imports from the command line, seeding benchmarks): this
@@ -144,7 +148,7 @@ impl LogWriter {
         gate.set(Some(epoch), Some(epoch));
         let tracker = Arc::new(CommitTracker::default());
         let alone = Some(tracker.clone());
-        Self::spawn(db, clock, node_id, gate, tracker, None, alone, Duration::from_secs(30))
+        Self::spawn(db, clock, node_id, gate, tracker, None, alone, Duration::from_secs(30), None)
     }
 
     /// Starts the writer thread after the log's last stored entry.
@@ -158,6 +162,7 @@ impl LogWriter {
         appended: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
         alone: Option<Arc<CommitTracker>>,
         timeout: Duration,
+        metrics: Option<Metrics>,
     ) -> Result<Self, DbError> {
         let mut conn = db.get()?;
         let last = last_position(&mut conn)?;
@@ -176,6 +181,7 @@ impl LogWriter {
             next_lsn: last.last_lsn + 1,
             last_epoch: last.last_epoch,
             alone,
+            metrics,
         };
         std::thread::Builder::new()
             .name("log-writer".into())
@@ -306,6 +312,8 @@ struct Tail {
     last_epoch: i64,
     /// Offline: no cluster decides, every durable entry is committed.
     alone: Option<Arc<CommitTracker>>,
+    /// The node's figures (none offline).
+    metrics: Option<Metrics>,
 }
 
 impl Tail {
@@ -345,11 +353,18 @@ impl Tail {
                             Some(epoch) => {
                                 let started = std::time::Instant::now();
                                 let (results, healthy) = self.commit(c, epoch, &changes);
+                                let took = started.elapsed();
                                 log::debug!(
                                     "committed a batch of {} changes in {} us",
                                     changes.len(),
-                                    started.elapsed().as_micros()
+                                    took.as_micros()
                                 );
+                                if let Some(m) = &self.metrics {
+                                    m.group_commit(changes.len(), took);
+                                    if results.iter().all(|r| r.is_err()) {
+                                        m.commit_failed();
+                                    }
+                                }
                                 if !healthy {
                                     conn = None;
                                 }

@@ -19,6 +19,7 @@ use super::AppState;
 use crate::actors::show::{SeatChange, SeatMapView, Subscribe};
 use crate::actors::ShowDirectory;
 use crate::domain::ShowId;
+use crate::metrics::Metrics;
 use actix_rt::time::{interval_at, timeout, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
@@ -58,7 +59,12 @@ async fn live(
     let (view, changes) = subscribe(&state.shows, show).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)?;
     let messages = messages.max_frame_size(MAX_CLIENT_FRAME);
-    actix_web::rt::spawn(watch(state.shows.clone(), show, session, messages, view, changes));
+    let metrics = state.metrics.clone();
+    actix_web::rt::spawn(async move {
+        metrics.websocket_opened();
+        watch(state.shows.clone(), show, session, messages, view, changes, &metrics).await;
+        metrics.websocket_closed();
+    });
     Ok(response)
 }
 
@@ -110,6 +116,7 @@ async fn watch(
     mut messages: MessageStream,
     first: SeatMapView,
     mut changes: Changes,
+    metrics: &Metrics,
 ) {
     let close = async {
         if !send(&mut session, snapshot_json(&first)).await {
@@ -155,6 +162,7 @@ async fn watch(
                     if !send(&mut session, change_frame(&change)).await {
                         return None;
                     }
+                    metrics.fanout(change.made_at.elapsed());
                 }
                 Event::Change(Err(why)) => {
                     // Lagged: too slow to keep up, so start again from the map as it is now.

@@ -10,6 +10,7 @@ pub mod forwarder;
 pub mod headers;
 pub mod internal;
 pub mod live;
+pub mod metrics;
 pub mod pages;
 pub mod throttle;
 pub mod writes;
@@ -21,6 +22,7 @@ use crate::cluster::replication::ReplicationStreamer;
 use crate::cluster::ClusterState;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::wal::LogWriter;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
@@ -56,6 +58,8 @@ pub struct AppState {
     pub tickets: Arc<crate::domain::TicketKey>,
     /// Slows down look-ups (and cancels) of bookings by code and email that find nothing.
     pub lookups: Arc<throttle::Guard>,
+    /// This node's figures (`GET /metrics`).
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -113,22 +117,25 @@ impl AppState {
     }
 }
 
-/// The public listener's routes; the node-to-node ones too unless they have a listener of
-/// their own (INTERNAL_BIND), see [`internal_config`].
+/// The public listener's routes; the node-to-node ones and `/metrics` too unless they have
+/// a listener of their own (INTERNAL_BIND), see [`internal_config`].
 pub fn config(cfg: &mut web::ServiceConfig, with_internal: bool) {
     cfg.route("/healthz", web::get().to(healthz));
     api::config(cfg);
     if with_internal {
         internal::config(cfg);
+        metrics::config(cfg);
     }
     admin::config(cfg);
     live::config(cfg);
     pages::config(cfg);
 }
 
-/// The internal listener's routes (INTERNAL_BIND): the node-to-node endpoints and health.
+/// The internal listener's routes (INTERNAL_BIND): the node-to-node endpoints, health and
+/// metrics.
 pub fn internal_config(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
+    metrics::config(cfg);
     internal::config(cfg);
 }
 

@@ -4,6 +4,7 @@
 use super::error::WebError;
 use super::forwarder::Forward;
 use super::AppState;
+use crate::actors::error::BookingError;
 use crate::actors::lamport::Tick;
 use crate::actors::show::{BookingReceipt, CancelBooking, ConfirmHold, HoldReceipt, PlaceHold, ReleaseHold, SeatPick};
 use crate::cluster::messages::{BestWire, ForwardedWrite, WriteAnswer, WriteOp};
@@ -14,6 +15,7 @@ use crate::domain::{
     BestRequest, BookingCode, Client, CustomerName, Email, HoldId, IdempotencyKey, SeatSelection, ShowId,
 };
 use crate::wal::Origin;
+use actix::MailboxError;
 use futures::channel::oneshot;
 use std::time::Duration;
 
@@ -28,6 +30,22 @@ fn goes_to_master(state: &AppState, origin: Origin) -> Result<bool, WebError> {
             "no master is available right now (an election may be under way); try again in a few seconds".into(),
         )),
     }
+}
+
+/// Counts a write a local show actor decided (`op`: hold, confirm, release, cancel) by
+/// its outcome, and hands the result back.
+fn counted<T>(
+    state: &AppState,
+    op: &'static str,
+    result: Result<Result<T, BookingError>, MailboxError>,
+) -> Result<Result<T, BookingError>, MailboxError> {
+    let outcome = match &result {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(e)) => e.kind(),
+        Err(_) => "actor_stopped",
+    };
+    state.metrics.seat_write(op, outcome);
+    result
 }
 
 /// A booking's code and email as typed. A malformed one is answered like a code and email
@@ -149,7 +167,10 @@ pub async fn place_hold(
 ) -> Result<HoldReceipt, WebError> {
     let HoldRequest { pick, wheelchair, key, client } = hold;
     match goes_to_master(state, origin)? {
-        false => Ok(state.shows.get(show).send(PlaceHold { pick, wheelchair, key, origin, client }).await??),
+        false => {
+            let result = state.shows.get(show).send(PlaceHold { pick, wheelchair, key, origin, client }).await;
+            Ok(counted(state, "hold", result)??)
+        }
         true => {
             let (seats, best) = match pick {
                 SeatPick::Seats(s) => (s.seats().iter().map(|s| s.to_string()).collect(), None),
@@ -175,7 +196,10 @@ pub async fn confirm(
     origin: Origin,
 ) -> Result<BookingReceipt, WebError> {
     match goes_to_master(state, origin)? {
-        false => Ok(state.shows.get(hold.show()).send(ConfirmHold { hold, name, email, origin }).await??),
+        false => {
+            let result = state.shows.get(hold.show()).send(ConfirmHold { hold, name, email, origin }).await;
+            Ok(counted(state, "confirm", result)??)
+        }
         true => {
             let write = WriteOp::Confirm {
                 hold_id: hold.to_string(),
@@ -192,7 +216,10 @@ pub async fn confirm(
 
 pub async fn release(state: &AppState, hold: HoldId, origin: Origin) -> Result<(), WebError> {
     match goes_to_master(state, origin)? {
-        false => Ok(state.shows.get(hold.show()).send(ReleaseHold { hold, origin }).await??),
+        false => {
+            let result = state.shows.get(hold.show()).send(ReleaseHold { hold, origin }).await;
+            Ok(counted(state, "release", result)??)
+        }
         true => match forward(state, WriteOp::Release { hold_id: hold.to_string() }).await? {
             WriteAnswer::Released => Ok(()),
             other => Err(unexpected(other)),
@@ -212,9 +239,11 @@ pub async fn cancel(
             let c = code.to_string();
             let booking = state.db.run(move |conn| find_booking(conn, &c)).await?;
             let Some(b) = booking.filter(|b| b.email == email.as_str()) else {
+                state.metrics.seat_write("cancel", BookingError::BookingNotFound.kind());
                 return Err(WebError::NotFound("no booking with this code and email".into()));
             };
-            Ok(state.shows.get(ShowId(b.show_id)).send(CancelBooking { code, email, origin }).await??)
+            let result = state.shows.get(ShowId(b.show_id)).send(CancelBooking { code, email, origin }).await;
+            Ok(counted(state, "cancel", result)??)
         }
         true => {
             let write = WriteOp::Cancel { code: code.to_string(), email: email.as_str().to_string() };
