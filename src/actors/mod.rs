@@ -4,6 +4,7 @@ pub mod directory;
 pub mod error;
 pub mod importer;
 pub mod lamport;
+pub mod layout_switch;
 pub mod mailer;
 pub mod seat_map;
 pub mod seating;

@@ -278,6 +278,13 @@ pub struct ConfirmPlan {
     pub total_cents: i32,
 }
 
+/// What a show has sold or is holding, counted (see [`SeatMap::occupancy`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    pub holds: usize,
+    pub bookings: usize,
+}
+
 #[derive(Debug)]
 pub struct SeatMap {
     layout: Arc<Layout>,
@@ -700,6 +707,15 @@ impl SeatMap {
         c.sort_unstable();
         c.dedup();
         c
+    }
+
+    /// How many holds are live (placed, not yet ended or booked: pending, active, being
+    /// confirmed or released, or past their time and not yet expired) and how many bookings
+    /// it has (cancelled ones included).
+    pub fn occupancy(&self) -> Occupancy {
+        let holds =
+            self.holds.values().filter(|h| !matches!(h.status, HoldStatus::Ended | HoldStatus::Confirmed(_))).count();
+        Occupancy { holds, bookings: self.bookings.len() }
     }
 
     /// Seat indexes for stored labels (unknown labels are skipped).

@@ -4,10 +4,12 @@
 //! in that same order and answered once durable; while one is being committed the actor
 //! goes on serving other messages, because the seats are already marked in memory.
 use super::error::BookingError;
+use super::layout_switch::{decide, KeepReason};
 use super::seat_map::{
-    BookingEntry, Category, ConfirmRefusal, HoldLimits, HoldRefusal, HoldStatus, HoldTerms, Layout, SeatMap, Spot,
+    BookingEntry, Category, ConfirmRefusal, HoldLimits, HoldRefusal, HoldStatus, HoldTerms, Layout, SeatMap, SeatState,
+    Spot,
 };
-use crate::db::models::{booking_state, split_seats};
+use crate::db::models::{booking_state, split_seats, LayoutRow, SeatCategory};
 use crate::db::orders::{load_show, ShowSnapshot};
 use crate::db::Db;
 use crate::domain::{
@@ -184,37 +186,7 @@ impl ShowActor {
         let mut cache = self.deps.layouts.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .entry(snap.show.layout_id)
-            .or_insert_with(|| {
-                let cat_index: HashMap<i64, usize> =
-                    snap.categories.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
-                let categories = snap
-                    .categories
-                    .iter()
-                    .map(|c| Category { code: c.code.clone(), name: c.name.clone(), price_cents: c.price_cents })
-                    .collect();
-                let letters: Vec<char> = snap.categories.iter().map(|c| c.letter()).collect();
-                let cheapest =
-                    snap.categories.iter().enumerate().min_by_key(|(_, c)| c.price_cents).map_or(0, |(i, _)| i);
-                let rows: Vec<(String, Vec<Spot>)> = snap
-                    .rows
-                    .iter()
-                    .map(|r| {
-                        let spots = match &r.seats {
-                            Some(pattern) => Spot::parse_row(pattern, &letters, cheapest),
-                            None => {
-                                vec![
-                                    Spot::Seat(SeatKind::Standard, cat_index.get(&r.category_id).copied().unwrap_or(0));
-                                    r.seat_count.max(0) as usize
-                                ]
-                            }
-                        };
-                        (r.row_label.clone(), spots)
-                    })
-                    .collect();
-                let mut layout = Layout::with_spots(categories, &rows);
-                layout.no_lonely_seats = snap.no_lonely_seats;
-                Arc::new(layout)
-            })
+            .or_insert_with(|| Arc::new(stored_layout(&snap.categories, &snap.rows, snap.no_lonely_seats)))
             .clone()
     }
 
@@ -422,6 +394,12 @@ impl Handler<Reload> for ShowActor {
     type Result = ();
 
     fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
+        self.reload(ctx);
+    }
+}
+
+impl ShowActor {
+    fn reload(&mut self, ctx: &mut Context<Self>) {
         if let Loading::Ready(r) = &mut self.state {
             if let Some((_, handle)) = r.timer.take() {
                 ctx.cancel_future(handle);
@@ -429,6 +407,91 @@ impl Handler<Reload> for ShowActor {
         }
         self.load(ctx);
     }
+}
+
+/// May this show take its auditorium's new layout (see [`super::layout_switch`])? Asked by
+/// the master while it writes the change. When the answer is yes, the actor takes no other
+/// message until `written` resolves or `max_wait` passes (a hold that comes meanwhile
+/// waits in the mailbox), so nothing is held or booked between this answer and the new
+/// layout in the log; then it loads its seat map again, with the layout the database now
+/// gives it (the new one once the change is written, else the old one).
+#[derive(Message)]
+#[rtype(result = "Result<Result<(), KeepReason>, BookingError>")]
+pub struct OfferLayout {
+    pub written: oneshot::Receiver<()>,
+    pub max_wait: std::time::Duration,
+}
+
+impl Handler<OfferLayout> for ShowActor {
+    type Result = Result<Result<(), KeepReason>, BookingError>;
+
+    fn handle(&mut self, msg: OfferLayout, ctx: &mut Context<Self>) -> Self::Result {
+        self.may_write()?;
+        let r = self.ready()?;
+        let verdict = decide(r.map.occupancy(), r.starts_at, Utc::now());
+        if verdict.is_ok() {
+            let wait = actix_rt::time::timeout(msg.max_wait, msg.written);
+            ctx.wait(wait.into_actor(self).map(|_, act, ctx| act.reload(ctx)));
+        }
+        Ok(verdict)
+    }
+}
+
+/// The layout stored as `categories` and `rows` (of one layout), as a seat map has it.
+pub fn stored_layout(categories: &[SeatCategory], rows: &[LayoutRow], no_lonely_seats: bool) -> Layout {
+    let cat_index: HashMap<i64, usize> = categories.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    let map_categories = categories
+        .iter()
+        .map(|c| Category { code: c.code.clone(), name: c.name.clone(), price_cents: c.price_cents })
+        .collect();
+    let letters: Vec<char> = categories.iter().map(|c| c.letter()).collect();
+    let cheapest = categories.iter().enumerate().min_by_key(|(_, c)| c.price_cents).map_or(0, |(i, _)| i);
+    let rows: Vec<(String, Vec<Spot>)> = rows
+        .iter()
+        .map(|r| {
+            let spots = match &r.seats {
+                Some(pattern) => Spot::parse_row(pattern, &letters, cheapest),
+                None => {
+                    vec![
+                        Spot::Seat(SeatKind::Standard, cat_index.get(&r.category_id).copied().unwrap_or(0));
+                        r.seat_count.max(0) as usize
+                    ]
+                }
+            };
+            (r.row_label.clone(), spots)
+        })
+        .collect();
+    let mut layout = Layout::with_spots(map_categories, &rows);
+    layout.no_lonely_seats = no_lonely_seats;
+    layout
+}
+
+/// The rows of `layout` as the seat map draws them, each seat in its state in `states`
+/// (every seat free without them: a layout's preview).
+pub fn row_views(layout: &Layout, states: Option<&[SeatState]>) -> Vec<RowView> {
+    layout
+        .rows
+        .iter()
+        .map(|(label, range)| RowView {
+            label: label.clone(),
+            seats: range
+                .clone()
+                .map(|i| {
+                    let (seat, cat) = &layout.seats[i];
+                    let column = layout.places[i].1;
+                    let previous = if i > range.start { layout.places[i - 1].1 + 1 } else { 0 };
+                    SeatView {
+                        seat: seat.to_string(),
+                        number: seat.number(),
+                        state: states.and_then(|s| s.get(i)).map_or("free", SeatState::name),
+                        category: layout.categories[*cat].code.clone(),
+                        kind: layout.kinds[i],
+                        space_before: column - previous,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The client a stored hold records (an unreadable one counts as unknown).
@@ -1000,30 +1063,7 @@ impl Handler<GetSeatMap> for ShowActor {
         let show_id = self.id.0;
         let r = self.ready()?;
         let layout = r.map.layout().clone();
-        let states = r.map.states();
-        let rows = layout
-            .rows
-            .iter()
-            .map(|(label, range)| RowView {
-                label: label.clone(),
-                seats: range
-                    .clone()
-                    .map(|i| {
-                        let (seat, cat) = &layout.seats[i];
-                        let column = layout.places[i].1;
-                        let previous = if i > range.start { layout.places[i - 1].1 + 1 } else { 0 };
-                        SeatView {
-                            seat: seat.to_string(),
-                            number: seat.number(),
-                            state: states[i].name(),
-                            category: layout.categories[*cat].code.clone(),
-                            kind: layout.kinds[i],
-                            space_before: column - previous,
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
+        let rows = row_views(&layout, Some(r.map.states()));
         Ok(SeatMapView {
             show_id,
             version: r.map.version(),
@@ -1176,7 +1216,8 @@ impl Handler<Replicated> for ShowActor {
             | Change::Membership(_)
             | Change::Admin(_)
             | Change::Admission(_)
-            | Change::MailSent(_) => {}
+            | Change::MailSent(_)
+            | Change::Layout(_) => {}
         }
         self.publish();
         self.schedule_expiry(ctx);

@@ -111,6 +111,41 @@ pub fn text_change(layout_id: i64, name: &str, text: &LayoutText) -> CatalogChan
     }
 }
 
+/// The layout text of a stored layout (its categories and rows, in order): what an
+/// operator edits. Rows stored before rows had patterns are their seats in their category.
+pub fn stored_text(categories: &[SeatCategory], rows: &[LayoutRow]) -> LayoutText {
+    let cheapest = categories.iter().min_by_key(|c| c.price_cents).map_or('S', |c| c.letter());
+    let letter_of = |id: i64| categories.iter().find(|c| c.id == id).map_or(cheapest, |c| c.letter());
+    LayoutText {
+        categories: categories
+            .iter()
+            .map(|c| CategoryText { letter: c.letter(), name: c.name.clone(), price_cents: c.price_cents })
+            .collect(),
+        rows: rows
+            .iter()
+            .map(|r| RowText {
+                label: r.row_label.clone(),
+                places: match &r.seats {
+                    Some(pattern) => pattern
+                        .chars()
+                        .map(|ch| match ch {
+                            '_' => Place::Aisle,
+                            '.' => Place::Gap,
+                            'W' => Place::Seat(SeatKind::Wheelchair, cheapest),
+                            'C' => Place::Seat(SeatKind::Companion, cheapest),
+                            c => Place::Seat(SeatKind::Standard, c),
+                        })
+                        .collect(),
+                    None => {
+                        vec![Place::Seat(SeatKind::Standard, letter_of(r.category_id)); r.seat_count.max(0) as usize]
+                    }
+                },
+            })
+            .collect(),
+        lonely_seats_allowed: false,
+    }
+}
+
 fn slug(name: &str) -> String {
     let s: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
@@ -160,6 +195,24 @@ mod tests {
         assert_eq!(change.rows[11].seat_count, 16);
         assert!(change.layouts[0].no_lonely_seats, "the rule is on");
         assert!(!layout_change(4, "Bench", 2, 2, 1).layouts[0].no_lonely_seats);
+    }
+
+    #[test]
+    fn a_stored_layout_reads_back_as_the_text_it_was_written_from() {
+        let text = LayoutText::parse("P = Premium 16.50\nS = Standard 12\nA: .SS_SS.\nB: WC_PPSS_CW\n").unwrap();
+        let change = text_change(7, "Hall", &text);
+        let back = stored_text(&change.categories, &change.rows);
+        assert_eq!(back, text);
+        assert_eq!(back.to_string(), "P = Premium 16.50\nS = Standard 12.00\nA: .SS_SS.\nB: WC_PPSS_CW\n");
+        // Rows stored before patterns: their seats, in their category.
+        let mut old = layout_change(8, "Old", 2, 3, 1);
+        for r in &mut old.rows {
+            r.seats = None;
+        }
+        assert_eq!(
+            stored_text(&old.categories, &old.rows).to_string(),
+            "S = Standard 12.50\nP = Premium 16.50\nA: SSS\nB: PPP\n"
+        );
     }
 
     #[test]

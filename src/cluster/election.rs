@@ -337,6 +337,14 @@ fn notify_actors(shows: &ShowDirectory, changes: &[Change]) {
     for change in changes {
         match change {
             Change::Catalog(c) => crate::catalog::notify_shows(shows, c),
+            // The shows that take a new layout load their seat maps again.
+            Change::Layout(l) => {
+                for id in &l.shows {
+                    if let Some(addr) = shows.loaded_one(crate::domain::ShowId(*id)) {
+                        addr.do_send(crate::actors::show::Reload);
+                    }
+                }
+            }
             other => {
                 if let Some(addr) = other.show_id().and_then(|id| shows.loaded_one(crate::domain::ShowId(id))) {
                     addr.do_send(crate::actors::show::Replicated(other.clone()));

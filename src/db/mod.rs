@@ -4,6 +4,7 @@ pub mod admin;
 pub mod admissions;
 pub mod catalog;
 pub mod import_jobs;
+pub mod layouts;
 pub mod models;
 pub mod node;
 pub mod orders;

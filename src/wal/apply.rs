@@ -1,6 +1,6 @@
 //! Writes a log record and its effect. The master and the followers share this code, so a
 //! replica is the same rows as the master. Callers wrap it in a transaction.
-use super::change::{AdminChange, BookingCancelled, CatalogChange, Change, HoldsEnded, LogRecord};
+use super::change::{AdminChange, BookingCancelled, CatalogChange, Change, HoldsEnded, LayoutChanged, LogRecord};
 use super::sql_text::SqlText;
 use crate::db::models::{booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow};
 use crate::db::schema::{
@@ -68,6 +68,10 @@ pub fn apply_batch(conn: &mut MysqlConnection, records: &[LogRecord]) -> Result<
             Change::Catalog(c) => {
                 bulk.flush(conn)?;
                 apply_catalog(conn, c)?;
+            }
+            Change::Layout(l) => {
+                bulk.flush(conn)?;
+                apply_layout(conn, l)?;
             }
             Change::Admin(a) => {
                 bulk.flush(conn)?;
@@ -280,6 +284,22 @@ fn apply_catalog(conn: &mut MysqlConnection, c: &CatalogChange) -> Result<(), Di
     if !c.shows_deleted.is_empty() {
         diesel::delete(holds::table.filter(holds::show_id.eq_any(&c.shows_deleted))).execute(conn)?;
         diesel::delete(shows::table.filter(shows::id.eq_any(&c.shows_deleted))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A theater's new layout: inserted (not upserted: its ids are new, and a clash must fail
+/// the write rather than overwrite a layout shows use), then the theater and the shows
+/// named point at it.
+fn apply_layout(conn: &mut MysqlConnection, c: &LayoutChanged) -> Result<(), DieselError> {
+    diesel::insert_into(layouts::table).values(&c.layout).execute(conn)?;
+    diesel::insert_into(seat_categories::table).values(&c.categories).execute(conn)?;
+    diesel::insert_into(layout_rows::table).values(&c.rows).execute(conn)?;
+    diesel::update(theaters::table.find(c.theater_id)).set(theaters::layout_id.eq(c.layout.id)).execute(conn)?;
+    if !c.shows.is_empty() {
+        diesel::update(shows::table.filter(shows::id.eq_any(&c.shows)).filter(shows::theater_id.eq(c.theater_id)))
+            .set(shows::layout_id.eq(c.layout.id))
+            .execute(conn)?;
     }
     Ok(())
 }

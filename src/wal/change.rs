@@ -22,6 +22,23 @@ pub enum Change {
     Admission(Admission),
     /// The SMTP server took an outbox message: no master sends it again.
     MailSent(MailSent),
+    /// An operator gave a theater's auditorium a new layout.
+    Layout(Box<LayoutChanged>),
+}
+
+/// An operator's new layout for a theater's auditorium. It is a new layout, with ids of
+/// its own, never an edit of the old one: shows that had holds or bookings keep the old
+/// layout (their seats must keep existing), and every node's cache of layouts by id stays
+/// right. From this entry on, the theater and `shows` (the ones its show actors found with
+/// no hold and no booking) use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutChanged {
+    pub theater_id: i64,
+    pub layout: Layout,
+    pub categories: Vec<SeatCategory>,
+    pub rows: Vec<LayoutRow>,
+    pub shows: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +164,7 @@ impl Change {
             Change::Admin(_) => "admin",
             Change::Admission(_) => "admission",
             Change::MailSent(_) => "mail_sent",
+            Change::Layout(_) => "layout_changed",
         }
     }
 
@@ -163,7 +181,8 @@ impl Change {
             | Change::Membership(_)
             | Change::Admin(_)
             | Change::Admission(_)
-            | Change::MailSent(_) => None,
+            | Change::MailSent(_)
+            | Change::Layout(_) => None,
         }
     }
 }
