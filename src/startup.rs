@@ -171,6 +171,7 @@ impl Application {
         )
         .start();
         let tera = tera::Tera::new(&format!("{}/**/*.html", settings.templates_dir))?;
+        let catalog_lock = crate::catalog::CatalogLock::default();
         let importer = ApiImporter::new(
             settings.flixster.clone(),
             db.clone(),
@@ -178,6 +179,7 @@ impl Application {
             shows.clone(),
             settings.import_interval,
             metrics.clone(),
+            catalog_lock.clone(),
         )
         .start();
         let admin = Arc::new(AdminGate::with_hours(
@@ -232,6 +234,7 @@ impl Application {
             checkins: Arc::default(),
             lookups: Arc::default(),
             metrics,
+            catalog_lock,
         };
         let port = listener.local_addr()?.port();
         let internal = match internal {

@@ -293,6 +293,7 @@ pub struct ApiImporter {
     interval: Option<Duration>,
     jobs: JobBook,
     metrics: Metrics,
+    catalog_lock: crate::catalog::CatalogLock,
 }
 
 impl ApiImporter {
@@ -303,8 +304,9 @@ impl ApiImporter {
         shows: Arc<ShowDirectory>,
         interval: Option<Duration>,
         metrics: Metrics,
+        catalog_lock: crate::catalog::CatalogLock,
     ) -> Self {
-        Self { config, db, writer, shows, interval, jobs: JobBook::default(), metrics }
+        Self { config, db, writer, shows, interval, jobs: JobBook::default(), metrics, catalog_lock }
     }
 
     /// Queues a job and runs it on this actor's thread.
@@ -323,6 +325,7 @@ impl ApiImporter {
         self.save(id, ctx);
         let me = ctx.address();
         let (db, writer, shows) = (self.db.clone(), self.writer.clone(), self.shows.clone());
+        let catalog_lock = self.catalog_lock.clone();
         let feed_timezone = self.config.feed_timezone;
         let work = async move {
             let progress = me.clone();
@@ -331,6 +334,7 @@ impl ApiImporter {
                 .await
                 .map_err(|e| e.to_string())?;
             me.do_send(JobWriting { id, requests: report.requests, retries: report.retries });
+            let _planning = catalog_lock.lock().await;
             let outcome = import_feed(&db, &writer, Some(&shows), report.feed, feed_timezone)
                 .await
                 .map_err(|e| format!("writing the catalog failed: {e}"))?;

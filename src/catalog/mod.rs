@@ -14,6 +14,11 @@ use crate::wal::{Change, LogWriter, WalError};
 pub use plan::{movie_key, ImportCounts};
 use std::path::PathBuf;
 
+/// Held while a catalog change is planned and written on the master (an import, a layout
+/// change): both read the stored catalog to choose new ids and rows from it, so one must
+/// not plan on what the other is about to change.
+pub type CatalogLock = std::sync::Arc<tokio::sync::Mutex<()>>;
+
 /// FEED_TIMEZONE's default: the zone of the bundled Flixster data (Los Angeles theaters).
 pub const DEFAULT_FEED_TIMEZONE: chrono_tz::Tz = chrono_tz::America::Los_Angeles;
 

@@ -60,6 +60,8 @@ pub struct AppState {
     pub lookups: Arc<throttle::Guard>,
     /// This node's figures (`GET /metrics`).
     pub metrics: Metrics,
+    /// Imports and layout changes plan and write one at a time (see `admin::layouts`).
+    pub catalog_lock: crate::catalog::CatalogLock,
 }
 
 impl AppState {
