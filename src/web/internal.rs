@@ -33,6 +33,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/admin/cancel", web::post().to(admin_cancel))
             .route("/admin/checkin", web::post().to(admin_checkin))
             .route("/admin/write", web::post().to(admin_write))
+            .route("/admin/layout", web::post().to(admin_layout))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(WebError::NotFound("no such endpoint".into()))
             })),
@@ -365,6 +366,19 @@ async fn admin_write(state: web::Data<AppState>, req: HttpRequest, body: web::By
     signed.reply(res).await
 }
 
+/// A layout change a follower passed on to the master (its text parsed again here).
+async fn admin_layout(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let (env, signed): (Envelope<super::admin::layouts::LayoutRequest>, _) = match open(&state, &req, &body).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let res = match state.cluster.route() {
+        crate::cluster::state::Route::Local => relay(super::admin::layouts::change_layout(&state, env.body).await),
+        _ => not_master(),
+    };
+    signed.reply(res).await
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RemoveRequest {
@@ -426,6 +440,7 @@ mod properties {
         let _ = serde_json::from_slice::<Envelope<serde_json::Value>>(body);
         let _ = serde_json::from_slice::<Envelope<CancelRequest>>(body);
         let _ = serde_json::from_slice::<Envelope<RemoveRequest>>(body);
+        let _ = serde_json::from_slice::<Envelope<super::super::admin::layouts::LayoutRequest>>(body);
     }
 
     fn at(secs: i64) -> chrono::NaiveDateTime {

@@ -236,6 +236,28 @@ async fn show_header(state: &AppState, id: i64, map: Option<&SeatMapView>) -> Re
     }))
 }
 
+/// A seat map's categories and rows as `seatmap_rows.html` draws them (the show page, and
+/// the admin's preview of a layout).
+pub(crate) fn seatmap_context(
+    categories: &[crate::actors::seat_map::Category],
+    rows: &[crate::actors::show::RowView],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let prices: BTreeMap<&str, (&str, String)> =
+        categories.iter().map(|c| (c.code.as_str(), (c.name.as_str(), money(c.price_cents)))).collect();
+    let rows = rows
+        .iter()
+        .map(|r| {
+            json!({"label": r.label, "seats": r.seats.iter().map(|s| {
+                let (cat_name, price) = prices.get(s.category.as_str()).cloned().unwrap_or(("", String::new()));
+                json!({"label": s.seat, "number": s.number, "state": s.state, "category_code": s.category, "category_name": cat_name, "price": price, "kind": s.kind, "space_before": s.space_before})
+            }).collect::<Vec<_>>()})
+        })
+        .collect();
+    let categories =
+        categories.iter().map(|c| json!({"code": c.code, "name": c.name, "price": money(c.price_cents)})).collect();
+    (categories, rows)
+}
+
 async fn show(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     respond(&state, show_page(&state, &req, &path, None).await)
 }
@@ -250,28 +272,12 @@ async fn show_page(
     let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
     let map = state.shows.get(ShowId(id)).send(GetSeatMap).await??;
     let header = show_header(state, id, Some(&map)).await?;
-    let prices: BTreeMap<&str, (&str, String)> =
-        map.categories.iter().map(|c| (c.code.as_str(), (c.name.as_str(), money(c.price_cents)))).collect();
-    let rows: Vec<_> = map
-        .rows
-        .iter()
-        .map(|r| {
-            json!({"label": r.label, "seats": r.seats.iter().map(|s| {
-                let (cat_name, price) = prices.get(s.category.as_str()).cloned().unwrap_or(("", String::new()));
-                json!({"label": s.seat, "number": s.number, "state": s.state, "category_code": s.category, "category_name": cat_name, "price": price, "kind": s.kind, "space_before": s.space_before})
-            }).collect::<Vec<_>>()})
-        })
-        .collect();
+    let (categories, rows) = seatmap_context(&map.categories, &map.rows);
     let mut ctx = Context::new();
     ctx.insert("show", &header);
-    ctx.insert(
-        "categories",
-        &map.categories
-            .iter()
-            .map(|c| json!({"code": c.code, "name": c.name, "price": money(c.price_cents)}))
-            .collect::<Vec<_>>(),
-    );
+    ctx.insert("categories", &categories);
     ctx.insert("rows", &rows);
+    ctx.insert("preview", &false);
     ctx.insert("max_seats", &MAX_SEATS_PER_HOLD);
     ctx.insert("version", &map.version);
     let status = error.as_ref().map(|e| e.status_code()).unwrap_or(StatusCode::OK);

@@ -1,4 +1,5 @@
-//! The admin JSON API: import jobs, for the dashboard's live progress.
+//! The admin JSON API: import jobs, for the dashboard's live progress; auditorium layouts
+//! (`super::layouts`).
 use super::super::error::WebError;
 use super::super::{csrf, AppState};
 use super::{job_view, start_import, AdminSession};
@@ -8,7 +9,7 @@ use serde_json::json;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/admin/api")
+        super::layouts::api(web::scope("/admin/api"))
             .route("/imports", web::get().to(list))
             .route("/imports", web::post().to(start))
             .route("/imports/current", web::get().to(current))

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod checkin;
+pub mod layouts;
 pub mod pages;
 
 use super::error::WebError;
@@ -22,6 +23,7 @@ pub const CLOSED_MESSAGE: &str =
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     pages::config(cfg);
+    layouts::config(cfg);
     checkin::config(cfg);
     api::config(cfg);
 }
