@@ -248,6 +248,13 @@ async fn the_admin_api_lists_shows_and_changes_a_layout() {
     let rule =
         app.count(&format!("SELECT no_lonely_seats AS n FROM layouts WHERE id = {}", outcome["layout_id"])).await;
     assert_eq!(rule, 0, "left out, the rule stays as it was (off)");
+
+    // Long category names (the parser takes 40 characters) fit the stored codes.
+    let long = "P = Premium recliner seats, extra legroom 20\nQ = Premium recliner seats, extra legroom+ 22\nA: PQQP\n";
+    let res = b.post_json_csrf(&format!("/admin/api/theaters/{theater}/layout"), &json!({ "text": long })).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let cats = map(&app, empty).await["categories"].clone();
+    assert_eq!(cats[1]["name"], "Premium recliner seats, extra legroom+", "{cats}");
 }
 
 #[actix_web::test]

@@ -8,6 +8,8 @@ use crate::wal::change::CatalogChange;
 
 pub const STANDARD_CENTS: i32 = 1250;
 pub const PREMIUM_CENTS: i32 = 1650;
+/// The longest category code (`seat_categories.code`).
+const MAX_CODE: usize = 20;
 
 /// The default auditorium: `rows` rows of `seats` seats, rows from `premium_from` (0-based)
 /// on premium; aisles three seats in from each side (when a row has at least 8 seats), and
@@ -70,7 +72,9 @@ pub fn layout_change(layout_id: i64, name: &str, rows: usize, seats: usize, prem
 pub fn text_change(layout_id: i64, name: &str, text: &LayoutText) -> CatalogChange {
     let mut categories: Vec<SeatCategory> = Vec::new();
     for (n, c) in text.categories.iter().enumerate() {
-        let mut code = slug(&c.name);
+        // `seat_categories.code` holds 20 characters: room for the slug and a `-x` suffix.
+        let mut code: String = slug(&c.name).chars().take(MAX_CODE - 2).collect();
+        code = code.trim_end_matches('-').to_string();
         if code.is_empty() || categories.iter().any(|k| k.code == code) {
             code = format!("{code}-{}", c.letter.to_ascii_lowercase()).trim_start_matches('-').to_string();
         }
@@ -222,5 +226,11 @@ mod tests {
         let codes: Vec<&str> = change.categories.iter().map(|c| c.code.as_str()).collect();
         assert_eq!(codes, ["standard", "standard-t", "v"]);
         assert_eq!(change.categories[2].id, 23);
+        // Names of up to 40 characters give codes the column holds, still unique.
+        let long = "Premium recliner seats with extra legroom";
+        let text = LayoutText::parse(&format!("P = {} 20\nQ = {} 22\nA: PQ\n", &long[..40], &long[..40])).unwrap();
+        let codes: Vec<String> = text_change(3, "Hall", &text).categories.into_iter().map(|c| c.code).collect();
+        assert_eq!(codes, ["premium-recliner-s", "premium-recliner-s-q"]);
+        assert!(codes.iter().all(|c| c.len() <= MAX_CODE));
     }
 }
