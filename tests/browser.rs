@@ -526,11 +526,22 @@ async fn the_admin_pages_pass_the_audit() {
         ("/admin/shows".to_string(), "the admin's shows"),
         (format!("/admin/shows/{show}"), "a show's bookings"),
         ("/admin/account".to_string(), "the admin's sessions"),
+        ("/admin/theaters".to_string(), "the theaters and their auditoriums"),
+        // seed_show: the layout, the theater, the movie, the show, on consecutive ids.
+        (format!("/admin/theaters/{}", show - 2), "an auditorium's layout and editor"),
     ] {
         b.goto(&app.url(&path)).await.unwrap();
         wait_until(&b, &format!("location.pathname === '{path}' && document.readyState === 'complete'"), name).await;
         audit(&b, name).await;
     }
+    // A malformed layout comes back with its error above the form.
+    let text = find(&b, "#layout-text").await;
+    text.clear().await.unwrap();
+    text.send_keys("S = Standard 10\nA: SS!S\n").await.unwrap();
+    find(&b, "form[action$='/layout'] button[type=submit]").await.click().await.unwrap();
+    find(&b, "#layout-error").await;
+    shot(&b, "admin-2-layout-error").await;
+    audit(&b, "a refused layout").await;
     b.close().await.unwrap();
 }
 
