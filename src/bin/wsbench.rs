@@ -186,10 +186,20 @@ fn serve_node(db_name: &str) -> Result<(), String> {
         let app = Application::build_on(s, listener).map_err(|e| e.to_string())?;
         let port = app.port();
         let writer = app.state.writer.clone();
-        let server = app.run_until_stopped();
+        let cluster = app.state.cluster.clone();
+        let server = actix_rt::spawn(app.run_until_stopped());
+        // A node of its own founds its cluster and elects itself in its first moments; the
+        // show is seeded once it takes writes.
+        let since = Instant::now();
+        while !cluster.writable() {
+            if since.elapsed() > Duration::from_secs(30) {
+                return Err("the node did not become writable within 30 s".into());
+            }
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
         let show = seed_show(&writer).await?;
         println!("READY {port} {show}");
-        server.await.map_err(|e| e.to_string())
+        server.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
     })
 }
 
