@@ -4,8 +4,8 @@
 # test machine has none). Nothing is pulled. An image already present under its name is
 # kept (FORCE_STANDINS=1 rebuilds), so where the real images exist this changes nothing.
 #   debian:bookworm-slim  a minbase bookworm root made with debootstrap, `docker import`ed
-#   mysql:8.4             MariaDB 10.11 (Debian's mariadb-server) behind an entrypoint with the
-#                         official image's interface (scripts/docker-standins/mysql)
+#   mariadb:10.11         MariaDB 10.11 (Debian's mariadb-server) behind an entrypoint with the
+#                         official image's interface (scripts/docker-standins/mariadb)
 #   nginx:1.27            Debian's nginx 1.22 and curl (scripts/docker-standins/nginx)
 #   rust:1-bookworm       only with DOCKER_STANDIN_RUST=1: this host's Rust toolchain, gcc,
 #                         pkg-config and libmariadb-dev-compat, with crates.io replaced by the
@@ -75,7 +75,7 @@ APT
         -m "stand-in: debootstrap minbase bookworm" "$tarball" debian:bookworm-slim >/dev/null
 fi
 
-for standin in mysql:8.4 nginx:1.27; do
+for standin in mariadb:10.11 nginx:1.27; do
     if ! have "$standin"; then
         say "docker build $standin (stand-in: scripts/docker-standins/${standin%%:*})"
         docker build -q -t "$standin" "$root/scripts/docker-standins/${standin%%:*}" >/dev/null
@@ -102,4 +102,4 @@ if [ "${DOCKER_STANDIN_RUST:-0}" = 1 ]; then
         fi
     fi
 fi
-say "base images ready: debian:bookworm-slim mysql:8.4 nginx:1.27${DOCKER_STANDIN_RUST:+ rust:1-bookworm}"
+say "base images ready: debian:bookworm-slim mariadb:10.11 nginx:1.27${DOCKER_STANDIN_RUST:+ rust:1-bookworm}"
