@@ -516,17 +516,29 @@ async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from
         change,
     };
     let catalog_at = |lsn: i64, epoch: i64| entry(lsn, epoch, Change::Catalog(Box::new(catalog.clone())));
+    // The catalog version (what pages cache by) moves with every catalog entry applied.
+    let empty = writer.catalog_version();
     // Entries 1..=4 of epoch 1; entries already stored are skipped when sent again.
     let pos = writer.persist(None, (1..=4).map(|l| catalog_at(l, 1)).collect()).await.unwrap();
     assert_eq!((pos.last_lsn, pos.last_epoch), (4, 1));
+    let catalog_v = writer.catalog_version();
+    assert_ne!(catalog_v, empty);
+    assert_eq!((catalog_v.at.last_lsn, catalog_v.at.last_epoch), (4, 1), "the last catalog entry's position");
     let pos = writer.persist(None, (3..=4).map(|l| catalog_at(l, 1)).collect()).await.unwrap();
     assert_eq!(pos.last_lsn, 4);
+    assert_eq!(writer.catalog_version(), catalog_v, "nothing applied, the same catalog");
+    // An entry that is not the catalog's leaves the version.
+    writer.persist(None, vec![entry(5, 1, Change::EpochStart)]).await.unwrap();
+    assert_eq!(writer.catalog_version(), catalog_v);
     // A gap is refused and changes nothing.
     assert!(writer.persist(None, vec![catalog_at(9, 1)]).await.is_err());
-    assert_eq!(writer.position().last_lsn, 4);
+    assert_eq!(writer.position().last_lsn, 5);
     // Another master's log wins from entry 3 on: 3 and 4 go, its entry 3 comes.
     let pos = writer.persist(Some(2), vec![entry(3, 2, Change::EpochStart)]).await.unwrap();
     assert_eq!((pos.last_lsn, pos.last_epoch), (3, 2));
+    let rebuilt = writer.catalog_version();
+    assert_ne!(rebuilt, catalog_v, "a rebuild may change the catalog: another version");
+    assert_eq!((rebuilt.at.last_lsn, rebuilt.at.last_epoch), (3, 2));
     let mut conn = db.get().unwrap();
     let rows: Vec<(i64, i64, String)> = {
         use diesel::prelude::*;
