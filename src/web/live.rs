@@ -61,7 +61,7 @@ async fn live(
     Ok(response)
 }
 
-async fn subscribe(shows: &ShowDirectory, show: ShowId) -> Result<(SeatMapView, Changes), WebError> {
+async fn subscribe(shows: &ShowDirectory, show: ShowId) -> Result<(Arc<SeatMapView>, Changes), WebError> {
     Ok(shows.get(show).send(Subscribe).await??)
 }
 
@@ -101,7 +101,7 @@ async fn watch(
     show: ShowId,
     mut session: Session,
     mut messages: MessageStream,
-    first: SeatMapView,
+    first: Arc<SeatMapView>,
     mut changes: Changes,
 ) {
     let close = async {

@@ -249,7 +249,7 @@ async fn show_page(
     use actix_web::ResponseError;
     let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
     let map = state.shows.get(ShowId(id)).send(GetSeatMap).await??;
-    let header = show_header(state, id, Some(&map)).await?;
+    let header = show_header(state, id, Some(&*map)).await?;
     let prices: BTreeMap<&str, (&str, String)> =
         map.categories.iter().map(|c| (c.code.as_str(), (c.name.as_str(), money(c.price_cents)))).collect();
     let rows: Vec<_> = map
