@@ -215,6 +215,10 @@ impl Application {
             tickets,
             checkins: Arc::default(),
             lookups: Arc::default(),
+            pages: Arc::new(crate::web::page_cache::PageCaches::new(
+                crate::domain::random_token(32),
+                crate::web::page_cache::Bounds::default(),
+            )),
         };
         let port = listener.local_addr()?.port();
         let internal = match internal {

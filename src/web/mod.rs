@@ -10,6 +10,7 @@ pub mod forwarder;
 pub mod headers;
 pub mod internal;
 pub mod live;
+pub mod page_cache;
 pub mod pages;
 pub mod throttle;
 pub mod writes;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub tickets: Arc<crate::domain::TicketKey>,
     /// Slows down look-ups (and cancels) of bookings by code and email that find nothing.
     pub lookups: Arc<throttle::Guard>,
+    /// The listing and show pages, rendered once per catalog version and seat-map snapshot.
+    pub pages: Arc<page_cache::PageCaches>,
 }
 
 impl AppState {
