@@ -734,3 +734,60 @@ async fn an_admin_cookie_copied_before_logout_is_refused_on_every_node() {
     }
     assert_eq!(on(b).get("/admin/api/imports").await.status, 401);
 }
+
+/// Seat A1's state on a show page (its `title` ends with it).
+fn seat_a1(page: &str) -> &str {
+    let at = page.find("title=\"A1 · ").expect("seat A1 on the page");
+    let title = &page[at + 7..];
+    title[..title.find('"').unwrap()].rsplit(" · ").next().unwrap()
+}
+
+/// A follower's pages follow the entries it applies: its listing, cached before, shows an
+/// import made on the master on its first request once the entry is there, and its show
+/// page shows a booking made through another node.
+#[actix_web::test]
+async fn a_followers_pages_show_an_import_and_a_booking_once_the_entries_reach_it() {
+    let api = common::FixtureApi::start();
+    let mut env: Vec<(&str, &str)> = marquee::config::LOAD_TEST_LIMITS.to_vec();
+    env.extend([("FLIXSTER_BASE_URL", api.base_url.as_str()), ("FLIXSTER_API_KEY", common::API_KEY)]);
+    let c = Cluster::start_with_env(3, 4, 4, &env).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != master).collect();
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let get = |i: usize, path: String| {
+        let (client, url) = (client.clone(), c.url(i, &path));
+        async move {
+            let mut res = client.get(url).send().await.expect("request");
+            assert_eq!(res.status(), 200);
+            String::from_utf8(res.body().limit(4 << 20).await.unwrap().to_vec()).unwrap()
+        }
+    };
+    let listing = format!("/?date={}", common::fixture_day());
+    let show = format!("/shows/{}", c.show);
+    assert!(c.wait_converged(Duration::from_secs(20)).await, "{}", c.tail_logs());
+    for &i in &followers {
+        for _ in 0..2 {
+            assert!(get(i, listing.clone()).await.contains("No movies found."), "node {}", i + 1);
+            assert_eq!(seat_a1(&get(i, show.clone()).await), "free", "node {}", i + 1);
+        }
+    }
+
+    let outcome = book(&client, &c.url(followers[0], ""), c.show, &["A1".to_string()], 1).await;
+    assert!(matches!(outcome, Outcome::Booked(_)), "{outcome:?}\n{}", c.tail_logs());
+    let mut op = Browser::logged_in(c.url(master, ""), ADMIN_PASSWORD).await;
+    op.get("/admin").await;
+    assert_eq!(op.post("/admin/imports", &[]).await.status, 303);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(master, listing.clone()).await.contains("No movies found.") {
+        assert!(Instant::now() < deadline, "the import did not reach the master's listing\n{}", c.tail_logs());
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(c.wait_converged(Duration::from_secs(30)).await, "{}", c.tail_logs());
+    for &i in &followers {
+        let page = get(i, listing.clone()).await;
+        assert!(page.contains("class=\"movie-card\""), "node {}: the import on the first request", i + 1);
+        let page = get(i, show.clone()).await;
+        assert_eq!(seat_a1(&page), "booked", "node {}: the booking", i + 1);
+    }
+    api.stop().await;
+}
