@@ -235,6 +235,10 @@ impl Application {
             lookups: Arc::default(),
             metrics,
             catalog_lock,
+            pages: Arc::new(crate::web::page_cache::PageCaches::new(
+                crate::domain::random_token(32),
+                crate::web::page_cache::Bounds::default(),
+            )),
         };
         let port = listener.local_addr()?.port();
         let internal = match internal {

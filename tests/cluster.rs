@@ -517,17 +517,29 @@ async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from
         change,
     };
     let catalog_at = |lsn: i64, epoch: i64| entry(lsn, epoch, Change::Catalog(Box::new(catalog.clone())));
+    // The catalog version (what pages cache by) moves with every catalog entry applied.
+    let empty = writer.catalog_version();
     // Entries 1..=4 of epoch 1; entries already stored are skipped when sent again.
     let pos = writer.persist(None, (1..=4).map(|l| catalog_at(l, 1)).collect()).await.unwrap();
     assert_eq!((pos.last_lsn, pos.last_epoch), (4, 1));
+    let catalog_v = writer.catalog_version();
+    assert_ne!(catalog_v, empty);
+    assert_eq!((catalog_v.at.last_lsn, catalog_v.at.last_epoch), (4, 1), "the last catalog entry's position");
     let pos = writer.persist(None, (3..=4).map(|l| catalog_at(l, 1)).collect()).await.unwrap();
     assert_eq!(pos.last_lsn, 4);
+    assert_eq!(writer.catalog_version(), catalog_v, "nothing applied, the same catalog");
+    // An entry that is not the catalog's leaves the version.
+    writer.persist(None, vec![entry(5, 1, Change::EpochStart)]).await.unwrap();
+    assert_eq!(writer.catalog_version(), catalog_v);
     // A gap is refused and changes nothing.
     assert!(writer.persist(None, vec![catalog_at(9, 1)]).await.is_err());
-    assert_eq!(writer.position().last_lsn, 4);
+    assert_eq!(writer.position().last_lsn, 5);
     // Another master's log wins from entry 3 on: 3 and 4 go, its entry 3 comes.
     let pos = writer.persist(Some(2), vec![entry(3, 2, Change::EpochStart)]).await.unwrap();
     assert_eq!((pos.last_lsn, pos.last_epoch), (3, 2));
+    let rebuilt = writer.catalog_version();
+    assert_ne!(rebuilt, catalog_v, "a rebuild may change the catalog: another version");
+    assert_eq!((rebuilt.at.last_lsn, rebuilt.at.last_epoch), (3, 2));
     let mut conn = db.get().unwrap();
     let rows: Vec<(i64, i64, String)> = {
         use diesel::prelude::*;
@@ -791,4 +803,61 @@ async fn best_available_through_a_follower() {
             .n
     };
     assert_eq!(bookings_and_holds, 1, "only the best-available hold is active");
+}
+
+/// Seat A1's state on a show page (its `title` ends with it).
+fn seat_a1(page: &str) -> &str {
+    let at = page.find("title=\"A1 · ").expect("seat A1 on the page");
+    let title = &page[at + 7..];
+    title[..title.find('"').unwrap()].rsplit(" · ").next().unwrap()
+}
+
+/// A follower's pages follow the entries it applies: its listing, cached before, shows an
+/// import made on the master on its first request once the entry is there, and its show
+/// page shows a booking made through another node.
+#[actix_web::test]
+async fn a_followers_pages_show_an_import_and_a_booking_once_the_entries_reach_it() {
+    let api = common::FixtureApi::start();
+    let mut env: Vec<(&str, &str)> = marquee::config::LOAD_TEST_LIMITS.to_vec();
+    env.extend([("FLIXSTER_BASE_URL", api.base_url.as_str()), ("FLIXSTER_API_KEY", common::API_KEY)]);
+    let c = Cluster::start_with_env(3, 4, 4, &env).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != master).collect();
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let get = |i: usize, path: String| {
+        let (client, url) = (client.clone(), c.url(i, &path));
+        async move {
+            let mut res = client.get(url).send().await.expect("request");
+            assert_eq!(res.status(), 200);
+            String::from_utf8(res.body().limit(4 << 20).await.unwrap().to_vec()).unwrap()
+        }
+    };
+    let listing = format!("/?date={}", common::fixture_day());
+    let show = format!("/shows/{}", c.show);
+    assert!(c.wait_converged(Duration::from_secs(20)).await, "{}", c.tail_logs());
+    for &i in &followers {
+        for _ in 0..2 {
+            assert!(get(i, listing.clone()).await.contains("No movies found."), "node {}", i + 1);
+            assert_eq!(seat_a1(&get(i, show.clone()).await), "free", "node {}", i + 1);
+        }
+    }
+
+    let outcome = book(&client, &c.url(followers[0], ""), c.show, &["A1".to_string()], 1).await;
+    assert!(matches!(outcome, Outcome::Booked(_)), "{outcome:?}\n{}", c.tail_logs());
+    let mut op = Browser::logged_in(c.url(master, ""), ADMIN_PASSWORD).await;
+    op.get("/admin").await;
+    assert_eq!(op.post("/admin/imports", &[]).await.status, 303);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(master, listing.clone()).await.contains("No movies found.") {
+        assert!(Instant::now() < deadline, "the import did not reach the master's listing\n{}", c.tail_logs());
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(c.wait_converged(Duration::from_secs(30)).await, "{}", c.tail_logs());
+    for &i in &followers {
+        let page = get(i, listing.clone()).await;
+        assert!(page.contains("class=\"movie-card\""), "node {}: the import on the first request", i + 1);
+        let page = get(i, show.clone()).await;
+        assert_eq!(seat_a1(&page), "booked", "node {}: the booking", i + 1);
+    }
+    api.stop().await;
 }

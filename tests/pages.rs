@@ -309,3 +309,182 @@ async fn the_show_page_finds_the_best_seats_and_refuses_a_bad_count() {
         checkout.body
     );
 }
+
+/// The local date a show is listed under.
+async fn listed_date(app: &TestApp, show: i64) -> chrono::NaiveDate {
+    use diesel::prelude::*;
+    use marquee::db::schema::shows;
+    app.state.db.run(move |c| Ok(shows::table.find(show).select(shows::local_date).first(c)?)).await.unwrap()
+}
+
+/// The state a seat has on a show page (its `title` ends with it).
+fn seat_state(html: &str, seat: &str) -> String {
+    between(html, &format!("title=\"{seat} · "), "\"").rsplit(" · ").next().unwrap().to_string()
+}
+
+/// The listing is rendered once per catalog version, and a catalog entry appended through
+/// the log changes the version: the very next request shows the change, whether it adds a
+/// show or takes one out of the feed.
+#[actix_web::test]
+async fn a_catalog_change_shows_on_the_very_next_listing_request() {
+    use marquee::wal::Change;
+    let app = spawn_app().await;
+    let first = app.seed_show(4, 4, Duration::hours(30)).await;
+    let date = listed_date(&app, first).await;
+    let dated = format!("/?date={date}");
+    let mut b = Browser::new(&app);
+    for path in ["/", dated.as_str()] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains(&format!("Test Movie {}", first - 3)), "{path}: {}", page.body);
+        assert!(page.body.contains("1 movie<"), "{path}");
+        assert_eq!(b.get(path).await.body, page.body, "{path}: the same page again");
+    }
+
+    // A second movie on the same day, appended through the writer as an import does.
+    let (mut change, second) = common::show_change(5000, 4, 4, Duration::hours(30));
+    change.shows[0].local_date = date;
+    app.state.writer.append(Change::Catalog(Box::new(change.clone()))).await.unwrap();
+    for path in ["/", dated.as_str()] {
+        let page = b.get(path).await;
+        assert!(page.body.contains("Test Movie 5000"), "{path}: the new movie at once: {}", page.body);
+        assert!(page.body.contains(&format!("Test Movie {}", first - 3)), "{path}");
+        assert!(page.body.contains("2 movies<"), "{path}");
+    }
+
+    // Out of the feed: gone from the very next page.
+    let withdrawn = marquee::wal::change::CatalogChange { shows_out_of_feed: vec![second], ..Default::default() };
+    app.state.writer.append(Change::Catalog(Box::new(withdrawn))).await.unwrap();
+    for path in ["/", dated.as_str()] {
+        let page = b.get(path).await;
+        assert!(!page.body.contains("Test Movie 5000"), "{path}: withdrawn at once");
+        assert!(page.body.contains("1 movie<"), "{path}");
+    }
+
+    // A write that is not a catalog entry (a booking) leaves the listing as it was.
+    let before = b.get(&dated).await.body;
+    app.book(first, &["A1"]).await;
+    assert_eq!(b.get(&dated).await.body, before);
+}
+
+/// Each date, theater and search is its own page: asking for one never gets another's,
+/// in whatever order they are asked for, again and again.
+#[actix_web::test]
+async fn the_listing_never_serves_one_date_theater_or_search_for_another() {
+    let app = spawn_app().await;
+    let early = app.seed_show(4, 4, Duration::hours(30)).await;
+    let late = app.seed_show(4, 4, Duration::hours(54)).await;
+    let (d1, d2) = (listed_date(&app, early).await, listed_date(&app, late).await);
+    assert_ne!(d1, d2);
+    let (m1, m2) = (format!("Test Movie {}", early - 3), format!("Test Movie {}", late - 3));
+    let (t1, t2) = (early - 2, late - 2);
+    let cases: Vec<(String, Option<&str>, Option<&str>, String)> = vec![
+        (format!("/?date={d1}"), Some(&m1), Some(&m2), d1.to_string()),
+        (format!("/?date={d2}"), Some(&m2), Some(&m1), d2.to_string()),
+        ("/".into(), Some(&m1), Some(&m2), d1.to_string()),
+        (format!("/?date={d1}&theater={t1}"), Some(&m1), Some(&m2), d1.to_string()),
+        (format!("/?date={d1}&theater={t2}"), None, Some(&m1), d1.to_string()),
+        (format!("/?date={d2}&theater={t2}"), Some(&m2), Some(&m1), d2.to_string()),
+        (format!("/?date={d1}&q=test+movie"), Some(&m1), Some(&m2), d1.to_string()),
+        (format!("/?date={d1}&q=nothing+like+it"), None, Some(&m1), d1.to_string()),
+        (format!("/?date={d2}&q={}", late - 3), Some(&m2), Some(&m1), d2.to_string()),
+        (format!("/?date={d2}&q={}", early - 3), None, Some(&m2), d2.to_string()),
+    ];
+    let mut b = Browser::new(&app);
+    for round in 0..3 {
+        let order: Vec<usize> = if round == 1 { (0..cases.len()).rev().collect() } else { (0..cases.len()).collect() };
+        for i in order {
+            let (path, shown, hidden, date) = &cases[i];
+            let page = b.get(path).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}");
+            match shown {
+                Some(m) => assert!(page.body.contains(*m), "{path} (round {round}) lists {m}"),
+                None => assert!(page.body.contains("No movies found."), "{path} (round {round}) lists nothing"),
+            }
+            if let Some(m) = hidden {
+                assert!(!page.body.contains(*m), "{path} (round {round}) does not list {m}");
+            }
+            assert!(page.body.contains(&format!("<option value=\"{date}\" selected>")), "{path}: {date} selected");
+        }
+    }
+    let searched = b.get(&format!("/?date={d1}&q=nothing+like+it")).await;
+    assert!(searched.body.contains("value=\"nothing like it\""), "the search box keeps the text");
+    let selected = b.get(&format!("/?date={d1}&theater={t2}")).await;
+    assert!(selected.body.contains(&format!("<option value=\"{t2}\" selected>")), "the theater stays selected");
+}
+
+/// A show page is rendered once per snapshot of its seat map: a hold, a booking and a
+/// cancel each show on the next request, every visitor gets a token of their own, and a
+/// show that starts says so on the next request.
+#[actix_web::test]
+async fn a_hold_a_booking_and_a_cancel_show_on_the_next_show_page_request() {
+    let app = spawn_app().await;
+    let show = app.seed_show(4, 4, Duration::days(1)).await;
+    let path = format!("/shows/{show}");
+    let (mut ann, mut bob) = (Browser::new(&app), Browser::new(&app));
+    let (a, b) = (ann.get(&path).await, bob.get(&path).await);
+    assert_eq!((seat_state(&a.body, "A1"), seat_state(&b.body, "A1")), ("free".into(), "free".into()));
+    let (ta, tb) = (token(&a.body), token(&b.body));
+    assert_ne!(ta, tb, "each visitor has a token of their own");
+    assert_eq!(ann.cookie.as_deref(), Some(format!("marquee_csrf={ta}").as_str()));
+    assert_eq!(bob.cookie.as_deref(), Some(format!("marquee_csrf={tb}").as_str()));
+    assert_eq!(token(&ann.get(&path).await.body), ta, "the same visitor keeps their token");
+
+    let (status, hold) = app.hold(show, &["A1", "A2"]).await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let page = bob.get(&path).await.body;
+    assert_eq!((seat_state(&page, "A1"), seat_state(&page, "A3")), ("held".into(), "free".into()));
+    let (status, booking) = app.confirm(hold["hold_id"].as_str().unwrap(), "Ann", "ann@example.com").await;
+    assert_eq!(status.as_u16() / 100, 2, "{booking}");
+    assert_eq!(seat_state(&bob.get(&path).await.body, "A1"), "booked");
+    let code = booking["code"].as_str().unwrap();
+    let (status, _) =
+        app.post_json(&format!("/api/bookings/{code}/cancel"), &serde_json::json!({"email": "ann@example.com"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seat_state(&bob.get(&path).await.body, "A1"), "free");
+    // Bob's form still carries his own token, and a hold through it works.
+    let page = bob.get(&path).await;
+    let held = bob.post(&format!("/shows/{show}/hold"), &[("seat", "B2"), ("csrf_token", &token(&page.body))]).await;
+    assert_eq!(held.status, StatusCode::SEE_OTHER, "{}", held.body);
+    assert_eq!(seat_state(&ann.get(&path).await.body, "B2"), "held");
+
+    // A show about to start: bookable now, and not on the first request after its start.
+    let soon = app.seed_show(2, 2, Duration::seconds(4)).await;
+    let soon_path = format!("/shows/{soon}");
+    let before = ann.get(&soon_path).await.body;
+    assert!(before.contains("id=\"seat-form\"") && !before.contains("already started"));
+    let starts = app.state.shows.get(marquee::domain::ShowId(soon)).send(marquee::actors::show::GetSeatMap).await;
+    let starts = starts.unwrap().unwrap().starts_at;
+    let wait = (starts - chrono::Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(50);
+    actix_rt::time::sleep(wait).await;
+    let after = ann.get(&soon_path).await.body;
+    assert!(after.contains("already started") && !after.contains("id=\"seat-form\""), "{after}");
+}
+
+/// The listing's "Next:" is the first show still to come: a cached listing gives way to a
+/// new one on the first request after a show it lists starts.
+#[actix_web::test]
+async fn the_listing_moves_on_to_the_next_show_once_one_starts() {
+    use marquee::catalog::zone::local_time_label;
+    use marquee::wal::Change;
+    let app = spawn_app().await;
+    let (mut change, first) = common::show_change(7000, 2, 2, Duration::seconds(3));
+    let mut later = change.shows[0].clone();
+    later.id = first + 1;
+    later.starts_at_utc += Duration::seconds(60);
+    later.starts_at_local += Duration::seconds(60);
+    change.shows.push(later.clone());
+    app.state.writer.append(Change::Catalog(Box::new(change.clone()))).await.unwrap();
+    let la = chrono_tz::America::Los_Angeles;
+    let next = |utc| format!("Next: {} at Test Theater", local_time_label(la, utc));
+    let path = format!("/?date={}", change.shows[0].local_date);
+    let mut b = Browser::new(&app);
+    let before = b.get(&path).await.body;
+    assert!(before.contains(&next(change.shows[0].starts_at_utc)), "{before}");
+    assert_eq!(b.get(&path).await.body, before);
+    let wait = (change.shows[0].starts_at_utc.and_utc() - chrono::Utc::now()).to_std().unwrap_or_default();
+    actix_rt::time::sleep(wait + std::time::Duration::from_millis(50)).await;
+    let after = b.get(&path).await.body;
+    assert!(after.contains(&next(later.starts_at_utc)), "{after}");
+    assert!(after.contains("2 shows"), "both still listed for the day");
+}

@@ -95,6 +95,9 @@ struct Ready {
     /// they are), with the retries that wait for the decision.
     cancelling: HashMap<String, Vec<oneshot::Sender<Result<BookingReceipt, BookingError>>>>,
     timer: Option<(DateTime<Utc>, SpawnHandle)>,
+    /// The map as last asked for, kept while it is still true (same version, still on
+    /// sale or not), so readers share one copy. Pages key their renders by it.
+    snapshot: Option<Arc<SeatMapView>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -242,6 +245,7 @@ impl ShowActor {
             hold_waiters: HashMap::new(),
             cancelling: HashMap::new(),
             timer: None,
+            snapshot: None,
         }
     }
 
@@ -1051,28 +1055,35 @@ impl ShowActor {
     }
 }
 
-/// The seat map as it is now.
+/// The seat map as it is now: a snapshot shared by every reader until the map changes (a
+/// new version) or the show goes off sale. The same `Arc` means the same map.
 #[derive(Message)]
-#[rtype(result = "Result<SeatMapView, BookingError>")]
+#[rtype(result = "Result<Arc<SeatMapView>, BookingError>")]
 pub struct GetSeatMap;
 
 impl Handler<GetSeatMap> for ShowActor {
-    type Result = Result<SeatMapView, BookingError>;
+    type Result = Result<Arc<SeatMapView>, BookingError>;
 
     fn handle(&mut self, _: GetSeatMap, _: &mut Context<Self>) -> Self::Result {
         let show_id = self.id.0;
         let r = self.ready()?;
+        let on_sale = r.on_sale && Utc::now() < r.starts_at;
+        if let Some(s) = r.snapshot.as_ref().filter(|s| s.version == r.map.version() && s.on_sale == on_sale) {
+            return Ok(s.clone());
+        }
         let layout = r.map.layout().clone();
         let rows = row_views(&layout, Some(r.map.states()));
-        Ok(SeatMapView {
+        let view = Arc::new(SeatMapView {
             show_id,
             version: r.map.version(),
             starts_at: r.starts_at,
-            on_sale: r.on_sale && Utc::now() < r.starts_at,
+            on_sale,
             free: r.map.free_count(),
             categories: layout.categories.clone(),
             rows,
-        })
+        });
+        r.snapshot = Some(view.clone());
+        Ok(view)
     }
 }
 
@@ -1145,11 +1156,11 @@ impl Handler<ShowInfoChanged> for ShowActor {
 
 /// Watch the show's seats: the map as it is now, and every change after it.
 #[derive(Message)]
-#[rtype(result = "Result<(SeatMapView, broadcast::Receiver<Arc<SeatChange>>), BookingError>")]
+#[rtype(result = "Result<(Arc<SeatMapView>, broadcast::Receiver<Arc<SeatChange>>), BookingError>")]
 pub struct Subscribe;
 
 impl Handler<Subscribe> for ShowActor {
-    type Result = Result<(SeatMapView, broadcast::Receiver<Arc<SeatChange>>), BookingError>;
+    type Result = Result<(Arc<SeatMapView>, broadcast::Receiver<Arc<SeatChange>>), BookingError>;
 
     fn handle(&mut self, _: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
         // Subscribing first, in the same message, means no change falls between the two.

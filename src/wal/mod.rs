@@ -9,4 +9,4 @@ pub mod writer;
 
 pub use change::{Change, LogRecord, Origin};
 pub use commit::{CommitTracker, Decision, WriteGate};
-pub use writer::{monotonic_ms, LogPosition, LogWriter, Outcome, WalError, WriterStats};
+pub use writer::{monotonic_ms, CatalogVersion, LogPosition, LogWriter, Outcome, WalError, WriterStats};

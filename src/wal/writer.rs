@@ -19,7 +19,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use futures::channel::{mpsc as fmpsc, oneshot};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Where a node's log ends.
@@ -28,6 +28,19 @@ use std::time::{Duration, Instant};
 pub struct LogPosition {
     pub last_lsn: i64,
     pub last_epoch: i64,
+}
+
+/// Which catalog a node's tables hold: the log position of the last entry that changed the
+/// catalog tables (theaters, movies, shows, layouts), and how many such changes this process
+/// has applied. Pages cache what they derive from the catalog under it; it changes (after
+/// the change is committed, before its writer hears back) whenever a catalog entry is
+/// applied, as master or as follower, and whenever the tables may have changed otherwise (a
+/// rebuild from another master's log, a new database connection). The count makes a
+/// version unique within the process even where a rebuild brings an earlier position back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatalogVersion {
+    pub changes: u64,
+    pub at: LogPosition,
 }
 
 /// Milliseconds on this process's monotonic clock (the protocol's time base).
@@ -81,6 +94,30 @@ pub struct WriterStats {
     pub busy_since_ms: AtomicI64,
     /// The last database operation failed for want of a working database.
     pub storage_failed: AtomicBool,
+    catalog: Mutex<CatalogVersion>,
+}
+
+impl WriterStats {
+    /// The catalog the tables hold now (see [`CatalogVersion`]).
+    pub fn catalog_version(&self) -> CatalogVersion {
+        *self.catalog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The catalog tables changed, up to the entry at `at`.
+    fn catalog_changed(&self, at: LogPosition) {
+        let mut v = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        *v = CatalogVersion { changes: v.changes + 1, at };
+    }
+}
+
+/// The position of the last catalog entry among `records` (an import's, or an auditorium's
+/// new layout: both change the catalog tables).
+fn last_catalog_entry(records: &[LogRecord]) -> Option<LogPosition> {
+    records
+        .iter()
+        .rev()
+        .find(|r| matches!(r.change, Change::Catalog(_) | Change::Layout(_)))
+        .map(|r| LogPosition { last_lsn: r.lsn, last_epoch: r.epoch })
 }
 
 enum Job {
@@ -170,6 +207,7 @@ impl LogWriter {
         let stats = Arc::new(WriterStats { busy_since_ms: AtomicI64::new(-1), ..WriterStats::default() });
         stats.last_lsn.store(last.last_lsn, Ordering::SeqCst);
         stats.last_epoch.store(last.last_epoch, Ordering::SeqCst);
+        stats.catalog_changed(last);
         let (tx, rx) = mpsc::channel();
         let tail = Tail {
             db,
@@ -272,6 +310,12 @@ impl LogWriter {
             last_lsn: self.stats.last_lsn.load(Ordering::SeqCst),
             last_epoch: self.stats.last_epoch.load(Ordering::SeqCst),
         }
+    }
+
+    /// The catalog this node's tables hold now: read it before reading the catalog, and
+    /// what was read is at least that fresh.
+    pub fn catalog_version(&self) -> CatalogVersion {
+        self.stats.catalog_version()
     }
 }
 
@@ -413,6 +457,9 @@ impl Tail {
                 Ok(last) => {
                     self.next_lsn = last.last_lsn + 1;
                     self.last_epoch = last.last_epoch;
+                    // The database may not be the one this writer last wrote (storage that
+                    // failed and came back): what the pages derived from it may be stale.
+                    self.stats.catalog_changed(last);
                     Some(c)
                 }
                 Err(e) => {
@@ -506,6 +553,9 @@ impl Tail {
         self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
         self.stats.last_epoch.store(last.epoch, Ordering::SeqCst);
         self.stats.last_lsn.store(last.lsn, Ordering::SeqCst);
+        if let Some(at) = last_catalog_entry(records) {
+            self.stats.catalog_changed(at);
+        }
         if let Some(tx) = &self.appended {
             let _ = tx.unbounded_send(records.to_vec());
         }
@@ -557,6 +607,8 @@ impl Tail {
             self.stats.last_lsn.store(last.0, Ordering::SeqCst);
             self.stats.last_epoch.store(last.1, Ordering::SeqCst);
             self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+            // Every table was rebuilt: whatever the entries were, the catalog may differ.
+            self.stats.catalog_changed(self.position());
             return Ok(self.position());
         }
         let fresh: Vec<LogRecord> = records.into_iter().filter(|r| r.lsn >= self.next_lsn).collect();
@@ -576,6 +628,9 @@ impl Tail {
             self.stats.records.fetch_add(fresh.len() as u64, Ordering::Relaxed);
             self.stats.last_epoch.store(last.1, Ordering::SeqCst);
             self.stats.last_lsn.store(last.0, Ordering::SeqCst);
+            if let Some(at) = last_catalog_entry(&fresh) {
+                self.stats.catalog_changed(at);
+            }
         }
         Ok(self.position())
     }

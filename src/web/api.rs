@@ -65,7 +65,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, WebError
 
 async fn seat_map(state: web::Data<AppState>, path: web::Path<i64>) -> Result<HttpResponse, WebError> {
     let view = state.shows.get(ShowId(path.into_inner())).send(GetSeatMap).await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(&*view))
 }
 
 #[derive(Deserialize)]

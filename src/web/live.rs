@@ -68,7 +68,7 @@ async fn live(
     Ok(response)
 }
 
-async fn subscribe(shows: &ShowDirectory, show: ShowId) -> Result<(SeatMapView, Changes), WebError> {
+async fn subscribe(shows: &ShowDirectory, show: ShowId) -> Result<(Arc<SeatMapView>, Changes), WebError> {
     Ok(shows.get(show).send(Subscribe).await??)
 }
 
@@ -114,7 +114,7 @@ async fn watch(
     show: ShowId,
     mut session: Session,
     mut messages: MessageStream,
-    first: SeatMapView,
+    first: Arc<SeatMapView>,
     mut changes: Changes,
     metrics: &Metrics,
 ) {

@@ -11,6 +11,7 @@ pub mod headers;
 pub mod internal;
 pub mod live;
 pub mod metrics;
+pub mod page_cache;
 pub mod pages;
 pub mod throttle;
 pub mod writes;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Imports and layout changes plan and write one at a time (see `admin::layouts`).
     pub catalog_lock: crate::catalog::CatalogLock,
+    /// The listing and show pages, rendered once per catalog version and seat-map snapshot.
+    pub pages: Arc<page_cache::PageCaches>,
 }
 
 impl AppState {

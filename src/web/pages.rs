@@ -1,6 +1,7 @@
 //! The server-rendered site. Every page works with plain forms; scripts only enhance.
 use super::error::WebError;
 use super::form::FormData;
+use super::page_cache::{ListingDay, ListingKey, ListingStamp, Rendered, Same, ShowStamp};
 use super::{csrf, writes, AppState};
 use crate::actors::show::{BookingReceipt, GetHold, GetSeatMap, HoldView, SeatMapView, SeatPick};
 use crate::catalog::zone::{local_time_label, zone_named};
@@ -13,11 +14,13 @@ use crate::domain::{
 use crate::wal::Origin;
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tera::Context;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -36,7 +39,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 /// A page's answer: HTML with the CSRF cookie set when the browser needs one.
 pub(crate) struct Page {
     status: StatusCode,
-    body: String,
+    body: Bytes,
     cookie: Option<Cookie<'static>>,
     /// `Retry-After`, for a page that says "too many requests".
     retry_after: Option<u64>,
@@ -73,7 +76,20 @@ pub(crate) fn page(
 ) -> Result<Page, WebError> {
     let (token, cookie) = csrf::token(req);
     ctx.insert("csrf", &token);
-    Ok(Page { status, body: state.render(template, &ctx)?, cookie, retry_after: None })
+    Ok(Page { status, body: state.render(template, &ctx)?.into(), cookie, retry_after: None })
+}
+
+/// Renders `template` once for many requests: the CSRF token is left out, see
+/// [`cached_page`].
+fn render_shared(state: &AppState, template: &str, mut ctx: Context) -> Result<Arc<Rendered>, WebError> {
+    ctx.insert("csrf", state.pages.placeholder());
+    Ok(state.pages.split(&state.render(template, &ctx)?))
+}
+
+/// A page rendered by [`render_shared`], with this request's CSRF token put in.
+fn cached_page(req: &HttpRequest, rendered: &Rendered, status: StatusCode) -> Page {
+    let (token, cookie) = csrf::token(req);
+    Page { status, body: rendered.with_token(&token), cookie, retry_after: None }
 }
 
 pub fn money(cents: i32) -> String {
@@ -121,8 +137,13 @@ async fn index(state: web::Data<AppState>, req: HttpRequest, query: web::Query<L
     respond(&state, index_page(&state, &req, query.into_inner()).await)
 }
 
+/// The listing. What it shows derives from the catalog, the day and the time: it is
+/// rendered once per catalog version, day and page (date, theater, search), and again once
+/// a show it lists starts (its "next show" moves on).
 async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) -> Result<Page, WebError> {
     let feed_tz = state.settings.flixster.feed_timezone;
+    // Read before the catalog, so what is read is at least as fresh as the version.
+    let version = state.writer.catalog_version();
     let today = Utc::now().with_timezone(&feed_tz).date_naive();
     let wanted_date = query.date.as_deref().filter(|d| !d.is_empty()).map(listing_date).transpose()?;
     let theater = match query.theater.as_deref().filter(|t| !t.is_empty()) {
@@ -130,16 +151,34 @@ async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) ->
         None => None,
     };
     let search = query.q.unwrap_or_default().trim().chars().take(100).collect::<String>();
-    let (dates, theaters) = state
-        .db
-        .run(move |c| Ok((catalog::show_dates(c, today - chrono::Duration::days(1))?, catalog::all_theaters(c)?)))
-        .await?;
+    let stamp = ListingStamp { catalog: version, today };
+    let day = match state.pages.day(&stamp) {
+        Some(day) => day,
+        None => {
+            let (dates, theaters) = state
+                .db
+                .run(move |c| {
+                    Ok((catalog::show_dates(c, today - chrono::Duration::days(1))?, catalog::all_theaters(c)?))
+                })
+                .await?;
+            let day = Arc::new(ListingDay { dates, theaters });
+            state.pages.keep_day(stamp, day.clone());
+            day
+        }
+    };
+    let dates = &day.dates;
     let date =
         wanted_date.or_else(|| dates.iter().copied().find(|d| *d >= today).or(dates.first().copied())).unwrap_or(today);
-    let listed = state.db.run(move |c| catalog::shows_on(c, date, theater)).await?;
+    let key = ListingKey { date, theater, search };
     let now = Utc::now().naive_utc();
-    let needle = search.to_lowercase();
+    if let Some(hit) = state.pages.listing(&key, &stamp, now) {
+        return Ok(cached_page(req, &hit, StatusCode::OK));
+    }
+    let listed = state.db.run(move |c| catalog::shows_on(c, date, theater)).await?;
+    let needle = key.search.to_lowercase();
     let mut cards: BTreeMap<(String, i64), MovieCard> = BTreeMap::new();
+    // The page holds until the next of its shows starts.
+    let mut until: Option<chrono::NaiveDateTime> = None;
     for s in listed.iter().filter(|s| needle.is_empty() || s.title.to_lowercase().contains(&needle)) {
         let card = cards.entry((s.title.to_lowercase(), s.movie_id)).or_insert_with(|| MovieCard {
             id: s.movie_id,
@@ -150,9 +189,12 @@ async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) ->
             next_show: None,
         });
         card.show_count += 1;
-        if card.next_show.is_none() && s.starts_at_utc > now {
-            let time = local_time_label(zone_named(&s.theater_timezone, feed_tz), s.starts_at_utc);
-            card.next_show = Some(format!("{time} at {}", s.theater_name));
+        if s.starts_at_utc > now {
+            until = Some(until.map_or(s.starts_at_utc, |u| u.min(s.starts_at_utc)));
+            if card.next_show.is_none() {
+                let time = local_time_label(zone_named(&s.theater_timezone, feed_tz), s.starts_at_utc);
+                card.next_show = Some(format!("{time} at {}", s.theater_name));
+            }
         }
     }
     let mut ctx = Context::new();
@@ -167,14 +209,17 @@ async fn index_page(state: &AppState, req: &HttpRequest, query: ListingQuery) ->
     ctx.insert("dates", &date_opts);
     ctx.insert(
         "theaters",
-        &theaters
+        &day.theaters
             .iter()
             .map(|t| json!({"id": t.id, "name": t.name, "selected": Some(t.id) == theater}))
             .collect::<Vec<_>>(),
     );
-    ctx.insert("q", &search);
+    ctx.insert("q", &key.search);
     ctx.insert("selected_date", &date.to_string());
-    page(state, req, "index.html", ctx, StatusCode::OK)
+    let rendered = render_shared(state, "index.html", ctx)?;
+    let canonical = key.canonical(&day);
+    state.pages.keep_listing(key, canonical, stamp, until, rendered.clone());
+    Ok(cached_page(req, &rendered, StatusCode::OK))
 }
 
 async fn movie(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
@@ -270,8 +315,19 @@ async fn show_page(
 ) -> Result<Page, WebError> {
     use actix_web::ResponseError;
     let id: i64 = raw_id.parse().map_err(|_| WebError::NotFound("no such show".into()))?;
+    // Read before the catalog, so what is read is at least as fresh as the version.
+    let version = state.writer.catalog_version();
     let map = state.shows.get(ShowId(id)).send(GetSeatMap).await??;
-    let header = show_header(state, id, Some(&map)).await?;
+    // The page derives from the catalog (its header) and this snapshot of the seat map
+    // (which also says whether the show is still on sale).
+    let stamp = ShowStamp { catalog: version, map: Same(map.clone()) };
+    let now = Utc::now().naive_utc();
+    if error.is_none() {
+        if let Some(hit) = state.pages.show(id, &stamp, now) {
+            return Ok(cached_page(req, &hit, StatusCode::OK));
+        }
+    }
+    let header = show_header(state, id, Some(&*map)).await?;
     let (categories, rows) = seatmap_context(&map.categories, &map.rows);
     let mut ctx = Context::new();
     ctx.insert("show", &header);
@@ -280,9 +336,14 @@ async fn show_page(
     ctx.insert("preview", &false);
     ctx.insert("max_seats", &MAX_SEATS_PER_HOLD);
     ctx.insert("version", &map.version);
-    let status = error.as_ref().map(|e| e.status_code()).unwrap_or(StatusCode::OK);
-    ctx.insert("error", &error.map(|e| e.to_string()));
-    page(state, req, "show.html", ctx, status)
+    let Some(error) = error else {
+        ctx.insert("error", &None::<String>);
+        let rendered = render_shared(state, "show.html", ctx)?;
+        state.pages.keep_show(id, stamp, rendered.clone());
+        return Ok(cached_page(req, &rendered, StatusCode::OK));
+    };
+    ctx.insert("error", &Some(error.to_string()));
+    page(state, req, "show.html", ctx, error.status_code())
 }
 
 async fn hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
