@@ -48,10 +48,32 @@
     before.parentNode.insertBefore(note, before);
   }
 
-  function apply(seats) {
+  // The auditorium was given a new layout while the page was open: its seats are not the
+  // ones drawn here, so offer the new map.
+  function offerNewLayout() {
+    if (document.getElementById("layout-changed")) return;
+    var note = document.createElement("div");
+    note.id = "layout-changed";
+    note.className = "notice notice-info";
+    note.setAttribute("role", "status");
+    note.appendChild(document.createTextNode("The seating of this show has changed. "));
+    var a = document.createElement("a");
+    a.href = location.pathname;
+    a.textContent = "Reload the page to see the new seat map";
+    note.appendChild(a);
+    note.appendChild(document.createTextNode("."));
+    var before = status || map;
+    before.parentNode.insertBefore(note, before);
+  }
+
+  function apply(seats, whole) {
+    var known = 0;
     for (var i = 0; i < seats.length; i++) {
       var s = seats[i];
-      if (s && typeof s[0] === "string" && typeof s[1] === "string") M.markSeat(s[0], s[1]);
+      if (s && typeof s[0] === "string" && typeof s[1] === "string" && M.markSeat(s[0], s[1])) known++;
+    }
+    if (whole && (known !== seats.length || known !== map.querySelectorAll(".seat input[data-seat]").length)) {
+      offerNewLayout();
     }
     updateFreeCount();
     if (map.getAttribute("data-sold-out") === "true" && map.querySelector('.seat[data-state="free"]')) offerReload();
@@ -64,13 +86,13 @@
     if (m.type === "snapshot") {
       // The map as it is now: it replaces whatever we had (the server may have restarted,
       // so its version can be lower than ours).
-      apply(m.seats);
+      apply(m.seats, true);
       M.setVersion(m.version);
       delay = 0;
       setStatus("open", "Live: seats update as others book");
     } else if (m.type === "change") {
       if (m.version <= M.getVersion()) return;
-      apply(m.seats);
+      apply(m.seats, false);
       M.setVersion(m.version);
     }
   }

@@ -323,3 +323,51 @@ async fn holds_racing_an_edit_either_keep_the_show_on_its_layout_or_find_the_new
         assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM holds WHERE show_id = {empty}")).await, held as i64);
     }
 }
+
+/// A live page open on a show whose layout changes is sent a snapshot of the new map on its
+/// open socket (the page then offers a reload): the reload in place closes the old map's
+/// watch queue, and the socket subscribes again.
+#[actix_web::test]
+async fn a_live_page_gets_the_new_map_when_its_show_changes_layout() {
+    let app = admin_app().await;
+    let (theater, [empty, ..]) = seed(&app).await;
+    let url = app.url(&format!("/shows/{empty}/live")).replacen("http://", "ws://", 1);
+    let (_, mut ws) = awc::Client::new().ws(url).connect().await.expect("the socket opens");
+    let first = next_text(&mut ws).await;
+    assert_eq!((first["type"].as_str(), first["seats"].as_array().map(Vec::len)), (Some("snapshot"), Some(16)));
+
+    let mut b = Browser::logged_in(&app.address, PASSWORD).await;
+    b.get("/admin/theaters").await;
+    let res = b.post_json_csrf(&format!("/admin/api/theaters/{theater}/layout"), &json!({ "text": NEW_LAYOUT })).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.json()["changed"].as_array().unwrap().contains(&json!(empty)), "{}", res.body);
+
+    let again = next_text(&mut ws).await;
+    assert_eq!(again["type"], "snapshot", "{again}");
+    let seats: Vec<&str> = again["seats"].as_array().unwrap().iter().map(|s| s[0].as_str().unwrap()).collect();
+    let expected: Vec<String> =
+        new_shape().into_iter().flatten().map(|s| s.split(':').next().unwrap().to_string()).collect();
+    assert_eq!(seats, expected, "the new layout's seats");
+}
+
+/// The socket's next text frame as JSON, answering pings on the way (bounded wait).
+async fn next_text<S, E, F>(ws: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<awc::ws::Frame, E>> + futures::Sink<awc::ws::Message, Error = F> + Unpin,
+    E: std::fmt::Debug,
+    F: std::fmt::Debug,
+{
+    use futures::{SinkExt, StreamExt};
+    loop {
+        let frame = actix_rt::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("a frame within the bound")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        match frame {
+            awc::ws::Frame::Text(bytes) => return serde_json::from_slice(&bytes).expect("JSON"),
+            awc::ws::Frame::Ping(p) => ws.send(awc::ws::Message::Pong(p)).await.unwrap(),
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}

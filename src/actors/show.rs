@@ -352,17 +352,12 @@ impl ShowActor {
             db.run(move |c| load_show(c, id, now, now - memory)).await
         };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| {
-            // Live pages keep watching across a reload.
-            let events = match &act.state {
-                Loading::Ready(r) => r.events.clone(),
-                _ => None,
-            };
+            // The old map's watch queue goes with it: each live page's socket finds it
+            // closed, subscribes again and gets a snapshot of the reloaded map, whose
+            // versions start afresh (a page would drop its changes as old) and whose layout
+            // may be new (a layout change; the page then offers a reload).
             act.state = match res {
-                Ok(Some(snap)) => {
-                    let mut ready = act.rebuild(snap);
-                    ready.events = events;
-                    Loading::Ready(Box::new(ready))
-                }
+                Ok(Some(snap)) => Loading::Ready(Box::new(act.rebuild(snap))),
                 Ok(None) => Loading::Missing,
                 Err(e) => {
                     log::error!("show {}: cannot load: {e}", act.id);
