@@ -31,35 +31,17 @@
     freeCount.textContent = n + (n === 1 ? " seat free" : " seats free");
   }
 
-  // A sold-out page has no form to hold seats with; when seats come free, offer a reload.
-  function offerReload() {
-    if (document.getElementById("seats-back")) return;
+  // A notice above the map with a link that reloads the page; shown once.
+  function offerReload(id, text, linkText) {
+    if (document.getElementById(id)) return;
     var note = document.createElement("div");
-    note.id = "seats-back";
+    note.id = id;
     note.className = "notice notice-info";
     note.setAttribute("role", "status");
-    note.appendChild(document.createTextNode("Seats just became free. "));
+    note.appendChild(document.createTextNode(text + " "));
     var a = document.createElement("a");
     a.href = location.pathname;
-    a.textContent = "Reload the page to choose them";
-    note.appendChild(a);
-    note.appendChild(document.createTextNode("."));
-    var before = status || map;
-    before.parentNode.insertBefore(note, before);
-  }
-
-  // The auditorium was given a new layout while the page was open: its seats are not the
-  // ones drawn here, so offer the new map.
-  function offerNewLayout() {
-    if (document.getElementById("layout-changed")) return;
-    var note = document.createElement("div");
-    note.id = "layout-changed";
-    note.className = "notice notice-info";
-    note.setAttribute("role", "status");
-    note.appendChild(document.createTextNode("The seating of this show has changed. "));
-    var a = document.createElement("a");
-    a.href = location.pathname;
-    a.textContent = "Reload the page to see the new seat map";
+    a.textContent = linkText;
     note.appendChild(a);
     note.appendChild(document.createTextNode("."));
     var before = status || map;
@@ -72,11 +54,16 @@
       var s = seats[i];
       if (s && typeof s[0] === "string" && typeof s[1] === "string" && M.markSeat(s[0], s[1])) known++;
     }
+    // The auditorium was given a new layout while the page was open: the seats drawn here
+    // are not the show's any more.
     if (whole && (known !== seats.length || known !== map.querySelectorAll(".seat input[data-seat]").length)) {
-      offerNewLayout();
+      offerReload("layout-changed", "The seating of this show has changed.", "Reload the page to see the new seat map");
     }
     updateFreeCount();
-    if (map.getAttribute("data-sold-out") === "true" && map.querySelector('.seat[data-state="free"]')) offerReload();
+    // A sold-out page has no form to hold seats with; when seats come free, offer a reload.
+    if (map.getAttribute("data-sold-out") === "true" && map.querySelector('.seat[data-state="free"]')) {
+      offerReload("seats-back", "Seats just became free.", "Reload the page to choose them");
+    }
   }
 
   function onMessage(ev) {

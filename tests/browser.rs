@@ -682,3 +682,44 @@ async fn a_real_auditorium_on_a_phone_wheelchair_spaces_and_best_available() {
     audit(&p, "the best-available hold at 375 px").await;
     p.close().await.unwrap();
 }
+
+/// An open show page whose auditorium gets a new layout: the live map's fresh snapshot no
+/// longer matches the seats drawn, and the page says so with a link that reloads it.
+#[actix_web::test]
+async fn an_open_page_offers_the_new_seat_map_when_the_layout_changes() {
+    const PASSWORD: &str = "a long admin password";
+    let app =
+        spawn_app_with(|s| s.admin_password = Some(marquee::domain::AdminPassword::hash(PASSWORD).unwrap())).await;
+    let show = app.seed_show(2, 4, Duration::days(1)).await;
+    let driver = Driver::start("layout-change");
+    let b = driver.browser(false).await;
+    b.goto(&app.url(&format!("/shows/{show}"))).await.unwrap();
+    wait_live(&b).await;
+    assert_eq!(js(&b, "!!document.getElementById('layout-changed')").await, json!(false), "no notice yet");
+
+    let mut admin = common::browser::Browser::logged_in(&app.address, PASSWORD).await;
+    admin.get("/admin/theaters").await;
+    // seed_show: the layout, the theater, the movie, the show, on consecutive ids.
+    let res = admin
+        .post_json_csrf(
+            &format!("/admin/api/theaters/{}/layout", show - 2),
+            &json!({ "text": "S = Standard 10\nA: SS_SS\nB: SSSS\nC: WC_SS\n" }),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    let text = wait_until(
+        &b,
+        "document.getElementById('layout-changed') && document.getElementById('layout-changed').textContent",
+        "the notice of a new seat map",
+    )
+    .await;
+    assert!(text.as_str().unwrap().contains("seating of this show has changed"), "{text}");
+    shot(&b, "layout-change-1-notice").await;
+    audit(&b, "a show page with the new-layout notice").await;
+    find(&b, "#layout-changed a").await.click().await.unwrap();
+    wait_until(&b, "document.querySelector('input[data-seat=\"C1\"]') !== null", "the new seat map").await;
+    wait_live(&b).await;
+    assert_eq!(js(&b, "!!document.getElementById('layout-changed')").await, json!(false), "the new page matches");
+    b.close().await.unwrap();
+}
