@@ -47,8 +47,7 @@ async fn one(_: AdminSession, state: web::Data<AppState>, path: web::Path<String
 /// Starts an import: 202 with the job, or 409 while one runs. The CSRF token comes in the
 /// `X-CSRF-Token` header.
 async fn start(_: AdminSession, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let token = req.headers().get("X-CSRF-Token").and_then(|v| v.to_str().ok());
-    csrf::verify(&req, token)?;
+    csrf::verify_header(&req)?;
     let job = start_import(&state, Trigger::Admin).await?;
     Ok(HttpResponse::Accepted().json(json!({ "job": job_view(&job) })))
 }

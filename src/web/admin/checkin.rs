@@ -168,8 +168,7 @@ pub async fn api_scan(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let token = req.headers().get("X-CSRF-Token").and_then(|v| v.to_str().ok());
-    csrf::verify(&req, token)?;
+    csrf::verify_header(&req)?;
     let scan_req: ScanRequest = serde_json::from_slice(&body)
         .map_err(|_| WebError::BadRequest("expected a JSON body {\"ticket\": \"...\"}".into()))?;
     let (status, answer) = scan(&state, &scan_req.ticket).await?;

@@ -391,8 +391,7 @@ async fn api_edit(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let token = req.headers().get("X-CSRF-Token").and_then(|v| v.to_str().ok());
-    csrf::verify(&req, token)?;
+    csrf::verify_header(&req)?;
     let id = theater_id(&path)?;
     let body: EditBody =
         serde_json::from_slice(&body).map_err(|e| WebError::BadRequest(format!("the body is not a layout: {e}")))?;
