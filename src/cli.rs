@@ -18,7 +18,9 @@ const USAGE: &str = "usage: marquee serve
                 | missing-field | wrong-type | oversized | status:HTTP_STATUS";
 
 pub fn main() -> Result<(), String> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn"))
+        .format_timestamp_millis()
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     match args.first().map(String::as_str) {
@@ -42,7 +44,11 @@ pub fn main() -> Result<(), String> {
 
 /// How long a node stopping on SIGTERM waits for its removal from the cluster to commit
 /// (docker compose gives 10 s before SIGKILL).
-const LEAVE_GRACE: Duration = Duration::from_secs(8);
+const LEAVE_GRACE: Duration = Duration::from_secs(6);
+
+/// How long a master stopping on SIGTERM waits to hand mastership over (the core gives up
+/// waiting for its writes after a failure timeout and hands over regardless).
+const HANDOVER_GRACE: Duration = Duration::from_secs(3);
 
 fn serve(settings: Settings) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
@@ -57,9 +63,16 @@ fn serve(settings: Settings) -> Result<(), String> {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
+            // A master hands over first (its writes decided, its most up-to-date voter
+            // elected at once), so a restart costs no failure timeout of refused writes.
+            log::info!("stopping: handing mastership over first, if this node has it");
+            let hand_over = coordinator.send(crate::cluster::election::HandOver);
+            if actix_rt::time::timeout(HANDOVER_GRACE, hand_over).await.is_err() {
+                log::warn!("stopping before mastership was handed over");
+            }
             // Under DNS discovery a node that stops is being scaled away: it leaves the
-            // membership through the log first, so the quorum shrinks with it. (Under a
-            // static PEERS list the membership stays; a stopped node is a crashed one.)
+            // membership through the log, so the quorum shrinks with it. (Under a static
+            // PEERS list the membership stays; a stopped node is one restarting.)
             if dns {
                 log::info!("stopping: leaving the cluster first (at most {} s)", LEAVE_GRACE.as_secs());
                 let leave = coordinator.send(crate::cluster::election::Leave);

@@ -24,7 +24,7 @@ fn usage(why: &str) -> ExitCode {
     eprintln!("simulate: {why}");
     eprintln!(
         "usage: simulate [--seeds N [--from S] [--threads T] | --seed N] \
-         [--scenario random|scale-up-crash|slow-follower-storage|bootstrap] [--trace]"
+         [--scenario random|scale-up-crash|slow-follower-storage|bootstrap|rolling-restart] [--trace]"
     );
     ExitCode::from(2)
 }
@@ -83,12 +83,13 @@ fn main() -> ExitCode {
         let out = run_traced_on_failure(seed, &args.opts);
         report(&out);
         println!(
-            "simulate: 1 seeds, {} steps, {} violations ({} bookings, {} elections, {} nodes)",
+            "simulate: 1 seeds, {} steps, {} violations ({} bookings, {} elections, {} nodes, longest time without a writable master {} ms)",
             out.steps,
             out.violations.len(),
             out.booked,
             out.elections,
-            out.nodes
+            out.nodes,
+            out.longest_gap
         );
         return if out.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }

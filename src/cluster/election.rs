@@ -41,6 +41,9 @@ pub struct ElectionCoordinator {
     heard_master: Option<Instant>,
     /// Callers waiting for this node to be out of the cluster (SIGTERM).
     leaving: Vec<oneshot::Sender<()>>,
+    /// Callers waiting for this node to have handed mastership over (SIGTERM).
+    handing_over: Vec<oneshot::Sender<()>>,
+    handed_over: bool,
     /// As master: when the log reached each LSN (the followers' lag in seconds).
     appended: AppendTimes,
     metrics: Metrics,
@@ -103,6 +106,8 @@ impl ElectionCoordinator {
             busy_reported: None,
             heard_master: None,
             leaving: Vec::new(),
+            handing_over: Vec::new(),
+            handed_over: false,
             appended: AppendTimes::default(),
             metrics,
         }
@@ -175,6 +180,12 @@ impl ElectionCoordinator {
                     self.writer.tracker().decide(c as i64, |lsn| log.epoch_at(lsn.max(0) as u64).map(|e| e as i64));
                 }
                 Output::ViewChanged => {}
+                Output::HandedOver => {
+                    self.handed_over = true;
+                    for w in self.handing_over.drain(..) {
+                        let _ = w.send(());
+                    }
+                }
                 Output::Left => {
                     log::info!("node {}: out of the cluster", self.cluster().node_id);
                     for w in self.leaving.drain(..) {
@@ -452,6 +463,27 @@ impl Handler<Leave> for ElectionCoordinator {
             log::info!("node {}: leaving the cluster", self.cluster().node_id);
             self.leaving.push(tx);
             self.step(Input::Leave, ctx);
+        }
+        Box::pin(async move { rx.await.map_err(|_| ()) })
+    }
+}
+
+/// This node is stopping (SIGTERM, a rolling restart): it elects no more, and as master it
+/// takes no more writes, waits for those in the log to be decided, and hands mastership to
+/// its most up-to-date voter. Resolves once this node is not master.
+#[derive(Message)]
+#[rtype(result = "Result<(), ()>")]
+pub struct HandOver;
+
+impl Handler<HandOver> for ElectionCoordinator {
+    type Result = ResponseFuture<Result<(), ()>>;
+    fn handle(&mut self, _: HandOver, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.handed_over {
+            let _ = tx.send(());
+        } else {
+            self.handing_over.push(tx);
+            self.step(Input::HandOver, ctx);
         }
         Box::pin(async move { rx.await.map_err(|_| ()) })
     }

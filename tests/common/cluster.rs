@@ -163,6 +163,29 @@ impl Cluster {
         }
     }
 
+    /// Stops a node as an operator does (SIGTERM) and waits for it to exit (at most 15 s,
+    /// then it is killed); returns how long it took.
+    pub async fn stop(&mut self, i: usize) -> Duration {
+        let began = Instant::now();
+        self.signal(i, "-TERM");
+        if let Some(mut c) = self.nodes[i].child.take() {
+            while began.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return began.elapsed();
+                }
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        began.elapsed()
+    }
+
+    /// The node's log so far.
+    pub fn log_text(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
+    }
+
     fn signal(&self, i: usize, sig: &str) {
         if let Some(c) = &self.nodes[i].child {
             Command::new("kill").args([sig, &c.id().to_string()]).status().expect("kill");

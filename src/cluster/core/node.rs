@@ -150,6 +150,13 @@ pub struct Node {
     last_hello: Option<Time>,
     leaving: bool,
     left: bool,
+    /// Stopping (SIGTERM): elects no more, takes no writes; as master, hands over by
+    /// `stop_by` at the latest.
+    stopping: bool,
+    stop_by: Time,
+    handed_over: bool,
+    /// The master of this epoch handed mastership to this node.
+    handed_in: Option<Epoch>,
     /// As master: nodes asked to be removed (by themselves or an operator).
     removals: BTreeSet<NodeId>,
     /// As master: removed nodes still sent the log for a while, so they learn that their
@@ -201,6 +208,10 @@ impl Node {
             last_hello: None,
             leaving: false,
             left: false,
+            stopping: false,
+            stop_by: now,
+            handed_over: false,
+            handed_in: None,
             removals: BTreeSet::new(),
             farewell: BTreeMap::new(),
             departed: BTreeSet::new(),
@@ -270,6 +281,7 @@ impl Node {
         self.role == Role::Master
             && self.storage_ok
             && !self.storage_stalled()
+            && !self.stopping
             && self.start_lsn.is_some_and(|s| self.commit >= s)
             && self.has_lease()
     }
@@ -340,6 +352,7 @@ impl Node {
                     }
                 }
                 Input::Leave => self.leaving = true,
+                Input::HandOver => self.begin_hand_over(&mut out),
                 Input::Remove(id) => {
                     self.removals.insert(id);
                 }
@@ -397,6 +410,7 @@ impl Node {
                     self.broadcast(out);
                 }
                 self.change_membership(out);
+                self.try_hand_over(out);
             }
             Role::Follower | Role::Candidate => {
                 if !self.configured() {
@@ -457,6 +471,9 @@ impl Node {
     /// A voter may elect; so may a node that an uncommitted membership entry removes (it
     /// may hold the best log, and the remaining voters cannot elect without it).
     fn may_elect(&self) -> bool {
+        if self.stopping {
+            return false;
+        }
         let m = self.membership();
         if m.is_voter(self.id) {
             return true;
@@ -493,6 +510,7 @@ impl Node {
         grants.insert(self.id);
         let until = self.now + self.timing.election_timeout;
         let epoch = self.hard.epoch + 1;
+        let handed = self.handed_in == Some(self.hard.epoch);
         if pre {
             self.election = Election::PreClaim { until, grants };
         } else {
@@ -507,7 +525,7 @@ impl Node {
                 from: self.id,
                 to: v,
                 epoch,
-                message: Message::Coordinator { last, pre },
+                message: Message::Coordinator { last, pre, handed },
             }));
         }
         self.count_votes(out);
@@ -588,8 +606,8 @@ impl Node {
                     self.election = Election::AwaitCoordinator { until: self.now + 3 * self.timing.election_timeout };
                 }
             }
-            Message::Coordinator { last, pre: true } => self.on_pre_claim(from, epoch, last, out),
-            Message::Coordinator { last, pre: false } => self.on_coordinator(from, epoch, last, out),
+            Message::Coordinator { last, pre: true, handed } => self.on_pre_claim(from, epoch, last, handed, out),
+            Message::Coordinator { last, pre: false, handed } => self.on_coordinator(from, epoch, last, handed, out),
             Message::Vote { granted, pre: true, .. } => {
                 if let Election::PreClaim { grants, .. } = &mut self.election {
                     if granted && epoch == self.hard.epoch + 1 {
@@ -634,6 +652,7 @@ impl Node {
                     log::info!("node {}: node {from} asks to leave", self.id);
                 }
             }
+            Message::HandOver { successor } => self.on_hand_over(from, epoch, successor, out),
             Message::Hello => {
                 // A node outside the membership that says hello wants (back) in.
                 self.departed.remove(&from);
@@ -649,7 +668,7 @@ impl Node {
     fn on_election<E: LogEntry>(&mut self, from: NodeId, _epoch: Epoch, last: Position, out: &mut Vec<Output<E>>) {
         let m = self.membership();
         // Only a voter higher than the sender and at least as up to date answers.
-        if !m.is_voter(self.id) || from >= self.id || self.log.last() < last || !self.storage_ok {
+        if !m.is_voter(self.id) || from >= self.id || self.log.last() < last || !self.storage_ok || self.stopping {
             return;
         }
         self.send(from, Message::ElectionOk, out);
@@ -659,20 +678,42 @@ impl Node {
     }
 
     /// Would this node accept `from` as master of `epoch`? Nothing is stored or adopted.
-    fn on_pre_claim<E: LogEntry>(&mut self, from: NodeId, epoch: Epoch, last: Position, out: &mut Vec<Output<E>>) {
+    fn on_pre_claim<E: LogEntry>(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        last: Position,
+        handed: bool,
+        out: &mut Vec<Output<E>>,
+    ) {
         // As in Raft, a node answers whatever its own membership says (a node whose log is
         // behind may not know yet that it, or the claimant, votes); the claimant counts
         // only the voters of its membership.
         let would = self.storage_ok
             && epoch > self.hard.epoch
             && last >= self.log.last()
-            && !(self.master_alive() && self.master != Some(from));
+            && !self.keeps_master(from, epoch, handed);
         let answer = Message::Vote { granted: would, pre: true, last: self.log.last() };
         let epoch = if would { epoch } else { self.hard.epoch };
         out.push(Output::Send(Envelope { from: self.id, to: from, epoch, message: answer }));
     }
 
-    fn on_coordinator<E: LogEntry>(&mut self, from: NodeId, epoch: Epoch, last: Position, out: &mut Vec<Output<E>>) {
+    /// Whether a live master keeps this node from accepting `from` as master of `epoch`. A
+    /// claimant the master of the epoch before handed over to is not kept out: that master
+    /// (one per epoch) takes no more writes.
+    fn keeps_master(&self, from: NodeId, epoch: Epoch, handed: bool) -> bool {
+        let released = handed && epoch == self.hard.epoch + 1;
+        self.master_alive() && self.master != Some(from) && !released
+    }
+
+    fn on_coordinator<E: LogEntry>(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        last: Position,
+        handed: bool,
+        out: &mut Vec<Output<E>>,
+    ) {
         if !self.storage_ok {
             return; // a vote that cannot be stored is not given
         }
@@ -684,7 +725,7 @@ impl Node {
         };
         // A node with a live master keeps it (and its epoch): a claimant that cannot hear
         // the master does not depose it.
-        if epoch > self.hard.epoch && self.master_alive() && self.master != Some(from) {
+        if epoch > self.hard.epoch && self.keeps_master(from, epoch, handed) {
             return refuse(self, out);
         }
         self.adopt(epoch, out);
@@ -797,6 +838,10 @@ impl Node {
         }
         let behind = p.next <= last || (!ok && p.in_flight.is_none());
         self.advance_commit(out);
+        self.try_hand_over(out);
+        if self.role != Role::Master {
+            return;
+        }
         if behind && self.role == Role::Master && self.progress.get(&from).is_some_and(|p| p.in_flight.is_none()) {
             self.send_append(from, out);
         }
@@ -841,12 +886,107 @@ impl Node {
             return;
         }
         if self.role == Role::Master {
-            self.step_down("it was removed from the cluster");
+            // The voters left: the one holding most of the log (the highest of those) claims
+            // at once instead of after a failure timeout.
+            let successor = m
+                .voters
+                .iter()
+                .map(|v| (self.progress.get(v).map(|p| p.matched).unwrap_or(0), *v))
+                .max()
+                .map(|(_, v)| v);
+            let others: Vec<NodeId> = m.others(self.id).collect();
+            self.resign(successor, &others, "it was removed from the cluster", out);
         }
         if self.leaving && !self.left {
             log::info!("node {}: removed from the cluster; leaving", self.id);
             self.left = true;
             out.push(Output::Left);
+        }
+    }
+
+    /// This node is stopping. A follower is done at once; a master takes no more writes
+    /// and hands over once every entry it appended is committed and a voter holds them all
+    /// (or, failing that, after a failure timeout, to the voter holding most).
+    fn begin_hand_over<E: LogEntry>(&mut self, out: &mut Vec<Output<E>>) {
+        if !self.stopping {
+            self.stopping = true;
+            self.stop_by = self.now + self.timing.failure_timeout;
+            self.election = Election::Idle;
+            if self.role == Role::Master {
+                log::info!("node {}: stopping; hands mastership over once its writes are decided", self.id);
+            } else if self.role == Role::Candidate {
+                self.role = Role::Follower;
+            }
+        }
+        if self.role == Role::Master {
+            self.try_hand_over(out);
+        } else {
+            self.handed_over = true;
+            out.push(Output::HandedOver);
+        }
+    }
+
+    fn try_hand_over<E: LogEntry>(&mut self, out: &mut Vec<Output<E>>) {
+        if !self.stopping || self.handed_over || self.role != Role::Master {
+            return;
+        }
+        let last = self.log.last().lsn;
+        let m = self.membership();
+        let matched = |v: &NodeId| self.progress.get(v).map(|p| p.matched).unwrap_or(0);
+        let voters: Vec<NodeId> = m.voters.iter().copied().filter(|v| *v != self.id).collect();
+        // The highest voter holding the whole log: the one the bully would elect.
+        let ready = voters.iter().copied().filter(|v| matched(v) >= last).max();
+        let successor = match ready {
+            Some(s) if self.commit >= last => Some(s),
+            _ if voters.is_empty() => None,
+            _ if self.now >= self.stop_by => voters.iter().map(|v| (matched(v), *v)).max().map(|(_, v)| v),
+            _ => return,
+        };
+        let others: Vec<NodeId> = m.others(self.id).collect();
+        self.resign(successor, &others, "it is stopping", out);
+        self.handed_over = true;
+        out.push(Output::HandedOver);
+    }
+
+    /// Steps down and tells the members: `successor` claims the next epoch now.
+    fn resign<E>(&mut self, successor: Option<NodeId>, members: &[NodeId], why: &str, out: &mut Vec<Output<E>>) {
+        match successor {
+            Some(s) => log::info!("node {}: hands mastership of epoch {} to node {s}", self.id, self.hard.epoch),
+            None => log::info!(
+                "node {}: gives up mastership of epoch {} (no voter to hand over to)",
+                self.id,
+                self.hard.epoch
+            ),
+        }
+        for id in members {
+            self.send(*id, Message::HandOver { successor }, out);
+        }
+        self.step_down(why);
+        // Not this node again before the successor has had its chance.
+        self.elect_after = self.now + self.timing.failure_timeout;
+    }
+
+    /// The master stepped down: its promise of the lease no longer binds (it takes no
+    /// writes); the successor claims now, the others give it a failure timeout.
+    fn on_hand_over<E: LogEntry>(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        successor: Option<NodeId>,
+        out: &mut Vec<Output<E>>,
+    ) {
+        if epoch != self.hard.epoch || self.master != Some(from) || self.role == Role::Master {
+            return;
+        }
+        log::info!("node {}: master {from} stepped down in epoch {epoch} (successor {successor:?})", self.id);
+        self.master = None;
+        self.heard_at = None;
+        if successor == Some(self.id) && self.storage_ok && self.may_elect() {
+            self.ok_rounds = 0;
+            self.handed_in = Some(epoch);
+            self.claim(true, out);
+        } else {
+            self.elect_after = self.now + self.timing.failure_timeout;
         }
     }
 

@@ -191,6 +191,10 @@ pub enum Message<E> {
     Coordinator {
         last: Position,
         pre: bool,
+        /// The master of the claimant's epoch handed mastership to it (it takes no more
+        /// writes), so a voter that still counts on that master may vote.
+        #[serde(default)]
+        handed: bool,
     },
     /// The answer to a claim (granted or not) and where the voter's log ends.
     Vote {
@@ -220,6 +224,12 @@ pub enum Message<E> {
     },
     /// A node leaving asks the master to remove it.
     Leave,
+    /// The master is stopping (SIGTERM) or was removed: it takes no more writes and has
+    /// stepped down; `successor` (a voter holding its whole log, when one does) claims the
+    /// next epoch at once, and the others stop waiting for a failure timeout.
+    HandOver {
+        successor: Option<NodeId>,
+    },
     /// An unconfigured node (DNS mode, empty log) asks whether anyone is configured.
     Hello,
     HelloReply {
@@ -238,6 +248,7 @@ impl<E> Message<E> {
             Message::AppendReply { .. } => "append_reply",
             Message::Stale { .. } => "stale",
             Message::Leave => "leave",
+            Message::HandOver { .. } => "hand_over",
             Message::Hello => "hello",
             Message::HelloReply { .. } => "hello_reply",
         }
@@ -276,6 +287,9 @@ pub enum Input<E> {
     Discovered(Vec<NodeId>),
     /// This node is shutting down (SIGTERM): leave the cluster through the log.
     Leave,
+    /// This node is stopping (SIGTERM, a restart): it elects no more; as master it takes no
+    /// more writes and hands mastership to its most up-to-date voter first.
+    HandOver,
     /// An operator removes a node (on the master).
     Remove(NodeId),
 }
@@ -314,4 +328,7 @@ pub enum Output<E> {
     ViewChanged,
     /// This node has been removed from the cluster (it asked to leave): it may stop.
     Left,
+    /// After [`Input::HandOver`]: this node is not master (any more) and elects no more;
+    /// it may stop.
+    HandedOver,
 }
