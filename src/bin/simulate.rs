@@ -83,13 +83,14 @@ fn main() -> ExitCode {
         let out = run_traced_on_failure(seed, &args.opts);
         report(&out);
         println!(
-            "simulate: 1 seeds, {} steps, {} violations ({} bookings, {} elections, {} nodes, longest time without a writable master {} ms)",
+            "simulate: 1 seeds, {} steps, {} violations ({} bookings, {} elections, {} nodes, longest time without a writable master {} ms, {} snapshots installed)",
             out.steps,
             out.violations.len(),
             out.booked,
             out.elections,
             out.nodes,
-            out.longest_gap
+            out.longest_gap,
+            out.installs
         );
         return if out.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }

@@ -180,6 +180,22 @@ impl ElectionCoordinator {
                     self.writer.tracker().decide(c as i64, |lsn| log.epoch_at(lsn.max(0) as u64).map(|e| e as i64));
                 }
                 Output::ViewChanged => {}
+                Output::Compact { upto, .. } => {
+                    // Not yet: this driver sets no `retain`, so the core never compacts.
+                    log::error!(
+                        "node {}: asked to compact up to {}; this build does not",
+                        self.cluster().node_id,
+                        upto.lsn
+                    );
+                }
+                Output::FetchSnapshot { from } => {
+                    log::error!(
+                        "node {}: asked to fetch node {from}'s snapshot; this build cannot",
+                        self.cluster().node_id
+                    );
+                    let out = self.core.step(monotonic_ms(), Input::SnapshotFailed);
+                    self.carry_out(out, ctx);
+                }
                 Output::HandedOver => {
                     self.handed_over = true;
                     for w in self.handing_over.drain(..) {

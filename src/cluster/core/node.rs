@@ -25,6 +25,9 @@ pub struct Timing {
     pub catch_up_slack: Lsn,
     /// A master whose own log has not finished a write for this long steps down.
     pub storage_stall: Time,
+    /// Committed entries kept in the log behind the compaction point (0: never compact).
+    /// A master compacts what every voter holds; a node further behind installs a snapshot.
+    pub retain: Lsn,
 }
 
 impl Timing {
@@ -38,6 +41,7 @@ impl Timing {
             bootstrap_wait: failure_timeout * 2,
             catch_up_slack: 64,
             storage_stall: failure_timeout,
+            retain: 0,
         }
     }
 }
@@ -157,6 +161,8 @@ pub struct Node {
     handed_over: bool,
     /// The master of this epoch handed mastership to this node.
     handed_in: Option<Epoch>,
+    /// Fetching a snapshot: from whom, in which epoch, for the InstallSnapshot sent then.
+    fetching: Option<(NodeId, Epoch, Time)>,
     /// As master: nodes asked to be removed (by themselves or an operator).
     removals: BTreeSet<NodeId>,
     /// As master: removed nodes still sent the log for a while, so they learn that their
@@ -212,6 +218,7 @@ impl Node {
             stop_by: now,
             handed_over: false,
             handed_in: None,
+            fetching: None,
             removals: BTreeSet::new(),
             farewell: BTreeMap::new(),
             departed: BTreeSet::new(),
@@ -356,6 +363,12 @@ impl Node {
                 Input::Remove(id) => {
                     self.removals.insert(id);
                 }
+                Input::SnapshotInstalled(log) => self.snapshot_installed(log, &mut out),
+                Input::SnapshotFailed => {
+                    if let Some((from, ..)) = self.fetching.take() {
+                        log::warn!("node {}: could not install node {from}'s snapshot", self.id);
+                    }
+                }
             }
         }
         if self.view() != before {
@@ -471,7 +484,7 @@ impl Node {
     /// A voter may elect; so may a node that an uncommitted membership entry removes (it
     /// may hold the best log, and the remaining voters cannot elect without it).
     fn may_elect(&self) -> bool {
-        if self.stopping {
+        if self.stopping || self.fetching.is_some() {
             return false;
         }
         let m = self.membership();
@@ -579,6 +592,12 @@ impl Node {
         let (now, batch, commit, epoch) = (self.now, self.timing.batch as Lsn, self.commit, self.hard.epoch);
         let p = self.progress.entry(id).or_insert_with(|| Progress { next: last + 1, ..Progress::default() });
         let next = p.next.clamp(1, last + 1);
+        if next <= self.log.base().lsn {
+            // What it needs is compacted: it installs a snapshot instead.
+            p.in_flight = Some(now);
+            let message = Message::InstallSnapshot { base: self.log.base().lsn, sent_at: now };
+            return out.push(Output::Send(Envelope { from: self.id, to: id, epoch, message }));
+        }
         let prev_lsn = next - 1;
         let to = last.min(prev_lsn + batch);
         p.in_flight = Some(now);
@@ -653,6 +672,7 @@ impl Node {
                 }
             }
             Message::HandOver { successor } => self.on_hand_over(from, epoch, successor, out),
+            Message::InstallSnapshot { base, sent_at } => self.on_install_snapshot(from, epoch, base, sent_at, out),
             Message::Hello => {
                 // A node outside the membership that says hello wants (back) in.
                 self.departed.remove(&from);
@@ -690,6 +710,7 @@ impl Node {
         // behind may not know yet that it, or the claimant, votes); the claimant counts
         // only the voters of its membership.
         let would = self.storage_ok
+            && self.fetching.is_none()
             && epoch > self.hard.epoch
             && last >= self.log.last()
             && !self.keeps_master(from, epoch, handed);
@@ -714,8 +735,8 @@ impl Node {
         handed: bool,
         out: &mut Vec<Output<E>>,
     ) {
-        if !self.storage_ok {
-            return; // a vote that cannot be stored is not given
+        if !self.storage_ok || self.fetching.is_some() {
+            return; // a vote that cannot be stored is not given, nor one by a log about to change
         }
         if epoch < self.hard.epoch {
             return self.send(from, Message::Stale { master: self.master }, out);
@@ -772,6 +793,9 @@ impl Node {
         self.heard_at = Some(self.now);
         self.elect_after = self.now + self.timing.failure_timeout;
         self.ok_rounds = 0;
+        if self.fetching.is_some() {
+            return; // its log is about to be replaced: it answers once it is
+        }
         if !self.log.holds(prev) {
             let reply =
                 Message::AppendReply { ok: false, durable: self.log.last().lsn, runs: self.log.runs(), sent_at };
@@ -781,7 +805,11 @@ impl Node {
         let matched = prev.lsn + entries.len() as Lsn;
         let mut truncate_after = None;
         let mut new = Vec::new();
+        let base = self.log.base().lsn;
         for e in entries {
+            if e.lsn() <= base {
+                continue; // compacted here: committed, so the same
+            }
             if new.is_empty() && truncate_after.is_none() {
                 match self.log.epoch_at(e.lsn()) {
                     Some(ep) if ep == e.epoch() => continue,
@@ -810,6 +838,7 @@ impl Node {
             out.push(Output::Commit(commit));
             self.forget_old_memberships();
             self.check_removed(out);
+            self.compact(commit, out);
         }
         self.send(from, Message::AppendReply { ok: true, durable: matched, runs: Vec::new(), sent_at }, out);
     }
@@ -870,7 +899,84 @@ impl Node {
             self.commit = n;
             out.push(Output::Commit(n));
             self.forget_old_memberships();
+            // What every voter holds (a voter further behind would need a snapshot).
+            let held_by_all = held.last().copied().unwrap_or(0);
             self.check_removed(out);
+            if self.role == Role::Master {
+                self.compact(n.min(held_by_all), out);
+            }
+        }
+    }
+
+    /// Compacts the log up to `limit` less the entries retained, in steps of at least that
+    /// many entries.
+    fn compact<E>(&mut self, limit: Lsn, out: &mut Vec<Output<E>>) {
+        let retain = self.timing.retain;
+        if retain == 0 || limit > self.commit {
+            return;
+        }
+        let upto = limit.saturating_sub(retain);
+        if upto < self.log.base().lsn + retain {
+            return;
+        }
+        self.log.compact(upto);
+        let membership = self.log.membership_at(upto).cloned();
+        out.push(Output::Compact { upto: self.log.base(), membership });
+    }
+
+    /// The master sent a snapshot's worth of catching up: fetch it (one at a time), taking
+    /// no entries and giving no votes until it is installed.
+    fn on_install_snapshot<E: LogEntry>(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        base: Lsn,
+        sent_at: Time,
+        out: &mut Vec<Output<E>>,
+    ) {
+        if epoch < self.hard.epoch {
+            return self.send(from, Message::Stale { master: self.master }, out);
+        }
+        if !self.storage_ok {
+            return;
+        }
+        self.adopt(epoch, out);
+        if self.role == Role::Master {
+            return;
+        }
+        self.role = Role::Follower;
+        self.election = Election::Idle;
+        self.master = Some(from);
+        self.heard_at = Some(self.now);
+        self.elect_after = self.now + self.timing.failure_timeout;
+        let mine = self.log.base().lsn;
+        if self.fetching.is_none() && mine >= base && mine > 0 {
+            // It installed (or compacted) as far already, maybe as this was sent: the
+            // entries up to its own base are committed, so they match; the rest is checked
+            // as usual from there.
+            let reply = Message::AppendReply { ok: true, durable: mine, runs: Vec::new(), sent_at };
+            return self.send(from, reply, out);
+        }
+        if self.fetching.is_none() {
+            log::info!("node {}: its log is behind node {from}'s compaction point; installs its snapshot", self.id);
+            self.fetching = Some((from, epoch, sent_at));
+            out.push(Output::FetchSnapshot { from });
+        }
+    }
+
+    fn snapshot_installed<E: LogEntry>(&mut self, log: LogIndex, out: &mut Vec<Output<E>>) {
+        let at = log.last();
+        log::info!("node {}: installed a snapshot at {}/{}", self.id, at.lsn, at.epoch);
+        self.log = log;
+        if at.lsn > self.commit {
+            self.commit = at.lsn;
+            out.push(Output::Commit(at.lsn));
+        }
+        self.check_removed(out);
+        if let Some((from, epoch, sent_at)) = self.fetching.take() {
+            if epoch == self.hard.epoch && self.master == Some(from) {
+                self.send(from, Message::AppendReply { ok: true, durable: at.lsn, runs: Vec::new(), sent_at }, out);
+            }
         }
     }
 

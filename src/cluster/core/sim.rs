@@ -2,7 +2,8 @@
 //! stores, on a network a seeded RNG drives (delays, drops, duplicates, reordering,
 //! partitions of every shape, one-way cuts), with crashes and restarts (what was not yet
 //! durable is lost), pauses, drifting clocks, stalled and failing storage, and nodes
-//! joining and leaving. Clients book seats through whichever node they reach and retry
+//! joining and leaving, logs compacted and snapshots installed (a crash halfway through an
+//! install leaves the node as it was). Clients book seats through whichever node they reach and retry
 //! unknown outcomes. After every step the invariants are checked; a run is a pure function
 //! of its seed, so a failure replays exactly.
 use super::log::LogIndex;
@@ -38,6 +39,9 @@ pub enum Scenario {
     /// Each node in turn is stopped gracefully (it hands over if master) and started
     /// again, the master last, under load.
     RollingRestart,
+    /// Logs compacted to two entries; a node joins and installs a snapshot, crashes during
+    /// an install, and the master crashes.
+    SnapshotInstall,
 }
 
 impl Scenario {
@@ -48,6 +52,7 @@ impl Scenario {
             "slow-follower-storage" => Some(Scenario::SlowFollowerStorage),
             "bootstrap" => Some(Scenario::Bootstrap),
             "rolling-restart" => Some(Scenario::RollingRestart),
+            "snapshot-install" => Some(Scenario::SnapshotInstall),
             _ => None,
         }
     }
@@ -82,14 +87,16 @@ pub struct Outcome {
     pub nodes: usize,
     /// The longest time without a writable master once there had been one (simulated ms).
     pub longest_gap: Time,
+    /// Snapshots installed.
+    pub installs: usize,
 }
 
 const TICK: Time = 10;
 const SEATS: u32 = 12;
 const CLIENTS: usize = 4;
 
-fn timing(batch: usize) -> Timing {
-    Timing { batch, ..Timing::from_millis(50, 300, 100) }
+fn timing(batch: usize, retain: Lsn) -> Timing {
+    Timing { batch, retain, ..Timing::from_millis(50, 300, 100) }
 }
 
 #[derive(Debug)]
@@ -114,6 +121,14 @@ enum Event {
     },
     ClientTimeout(usize, u64),
     Fault(Fault),
+    /// A node's snapshot fetch (its `serial`) from `from`, of the log up to `lsn`/`epoch`,
+    /// finishes.
+    SnapshotDone {
+        node: NodeId,
+        serial: u64,
+        from: NodeId,
+        at: Position,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +157,8 @@ enum Fault {
     GracefulRestart(NodeId, Time),
     /// The stop's grace period is over: a node still running is killed.
     StopGraceOver(NodeId, Time),
+    /// Crash whichever node is installing a snapshot now, and restart it later.
+    CrashInstalling(Time),
     Heal,
 }
 
@@ -175,6 +192,11 @@ struct SimNode {
     deferred: Vec<Envelope<SimEntry>>,
     /// Stopping gracefully: down for this long once handed over.
     restart_after: Option<Time>,
+    /// The log's entries up to here are compacted (the core must never ask for them).
+    base: Lsn,
+    /// The snapshot fetch under way (a crash forgets it).
+    fetch: Option<u64>,
+    fetches: u64,
 }
 
 impl SimNode {
@@ -211,6 +233,9 @@ pub struct Sim {
     max_delay: Time,
     /// Entries per Append (small batches split what a master ships into more schedules).
     batch: usize,
+    /// Entries retained behind the compaction point (0: no compaction).
+    retain: Lsn,
+    pub installs: usize,
     clients: Vec<ClientState>,
     next_req: u64,
     next_id: NodeId,
@@ -234,6 +259,14 @@ pub struct Sim {
     ever_writable: bool,
     gap_from: Option<Time>,
     longest_gap: Time,
+}
+
+/// The index of a node's stored log, compacted where it was.
+fn stored_index(n: &SimNode) -> LogIndex {
+    let metas: Vec<EntryMeta> = n.log.iter().map(EntryMeta::of).collect();
+    let mut log = LogIndex::from_entries(&metas).expect("the stored log is contiguous");
+    log.compact(n.base);
+    log
 }
 
 fn chain_of(prev: u64, e: &SimEntry) -> u64 {
@@ -263,17 +296,23 @@ impl Sim {
         let initial = (!dns).then(|| Membership::of_voters(ids.iter().copied()));
         // A graceful restart of the master (a rolling upgrade) in some random runs, drawn
         // from a generator of its own so that every older seed's schedule stays as it was.
-        let graceful = if opts.scenario == Scenario::Random {
+        // So are compaction's settings.
+        let (graceful, retain) = if opts.scenario == Scenario::Random {
             let mut g = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_570b);
-            g.gen_bool(0.3).then(|| (g.gen_range(500..opts.fault_ms), g.gen_range(100..2000)))
+            let graceful = g.gen_bool(0.3).then(|| (g.gen_range(500..opts.fault_ms), g.gen_range(100..2000)));
+            (graceful, [0, 0, 2, 5][g.gen_range(0..4)])
+        } else if opts.scenario == Scenario::SnapshotInstall {
+            (None, 2)
         } else {
-            None
+            (None, 0)
         };
         let mut sim = Sim {
             drop_p: if opts.scenario == Scenario::Random { rng.gen_range(0.0..0.1) } else { 0.0 },
             dup_p: if opts.scenario == Scenario::Random { rng.gen_range(0.0..0.05) } else { 0.0 },
             max_delay: if opts.scenario == Scenario::Random { rng.gen_range(2..40) } else { 5 },
             batch: if opts.scenario == Scenario::Random { [1, 2, 3, 256][rng.gen_range(0..4)] } else { 256 },
+            retain,
+            installs: 0,
             rng,
             opts,
             now: 0,
@@ -342,10 +381,13 @@ impl Sim {
             last_role: Role::Follower,
             deferred: Vec::new(),
             restart_after: None,
+            base: 0,
+            fetch: None,
+            fetches: 0,
         };
         node.core = Some(Node::new(
             id,
-            timing(self.batch),
+            timing(self.batch, self.retain),
             node.initial.clone(),
             node.hard,
             LogIndex::new(),
@@ -458,6 +500,17 @@ impl Sim {
             Scenario::Bootstrap => {
                 self.schedule(3_000, Event::Fault(Fault::Join));
             }
+            Scenario::SnapshotInstall => {
+                self.schedule(2_000, Event::Fault(Fault::Join));
+                self.schedule(3_000, Event::Fault(Fault::Join));
+                // Twice, whoever is installing a snapshot then crashes (if anyone is).
+                for at in [2_010, 2_030, 3_015, 3_060] {
+                    self.schedule(at, Event::Fault(Fault::CrashInstalling(400)));
+                }
+                self.schedule(5_000, Event::Fault(Fault::Crash(0)));
+                self.schedule(6_000, Event::Fault(Fault::Restart(0)));
+                self.schedule(7_000, Event::Fault(Fault::Join));
+            }
             Scenario::RollingRestart => {
                 // Bully: node 3 is the first master; it goes last.
                 for (i, id) in [1, 2, 3].into_iter().enumerate() {
@@ -488,6 +541,7 @@ impl Sim {
                 if let Some(n) = self.nodes.get_mut(&id) {
                     n.core = None;
                     n.restart_after = None;
+                    n.fetch = None;
                     n.pending.clear();
                     n.deferred.clear();
                     let waiters = std::mem::take(&mut n.waiters);
@@ -505,9 +559,9 @@ impl Sim {
                 let local = self.nodes.get(&id).map(|n| n.local(self.now));
                 if let (Some(n), Some(local)) = (self.nodes.get_mut(&id), local) {
                     if n.core.is_none() && !n.gone {
-                        let metas: Vec<EntryMeta> = n.log.iter().map(EntryMeta::of).collect();
-                        let log = LogIndex::from_entries(&metas).expect("the stored log is contiguous");
-                        n.core = Some(Node::new(id, timing(self.batch), n.initial.clone(), n.hard, log, local));
+                        let log = stored_index(n);
+                        n.core =
+                            Some(Node::new(id, timing(self.batch, self.retain), n.initial.clone(), n.hard, log, local));
                         n.failed = false;
                         n.last_commit = 0;
                         n.last_role = Role::Follower;
@@ -562,6 +616,13 @@ impl Sim {
                 self.input(id, Input::HandOver);
                 self.schedule(self.now + 3_000, Event::Fault(Fault::StopGraceOver(id, down)));
             }
+            Fault::CrashInstalling(down) => {
+                if let Some(id) = self.nodes.values().find(|n| n.fetch.is_some() && n.core.is_some()).map(|n| n.id) {
+                    self.note(|| format!("n{id} crashes while it installs a snapshot"));
+                    self.fault(Fault::Crash(id));
+                    self.schedule(self.now + down, Event::Fault(Fault::Restart(id)));
+                }
+            }
             Fault::StopGraceOver(id, down) => {
                 if self.nodes.get(&id).is_some_and(|n| n.restart_after.is_some() && n.core.is_some()) {
                     self.fault(Fault::Crash(id));
@@ -603,8 +664,7 @@ impl Sim {
             return;
         }
         n.failed = false;
-        let metas: Vec<EntryMeta> = n.log.iter().map(EntryMeta::of).collect();
-        let log = LogIndex::from_entries(&metas).expect("the stored log is contiguous");
+        let log = stored_index(n);
         let hard = n.hard;
         self.input(id, Input::StorageRecovered { hard, log });
     }
@@ -680,11 +740,50 @@ impl Sim {
                 Output::Send(env) => self.transmit(env),
                 Output::SendAppend { to_node, epoch, prev, to, commit, sent_at } => {
                     let n = &self.nodes[&id];
+                    if prev.lsn < n.base {
+                        let msg =
+                            format!("node {id} ships entries after {} below its compaction point {}", prev.lsn, n.base);
+                        return self.violation(msg);
+                    }
                     let entries: Vec<SimEntry> = n.log[prev.lsn as usize..(to as usize).min(n.log.len())].to_vec();
                     let message = Message::Append { prev, entries, commit, sent_at };
                     self.transmit(Envelope { from: id, to: to_node, epoch, message });
                 }
                 Output::Commit(c) => self.on_commit(id, c),
+                Output::Compact { upto, .. } => {
+                    if failed {
+                        return self.input(id, Input::StorageFailed);
+                    }
+                    let n = &self.nodes[&id];
+                    let held = n.log.get(upto.lsn as usize - 1).map(|e| e.epoch);
+                    if upto.lsn as usize > self.committed.len() || held != Some(upto.epoch) || upto.lsn < n.base {
+                        let msg = format!(
+                            "node {id} compacts to {}/{}, not a committed entry it holds",
+                            upto.lsn, upto.epoch
+                        );
+                        return self.violation(msg);
+                    }
+                    self.note(|| format!("n{id} compacts its log up to {}", upto.lsn));
+                    self.nodes.get_mut(&id).unwrap().base = upto.lsn;
+                }
+                Output::FetchSnapshot { from } => {
+                    let now = self.now;
+                    let delay = self.rng.gen_range(5..200);
+                    let source = self.nodes.get(&from).filter(|s| s.up(now)).map(|s| s.log.len() as Lsn);
+                    let n = self.nodes.get_mut(&id).unwrap();
+                    n.fetches += 1;
+                    let serial = n.fetches;
+                    n.fetch = Some(serial);
+                    // The snapshot is of the source's tables now, that is of its whole log.
+                    let at = match source {
+                        Some(lsn) if lsn > 0 => {
+                            let epoch = self.nodes[&from].log[lsn as usize - 1].epoch;
+                            Position { epoch, lsn }
+                        }
+                        _ => Position::default(),
+                    };
+                    self.schedule(now + delay, Event::SnapshotDone { node: id, serial, from, at });
+                }
                 Output::ViewChanged => self.on_view(id),
                 Output::HandedOver => {
                     // The process exits once it has handed over; it is started again later.
@@ -708,6 +807,48 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// A snapshot fetch ends: installed in one step if its source still holds it and has
+    /// committed it (as the real one waits for), else nothing changes.
+    fn snapshot_done(&mut self, id: NodeId, serial: u64, from: NodeId, at: Position) {
+        let now = self.now;
+        let Some(n) = self.nodes.get(&id) else { return };
+        if n.core.is_none() || n.fetch != Some(serial) {
+            return; // it crashed meanwhile: the install's transaction never committed
+        }
+        let ok = at.lsn > 0
+            && self.nodes.get(&from).is_some_and(|s| {
+                s.up(now)
+                    && s.core.as_ref().is_some_and(|c| c.commit() >= at.lsn)
+                    && s.log.get(at.lsn as usize - 1).map(|e| e.epoch) == Some(at.epoch)
+            })
+            && !n.failed;
+        self.nodes.get_mut(&id).unwrap().fetch = None;
+        if !ok {
+            self.note(|| format!("n{id}: snapshot from n{from} failed"));
+            return self.input(id, Input::SnapshotFailed);
+        }
+        let entries: Vec<SimEntry> = self.nodes[&from].log[..at.lsn as usize].to_vec();
+        let old = std::mem::take(&mut self.nodes.get_mut(&id).unwrap().log);
+        for e in &old {
+            let kept = entries.get(e.lsn as usize - 1) == Some(e);
+            if !kept && self.committed.get(e.lsn as usize - 1) == Some(e) {
+                self.violation(format!("node {id}'s snapshot drops committed entry {}/{}", e.lsn, e.epoch));
+            }
+        }
+        self.note(|| format!("n{id} installs n{from}'s snapshot at {}/{}", at.lsn, at.epoch));
+        self.installs += 1;
+        {
+            let n = self.nodes.get_mut(&id).unwrap();
+            n.chain.clear();
+            n.base = at.lsn;
+        }
+        for e in entries {
+            self.store(id, e);
+        }
+        let log = stored_index(&self.nodes[&id]);
+        self.input(id, Input::SnapshotInstalled(log));
     }
 
     fn truncate(&mut self, id: NodeId, after: Lsn) {
@@ -1049,7 +1190,10 @@ impl Sim {
         }
         // A paused node, or one whose storage stalls (for what must be stored), reads the
         // message later.
-        let needs_storage = matches!(env.message, Message::Append { .. } | Message::Coordinator { pre: false, .. });
+        let needs_storage = matches!(
+            env.message,
+            Message::Append { .. } | Message::Coordinator { pre: false, .. } | Message::InstallSnapshot { .. }
+        );
         if now < n.paused_until || (needs_storage && now < n.stalled_until) {
             n.deferred.push(env);
             return;
@@ -1105,6 +1249,7 @@ impl Sim {
                     }
                 }
                 Event::Fault(f) => self.fault(f),
+                Event::SnapshotDone { node, serial, from, at } => self.snapshot_done(node, serial, from, at),
             }
             if self.healed && converged_at.is_none() && self.now > self.opts.fault_ms + 2_500 && self.converged() {
                 converged_at = Some(self.now);
@@ -1126,6 +1271,7 @@ impl Sim {
             elections: self.elections,
             nodes: self.nodes.len(),
             longest_gap: self.longest_gap,
+            installs: self.installs,
             violations: self.violations,
             trace: self.trace.into_iter().collect(),
         }
@@ -1248,6 +1394,17 @@ mod tests {
             let out = run(seed, &Options { scenario: Scenario::RollingRestart, ..Options::default() });
             assert!(out.longest_gap < 150, "seed {seed}: {} simulated ms without a writable master", out.longest_gap);
         }
+    }
+
+    /// Compacted logs: newcomers install snapshots, one crashes halfway through an install
+    /// and starts over, the master crashes; nothing is lost.
+    #[test]
+    fn newcomers_install_snapshots_of_a_compacted_log() {
+        check(Scenario::SnapshotInstall, 0..40);
+        let installs: usize = (0..40)
+            .map(|seed| run(seed, &Options { scenario: Scenario::SnapshotInstall, ..Options::default() }).installs)
+            .sum();
+        assert!(installs >= 40, "only {installs} snapshots installed in 40 runs");
     }
 
     #[test]

@@ -218,6 +218,12 @@ pub enum Message<E> {
         runs: Vec<Run>,
         sent_at: Time,
     },
+    /// "The entries you need are compacted (up to `base`): fetch my snapshot, then answer
+    /// as to an Append sent at `sent_at`".
+    InstallSnapshot {
+        base: Lsn,
+        sent_at: Time,
+    },
     /// "Your epoch is older than mine": the answer to any message from a stale epoch.
     Stale {
         master: Option<NodeId>,
@@ -246,6 +252,7 @@ impl<E> Message<E> {
             Message::Vote { .. } => "vote",
             Message::Append { .. } => "append",
             Message::AppendReply { .. } => "append_reply",
+            Message::InstallSnapshot { .. } => "install_snapshot",
             Message::Stale { .. } => "stale",
             Message::Leave => "leave",
             Message::HandOver { .. } => "hand_over",
@@ -292,6 +299,11 @@ pub enum Input<E> {
     HandOver,
     /// An operator removes a node (on the master).
     Remove(NodeId),
+    /// The snapshot asked for ([`Output::FetchSnapshot`]) is installed, atomically: the
+    /// node's tables are the master's at its end, and this is the node's log now.
+    SnapshotInstalled(super::log::LogIndex),
+    /// The snapshot could not be fetched or installed; nothing changed.
+    SnapshotFailed,
 }
 
 /// What a node asks its driver to do, in order. Each persist must be durable before any
@@ -324,6 +336,17 @@ pub enum Output<E> {
     },
     /// The commit point moved to this LSN: everything up to it is decided.
     Commit(Lsn),
+    /// Delete the log's entries up to this LSN (committed, in the tables) and store it as
+    /// the log's base, with its epoch and the membership in force there.
+    Compact {
+        upto: Position,
+        membership: Option<Membership>,
+    },
+    /// Fetch the snapshot of `from` (this node's master) and install it in one transaction,
+    /// then report [`Input::SnapshotInstalled`] or [`Input::SnapshotFailed`].
+    FetchSnapshot {
+        from: NodeId,
+    },
     /// Role, master or writability changed (the new view is in [`super::Node::view`]).
     ViewChanged,
     /// This node has been removed from the cluster (it asked to leave): it may stop.
