@@ -70,7 +70,14 @@ pub async fn backup(
 async fn open(rpc: &Rpc, client: &awc::Client, node: &str) -> Result<Streamed, BackupError> {
     let mut peer = Peer { id: 0, address: node.to_string() };
     for hop in 0..2 {
-        match rpc.open_stream(client, &peer, "/internal/backup", serde_json::json!({})).await? {
+        let answer = rpc.open_stream(client, &peer, "/internal/backup", serde_json::json!({})).await;
+        let answer = answer.map_err(|e| match e {
+            crate::cluster::client::RpcError::Status(address, 401) => BackupError::Refused(format!(
+                "{address} answered 401: the request's signature was refused (is CLUSTER_SECRET the cluster's?)"
+            )),
+            other => BackupError::Rpc(other),
+        })?;
+        match answer {
             Streamed::Refused { status, body } => {
                 let refused: BackupRefused = serde_json::from_slice(&body).map_err(|e| {
                     BackupError::Refused(format!(
