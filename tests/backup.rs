@@ -230,6 +230,20 @@ async fn a_backup_from_a_follower_under_load_restores_every_acknowledged_booking
         count(&restored, "SELECT COUNT(*) AS n FROM write_log"),
         m.tables.iter().find(|t| t.name == "write_log").unwrap().rows as i64
     );
+    // Consistent: the bookings are exactly those the restored log confirms (every table
+    // was read at one moment, the log's last entry included with its effect).
+    let rows: Vec<marquee::db::models::WriteLogRow> = {
+        use marquee::db::schema::write_log;
+        write_log::table.select(marquee::db::models::WriteLogRow::as_select()).load(&mut conn_to(&restored)).unwrap()
+    };
+    let logged: std::collections::BTreeSet<String> = rows
+        .into_iter()
+        .filter_map(|r| match marquee::wal::LogRecord::from_row(r).unwrap().change {
+            marquee::wal::Change::BookingConfirmed(b) => Some(b.code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bookings.keys().cloned().collect::<std::collections::BTreeSet<_>>(), logged);
     // The master's log holds the same entries up to there: a committed prefix.
     let master_log = c.log(master);
     assert_eq!(master_log[..log.len()], log[..], "the backup's log is a prefix of the master's");
