@@ -21,7 +21,8 @@ const MAX_LINE: usize = 256 * 1024 * 1024;
 const IDLE: Duration = Duration::from_secs(120);
 
 /// Refuses a directory that holds a backup, or anything else; creates it if missing.
-pub fn prepare_dir(dir: &Path) -> Result<(), BackupError> {
+/// Returns whether it created it.
+pub fn prepare_dir(dir: &Path) -> Result<bool, BackupError> {
     if dir.join(MANIFEST).exists() {
         let what = std::fs::read_to_string(dir.join(MANIFEST))
             .ok()
@@ -38,30 +39,34 @@ pub fn prepare_dir(dir: &Path) -> Result<(), BackupError> {
                     dir.display()
                 )));
             }
-            Ok(())
+            Ok(false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| BackupError::io(dir.display(), e))
+            std::fs::create_dir_all(dir).map_err(|e| BackupError::io(dir.display(), e))?;
+            Ok(true)
         }
         Err(e) => Err(BackupError::io(dir.display(), e)),
     }
 }
 
 /// Takes a backup from the node at `node` into `dir` (new or empty). On failure, removes
-/// the files it wrote.
+/// the files it wrote (and `dir`, if it made it).
 pub async fn backup(
     rpc: &Rpc,
     node: &str,
     dir: &Path,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Manifest, BackupError> {
-    prepare_dir(dir)?;
+    let created = prepare_dir(dir)?;
     let result = fetch_into(rpc, node, dir, progress).await;
     if result.is_err() {
         for t in TABLES {
             let _ = std::fs::remove_file(dir.join(table_file(t)));
         }
         let _ = std::fs::remove_file(dir.join(format!("{MANIFEST}.tmp")));
+        if created {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
     result
 }
