@@ -411,6 +411,36 @@ pub fn check_table(entry: &TableFile, found: Checksum) -> Result<(), BackupError
     Ok(())
 }
 
+/// Why a node does not serve a backup: the answer's status, its reason, and the master to
+/// ask instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotServed {
+    pub status: u16,
+    pub error: String,
+    pub master: Option<crate::cluster::Peer>,
+}
+
+/// Whether node `me`, whose writes go where `route` says, serves a backup: only the master
+/// taking writes does (its log holds every committed entry); a follower names its master
+/// (421: ask there), and with no master now the answer is 503.
+pub fn who_serves(route: &crate::cluster::state::Route, me: u64) -> Result<(), NotServed> {
+    use crate::cluster::state::Route;
+    match route {
+        Route::Local => Ok(()),
+        Route::Forward(master) => Err(NotServed {
+            status: 421,
+            error: format!(
+                "node {me} is a follower: backups are served by the master, node {} at {}",
+                master.id, master.address
+            ),
+            master: Some(master.clone()),
+        }),
+        Route::NoMaster => {
+            Err(NotServed { status: 503, error: "no master is available right now".into(), master: None })
+        }
+    }
+}
+
 /// Where waiting for the snapshot's last entry to commit stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
@@ -648,6 +678,19 @@ mod tests {
         other.add(b"{\"id\":2}");
         assert!(matches!(check_table(&m.tables[0], other), Err(BackupError::Checksum(_))));
         assert!(check_table(&m.tables[0], Checksum::default()).is_err());
+    }
+
+    #[test]
+    fn only_the_master_serves_a_backup_and_a_follower_names_it() {
+        use crate::cluster::state::Route;
+        use crate::cluster::Peer;
+        assert_eq!(who_serves(&Route::Local, 3), Ok(()));
+        let master = Peer { id: 3, address: "10.0.0.3:8001".into() };
+        let refused = who_serves(&Route::Forward(master.clone()), 2).unwrap_err();
+        assert_eq!((refused.status, refused.master), (421, Some(master)));
+        assert!(refused.error.contains("node 3 at 10.0.0.3:8001"), "{}", refused.error);
+        let refused = who_serves(&Route::NoMaster, 2).unwrap_err();
+        assert_eq!((refused.status, refused.master), (503, None));
     }
 
     #[test]

@@ -389,22 +389,11 @@ async fn backup(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
         Ok(e) => e,
         Err(r) => return r,
     };
-    let refuse = |status: StatusCode, error: String, master: Option<crate::cluster::Peer>| {
-        log::info!("backup asked by node {}: refused ({error})", env.from);
-        signed.answer(status, &crate::cluster::messages::BackupRefused { error, master })
-    };
-    match state.cluster.route() {
-        crate::cluster::state::Route::Local => {}
-        crate::cluster::state::Route::Forward(master) => {
-            let why = format!(
-                "node {} is a follower: backups are served by the master, node {} at {}",
-                state.cluster.node_id, master.id, master.address
-            );
-            return refuse(StatusCode::MISDIRECTED_REQUEST, why, Some(master));
-        }
-        crate::cluster::state::Route::NoMaster => {
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "no master is available right now".into(), None);
-        }
+    if let Err(no) = crate::backup::format::who_serves(&state.cluster.route(), state.cluster.node_id) {
+        log::info!("backup asked by node {}: refused ({})", env.from, no.error);
+        let status = StatusCode::from_u16(no.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let body = crate::cluster::messages::BackupRefused { error: no.error, master: no.master };
+        return signed.answer(status, &body);
     }
     let request = crate::backup::serve::Request {
         master: state.cluster.node_id,
