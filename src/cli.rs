@@ -1,4 +1,4 @@
-//! `marquee serve | migrate | import | fixture-api`.
+//! `marquee serve | migrate | import | cluster | backup | restore | fixture-api`.
 use crate::actors::importer::client_for;
 use crate::catalog::{import_feed, ImportCounts};
 use crate::config::Settings;
@@ -13,6 +13,8 @@ const USAGE: &str = "usage: marquee serve
        marquee import                       (from the API: FLIXSTER_BASE_URL, FLIXSTER_API_KEY, IMPORT_ZIP, ...)
        marquee import --from DIR [--date YYYY-MM-DD]
        marquee cluster remove ID [--node HOST:PORT]   (an operator removes a crashed node; CLUSTER_SECRET signs)
+       marquee backup --to DIR [--node HOST:PORT]     (a consistent snapshot from the master; CLUSTER_SECRET signs)
+       marquee restore --from DIR [--whole-cluster]   (into DATABASE_URL's database, migrated and empty)
        marquee fixture-api --dir DIR [--bind ADDR] [--key KEY] [--date YYYY-MM-DD] [--fault FAULT]
          FAULT: slow:MILLISECONDS | error:EVERY_NTH | rate-limit:FIRST_N | broken-json[:THEATER_ID]
                 | missing-field | wrong-type | oversized | status:HTTP_STATUS";
@@ -34,6 +36,8 @@ pub fn main() -> Result<(), String> {
         Some("import") => api_import(settings, &args[1..]),
         Some("fixture-api") => fixture_api(&args[1..]),
         Some("cluster") => cluster_command(settings, &args[1..]),
+        Some("backup") => backup_command(settings, &args[1..]),
+        Some("restore") => restore_command(settings, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -165,6 +169,27 @@ impl ProgressBar {
         let _ = err.flush();
     }
 
+    /// `\r[######              ] 4/14 tables, bookings: 12000 rows (15321 in all)`.
+    fn rows(&self, p: &crate::backup::Progress) {
+        if !self.on || p.tables == 0 {
+            return;
+        }
+        let filled = p.tables_done.min(p.tables) * Self::WIDTH / p.tables;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[{}{}] {}/{} tables, {}: {} rows ({} in all)\x1b[K",
+            "#".repeat(filled),
+            " ".repeat(Self::WIDTH - filled),
+            p.tables_done,
+            p.tables,
+            p.table,
+            p.table_rows,
+            p.rows
+        );
+        let _ = err.flush();
+    }
+
     fn end(&self) {
         if self.on {
             eprintln!();
@@ -241,7 +266,7 @@ fn cluster_command(settings: Settings, args: &[String]) -> Result<(), String> {
     let node = match (args.get(2).map(String::as_str), args.get(3)) {
         (Some("--node"), Some(n)) => n.clone(),
         // This node's node-to-node listener.
-        (None, _) => settings.internal_bind.as_deref().unwrap_or(&settings.bind).replace("0.0.0.0", "127.0.0.1"),
+        (None, _) => own_node(&settings),
         _ => return Err("usage: marquee cluster remove ID [--node HOST:PORT]".into()),
     };
     actix_web::rt::System::new().block_on(async move {
@@ -268,6 +293,117 @@ fn cluster_command(settings: Settings, args: &[String]) -> Result<(), String> {
     })
 }
 
+/// This node's node-to-node listener, for commands that ask it (`cluster remove`, `backup`).
+fn own_node(settings: &Settings) -> String {
+    settings.internal_bind.as_deref().unwrap_or(&settings.bind).replace("0.0.0.0", "127.0.0.1")
+}
+
+/// What `marquee backup` was asked: `--to DIR [--node HOST:PORT]`.
+#[derive(Debug, PartialEq)]
+struct BackupArgs {
+    dir: std::path::PathBuf,
+    node: Option<String>,
+}
+
+fn parse_backup_args(args: &[String]) -> Result<BackupArgs, String> {
+    let usage = "usage: marquee backup --to DIR [--node HOST:PORT]";
+    let (mut dir, mut node) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value\n{usage}"));
+        match a.as_str() {
+            "--to" => dir = Some(value()?),
+            "--node" => node = Some(value()?),
+            other => return Err(format!("unknown option '{other}'\n{usage}")),
+        }
+    }
+    Ok(BackupArgs { dir: dir.ok_or(usage)?.into(), node })
+}
+
+/// `marquee backup --to DIR [--node HOST:PORT]`: a consistent snapshot of the cluster's
+/// replicated tables, from the master (a follower asked names it), into DIR.
+fn backup_command(settings: Settings, args: &[String]) -> Result<(), String> {
+    use crate::cluster::client::Rpc;
+    use crate::cluster::ClusterState;
+    use actix::Actor;
+    let args = parse_backup_args(args)?;
+    let node = args.node.clone().unwrap_or_else(|| own_node(&settings));
+    actix_web::rt::System::new().block_on(async move {
+        let cluster = std::sync::Arc::new(ClusterState::new(settings.cluster.clone(), 0, Vec::new()));
+        let rpc = Rpc { cluster, clock: crate::actors::lamport::LamportClock::new(0).start() };
+        let bar = ProgressBar { on: std::io::stderr().is_terminal() };
+        let started = Instant::now();
+        let taken = crate::backup::fetch::backup(&rpc, &node, &args.dir, &mut |p| bar.rows(p)).await;
+        bar.end();
+        let m = taken.map_err(|e| format!("backup failed, {} holds no backup: {e}", args.dir.display()))?;
+        let secs = started.elapsed().as_secs_f64();
+        log::info!(
+            "backup: LSN {} (epoch {}) from node {}, {} rows, into {}",
+            m.lsn,
+            m.epoch,
+            m.node,
+            m.rows(),
+            args.dir.display()
+        );
+        println!(
+            "backed up the log to LSN {} (epoch {}), {} rows in {} tables, from node {} in {secs:.1} s into {}",
+            m.lsn,
+            m.epoch,
+            m.rows(),
+            m.tables.len(),
+            m.node,
+            args.dir.display()
+        );
+        Ok(())
+    })
+}
+
+/// `marquee restore --from DIR [--whole-cluster]`: loads a backup into DATABASE_URL's
+/// database (migrated, empty), as node NODE_ID.
+fn restore_command(settings: Settings, args: &[String]) -> Result<(), String> {
+    let usage = "usage: marquee restore --from DIR [--whole-cluster]";
+    let (mut dir, mut whole_cluster) = (None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--from" => dir = Some(it.next().ok_or(format!("--from needs a value\n{usage}"))?),
+            "--whole-cluster" => whole_cluster = true,
+            other => return Err(format!("unknown option '{other}'\n{usage}")),
+        }
+    }
+    let dir = std::path::PathBuf::from(dir.ok_or(usage)?);
+    let opts = crate::backup::restore::RestoreOptions {
+        dir: &dir,
+        database_url: &settings.database_url,
+        node_id: settings.cluster.node_id,
+        whole_cluster,
+    };
+    let bar = ProgressBar { on: std::io::stderr().is_terminal() };
+    let started = Instant::now();
+    let restored = crate::backup::restore::restore(&opts, &mut |p| bar.rows(p));
+    bar.end();
+    let m = restored.map_err(|e| format!("restore refused, nothing was changed: {e}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    log::info!(
+        "restore: LSN {} (epoch {}) from {} as node {}{}, {} rows",
+        m.lsn,
+        m.epoch,
+        dir.display(),
+        settings.cluster.node_id,
+        if whole_cluster { " (whole cluster)" } else { "" },
+        m.rows()
+    );
+    println!(
+        "restored the log to LSN {} (epoch {}), {} rows in {} tables, in {secs:.1} s; `marquee serve` catches up \
+         from there",
+        m.lsn,
+        m.epoch,
+        m.rows(),
+        m.tables.len()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +419,18 @@ mod tests {
         assert!(parse_fault("slow").is_err());
         assert!(parse_fault("slow:x").is_err());
         assert!(parse_fault("gremlins").is_err());
+    }
+
+    #[test]
+    fn backup_options_read_from_the_command_line() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_backup_args(&args(&["--to", "/b", "--node", "10.0.0.2:8001"])),
+            Ok(BackupArgs { dir: "/b".into(), node: Some("10.0.0.2:8001".into()) })
+        );
+        assert_eq!(parse_backup_args(&args(&["--to", "/b"])), Ok(BackupArgs { dir: "/b".into(), node: None }));
+        assert!(parse_backup_args(&args(&[])).is_err());
+        assert!(parse_backup_args(&args(&["--to"])).is_err());
+        assert!(parse_backup_args(&args(&["--to", "/b", "--force"])).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Marquee: a movie-ticket booking site whose shows are actors.
 pub mod actors;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;

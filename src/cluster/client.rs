@@ -30,6 +30,18 @@ pub enum RpcError {
     Unsigned(String, String),
 }
 
+/// A streamed answer: its body as it comes, or a signed refusal.
+pub enum Streamed {
+    Body {
+        body: std::pin::Pin<Box<dyn futures::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>>>,
+        nonce: String,
+    },
+    Refused {
+        status: u16,
+        body: Vec<u8>,
+    },
+}
+
 /// What a node needs to call the others. Create one per thread (awc's client is not Send).
 #[derive(Clone)]
 pub struct Rpc {
@@ -49,6 +61,49 @@ impl Rpc {
 
     pub fn http_client(timeout: Duration) -> awc::Client {
         awc::Client::builder().timeout(timeout).disable_redirects().finish()
+    }
+
+    /// POSTs `body` to `peer`'s `path` for an answer streamed back (a backup): a 200's body
+    /// comes as it arrives, unread, with the request's nonce (its last line carries the
+    /// signature, see [`super::auth::StreamMac`]); any other answer is read whole and must
+    /// be signed like every answer, then comes back as its status and body.
+    pub async fn open_stream<Req: Serialize>(
+        &self,
+        client: &awc::Client,
+        peer: &Peer,
+        path: &str,
+        body: Req,
+    ) -> Result<Streamed, RpcError> {
+        let lamport = self.clock.send(Tick { events: 1 }).await.unwrap_or(0);
+        let env = Envelope { from: self.cluster.node_id, epoch: self.cluster.epoch(), lamport, body };
+        let bytes = serde_json::to_vec(&env).map_err(|e| RpcError::BadAnswer(peer.address.clone(), e.to_string()))?;
+        let time = chrono::Utc::now().timestamp();
+        let nonce = nonce();
+        let secret = &self.cluster.config.secret;
+        let sig = sign(secret, self.cluster.node_id, time, &nonce, path, &bytes);
+        let mut res = client
+            .post(format!("http://{}{}", peer.address, path))
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header((HEADER_NODE, self.cluster.node_id.to_string()))
+            .insert_header((HEADER_TIME, time.to_string()))
+            .insert_header((HEADER_NONCE, nonce.clone()))
+            .insert_header((HEADER_SIGNATURE, sig))
+            .send_body(bytes)
+            .await
+            .map_err(|e| RpcError::Unreachable(peer.address.clone(), e.to_string()))?;
+        let status = res.status();
+        if status.is_success() {
+            return Ok(Streamed::Body { body: Box::pin(res), nonce });
+        }
+        let signature = res.headers().get(HEADER_SIGNATURE).map(|v| v.to_str().unwrap_or("-").to_string());
+        let body =
+            res.body().limit(1 << 20).await.map_err(|e| RpcError::Unreachable(peer.address.clone(), e.to_string()))?;
+        match signature {
+            Some(sig) => verify_answer(secret, &nonce, status.as_u16(), &body, &sig)
+                .map_err(|e| RpcError::Unsigned(peer.address.clone(), e.to_string()))?,
+            None => return Err(RpcError::Status(peer.address.clone(), status.as_u16())),
+        }
+        Ok(Streamed::Refused { status: status.as_u16(), body: body.to_vec() })
     }
 
     /// POSTs `body` to `peer`'s `path`, and returns its answer's body.

@@ -248,3 +248,13 @@ mod properties {
         assert!(serde_json::from_value::<WriteOp>(bad).is_err(), "unknown fields in best are refused");
     }
 }
+
+/// A node's refusal to serve a backup (`/internal/backup`), signed like every answer: a
+/// follower names its master, whom the client then asks (status 421); with no master now,
+/// none (503).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRefused {
+    pub error: String,
+    pub master: Option<super::Peer>,
+}

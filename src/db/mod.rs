@@ -11,6 +11,7 @@ pub mod orders;
 pub mod outbox;
 pub mod sales;
 pub mod schema;
+pub mod snapshot;
 pub mod write_log;
 
 use diesel::mysql::MysqlConnection;
@@ -36,6 +37,9 @@ pub enum DbError {
     Migration(String),
     #[error("the blocking pool is gone")]
     Canceled,
+    /// A backup's row that is not a row of its table, or a table no backup holds.
+    #[error("{0}")]
+    Snapshot(String),
 }
 
 impl DbError {

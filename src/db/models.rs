@@ -123,7 +123,7 @@ pub struct Booking {
     pub cancelled_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = booking_seats)]
 pub struct BookingSeat {
     pub show_id: i64,
@@ -131,7 +131,7 @@ pub struct BookingSeat {
     pub booking_code: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = write_log)]
 pub struct WriteLogRow {
     pub lsn: i64,

@@ -28,6 +28,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route("/writes", web::post().to(forwarded_writes))
             .route("/status", web::post().to(status))
             .route("/admin/remove", web::post().to(admin_remove))
+            .route("/backup", web::post().to(backup))
             .route("/admin/import", web::post().to(admin_import))
             .route("/admin/imports", web::post().to(admin_imports))
             .route("/admin/cancel", web::post().to(admin_cancel))
@@ -377,6 +378,42 @@ async fn admin_layout(state: web::Data<AppState>, req: HttpRequest, body: web::B
         _ => not_master(),
     };
     signed.reply(res).await
+}
+
+/// A backup (`marquee backup`): the master streams a consistent snapshot of its replicated
+/// tables (see [`crate::backup`]); the stream's last line is signed over the request's
+/// nonce instead of a header. A follower answers 421 naming its master, whom the client
+/// asks instead; with no master now, 503.
+async fn backup(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let (env, signed): (Envelope<serde_json::Value>, _) = match open(&state, &req, &body).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if let Err(no) = crate::backup::format::who_serves(&state.cluster.route(), state.cluster.node_id) {
+        log::info!("backup asked by node {}: refused ({})", env.from, no.error);
+        let status = StatusCode::from_u16(no.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let body = crate::cluster::messages::BackupRefused { error: no.error, master: no.master };
+        return signed.answer(status, &body);
+    }
+    let request = crate::backup::serve::Request {
+        master: state.cluster.node_id,
+        node: env.from,
+        configured: {
+            let m = state.cluster.membership();
+            crate::backup::format::Membership {
+                voters: m.voters.into_iter().collect(),
+                learners: m.learners.into_iter().collect(),
+            }
+        },
+        secret: state.cluster.config.secret.clone(),
+        nonce: signed.nonce.clone(),
+        commit_wait: state.cluster.config.replication_timeout * 3,
+    };
+    let stream = crate::backup::serve::stream(state.db.clone(), state.writer.tracker().clone(), request);
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header(("Cache-Control", "no-store"))
+        .streaming(stream)
 }
 
 #[derive(serde::Deserialize)]

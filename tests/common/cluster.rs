@@ -116,20 +116,18 @@ impl Cluster {
             .join(",")
     }
 
-    pub fn spawn(&mut self, i: usize) {
+    /// The `marquee` binary with node `i`'s environment (what `spawn` runs it with), to run
+    /// one of its commands as an operator would on that node.
+    pub fn command(&self, i: usize) -> Command {
         let peers = self.peers_of(i);
         let root = env!("CARGO_MANIFEST_DIR");
-        let node = &mut self.nodes[i];
-        node.log = format!("{root}/target/cluster-logs/{}.log", node.db_name);
-        std::fs::create_dir_all(format!("{root}/target/cluster-logs")).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
+        let node = &self.nodes[i];
         let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
         match node.internal_port {
             Some(internal) => command.env("INTERNAL_BIND", format!("127.0.0.1:{internal}")),
             None => command.env_remove("INTERNAL_BIND"),
         };
-        let child = command
-            .arg("serve")
+        command
             .env("NODE_ID", node.id.to_string())
             .env("PEERS", peers)
             .env("CLUSTER_SECRET", SECRET)
@@ -144,11 +142,18 @@ impl Cluster {
             .env(
                 "RUST_LOG",
                 std::env::var("CLUSTER_LOG").unwrap_or_else(|_| "info,actix_web=warn,actix_server=warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start marquee");
+            );
+        command
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut command = self.command(i);
+        let node = &mut self.nodes[i];
+        node.log = format!("{root}/target/cluster-logs/{}.log", node.db_name);
+        std::fs::create_dir_all(format!("{root}/target/cluster-logs")).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
+        let child = command.arg("serve").stdout(Stdio::null()).stderr(log).spawn().expect("start marquee");
         node.child = Some(child);
     }
 
@@ -273,49 +278,17 @@ impl Cluster {
     }
 
     pub fn conn(&self, i: usize) -> MysqlConnection {
-        MysqlConnection::establish(&format!("{}/{}", server_url(), self.nodes[i].db_name)).expect("node database")
+        conn_to(&self.nodes[i].db_name)
     }
 
     /// Confirmed bookings on node `i`: code → sorted seats.
     pub fn bookings(&self, i: usize) -> BTreeMap<String, Vec<String>> {
-        #[derive(QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = Text)]
-            code: String,
-            #[diesel(sql_type = Text)]
-            seats: String,
-        }
-        let rows: Vec<Row> = diesel::sql_query("SELECT code, seats FROM bookings WHERE state = 'confirmed'")
-            .load(&mut self.conn(i))
-            .unwrap();
-        rows.into_iter()
-            .map(|r| {
-                let mut s: Vec<String> = r.seats.split(',').map(str::to_string).collect();
-                s.sort();
-                (r.code, s)
-            })
-            .collect()
+        bookings_in(&mut self.conn(i))
     }
 
     /// The log as (lsn, epoch, lamport, kind, origin) on node `i`.
     pub fn log(&self, i: usize) -> Vec<(i64, i64, i64, String, i64)> {
-        #[derive(QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = BigInt)]
-            lsn: i64,
-            #[diesel(sql_type = BigInt)]
-            epoch: i64,
-            #[diesel(sql_type = BigInt)]
-            lamport: i64,
-            #[diesel(sql_type = Text)]
-            kind: String,
-            #[diesel(sql_type = BigInt)]
-            origin: i64,
-        }
-        let rows: Vec<Row> = diesel::sql_query("SELECT lsn, epoch, lamport, kind, origin FROM write_log ORDER BY lsn")
-            .load(&mut self.conn(i))
-            .unwrap();
-        rows.into_iter().map(|r| (r.lsn, r.epoch, r.lamport, r.kind, r.origin)).collect()
+        log_in(&mut self.conn(i))
     }
 
     pub fn tail_logs(&self) -> String {
@@ -329,6 +302,51 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// A connection to the database `db_name` on the test server.
+pub fn conn_to(db_name: &str) -> MysqlConnection {
+    MysqlConnection::establish(&format!("{}/{}", server_url(), db_name)).expect("node database")
+}
+
+/// Confirmed bookings in a database: code → sorted seats.
+pub fn bookings_in(conn: &mut MysqlConnection) -> BTreeMap<String, Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        code: String,
+        #[diesel(sql_type = Text)]
+        seats: String,
+    }
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT code, seats FROM bookings WHERE state = 'confirmed'").load(conn).unwrap();
+    rows.into_iter()
+        .map(|r| {
+            let mut s: Vec<String> = r.seats.split(',').map(str::to_string).collect();
+            s.sort();
+            (r.code, s)
+        })
+        .collect()
+}
+
+/// A database's log as (lsn, epoch, lamport, kind, origin).
+pub fn log_in(conn: &mut MysqlConnection) -> Vec<(i64, i64, i64, String, i64)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        lsn: i64,
+        #[diesel(sql_type = BigInt)]
+        epoch: i64,
+        #[diesel(sql_type = BigInt)]
+        lamport: i64,
+        #[diesel(sql_type = Text)]
+        kind: String,
+        #[diesel(sql_type = BigInt)]
+        origin: i64,
+    }
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT lsn, epoch, lamport, kind, origin FROM write_log ORDER BY lsn").load(conn).unwrap();
+    rows.into_iter().map(|r| (r.lsn, r.epoch, r.lamport, r.kind, r.origin)).collect()
 }
 
 impl Drop for Cluster {
