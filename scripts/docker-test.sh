@@ -859,6 +859,11 @@ server_fault() {
     adb=$(db_of "$ac")
     master=$(master_id)
     epoch=$(cluster_json | json "d['epoch']")
+    if [ "$role" = master ]; then
+        [ "$id" = "$master" ] || fail "node $id is not the master (node $master is)"
+    else
+        [ "$id" != "$master" ] || fail "node $id is the master, not a follower"
+    fi
     say "$step. docker stop $(name_of "$adb"), the server of the $role $(name_of "$ac") (node $id), while 4 clients book"
     make_pool "${shows[@]:3}"
     : >"$work/events"
@@ -928,6 +933,8 @@ if [ "$cluster" = 1 ]; then
     mc=$(container_of_id "$master")
     [ -n "$mc" ] || fail "no container has the master's id $master"
     server_fault "$mc" master 9a 9b
+    # The master now (a new one since 9a, or the old one again), and a follower of it.
+    mc=$(container_of_id "$(master_id)")
     for c in $(app_containers); do [ "$c" = "$mc" ] || { fc=$c; break; }; done
     server_fault "$fc" follower 9c 9d
     down_and_check
