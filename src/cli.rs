@@ -333,7 +333,7 @@ fn backup_command(settings: Settings, args: &[String]) -> Result<(), String> {
         let rpc = Rpc { cluster, clock: crate::actors::lamport::LamportClock::new(0).start() };
         let bar = ProgressBar { on: std::io::stderr().is_terminal() };
         let started = Instant::now();
-        let taken = crate::backup::fetch::backup(&rpc, &node, &args.dir, &mut |p| bar.rows(p)).await;
+        let taken = crate::backup::fetch::backup(&rpc, &node, false, &args.dir, &mut |p| bar.rows(p)).await;
         bar.end();
         let m = taken.map_err(|e| format!("backup failed, {} holds no backup: {e}", args.dir.display()))?;
         let secs = started.elapsed().as_secs_f64();

@@ -54,11 +54,12 @@ pub fn prepare_dir(dir: &Path) -> Result<bool, BackupError> {
 pub async fn backup(
     rpc: &Rpc,
     node: &str,
+    install: bool,
     dir: &Path,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Manifest, BackupError> {
     let created = prepare_dir(dir)?;
-    let result = fetch_into(rpc, node, dir, progress).await;
+    let result = fetch_into(rpc, node, install, dir, progress).await;
     if result.is_err() {
         for t in TABLES {
             let _ = std::fs::remove_file(dir.join(table_file(t)));
@@ -72,10 +73,11 @@ pub async fn backup(
 }
 
 /// Opens the stream at `node`, or at the master a follower names (once).
-async fn open(rpc: &Rpc, client: &awc::Client, node: &str) -> Result<Streamed, BackupError> {
+async fn open(rpc: &Rpc, client: &awc::Client, node: &str, install: bool) -> Result<Streamed, BackupError> {
     let mut peer = Peer { id: 0, address: node.to_string() };
     for hop in 0..2 {
-        let answer = rpc.open_stream(client, &peer, "/internal/backup", serde_json::json!({})).await;
+        let answer =
+            rpc.open_stream(client, &peer, "/internal/backup", serde_json::json!({ "install": install })).await;
         let answer = answer.map_err(|e| match e {
             crate::cluster::client::RpcError::Status(address, 401) => BackupError::Refused(format!(
                 "{address} answered 401: the request's signature was refused (is CLUSTER_SECRET the cluster's?)"
@@ -112,12 +114,13 @@ async fn open(rpc: &Rpc, client: &awc::Client, node: &str) -> Result<Streamed, B
 async fn fetch_into(
     rpc: &Rpc,
     node: &str,
+    install: bool,
     dir: &Path,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Manifest, BackupError> {
     // The stream's idle time is bounded below; the whole of it is not.
     let client = Rpc::http_client(Duration::from_secs(30 * 24 * 3600));
-    let Streamed::Body { mut body, nonce } = open(rpc, &client, node).await? else {
+    let Streamed::Body { mut body, nonce } = open(rpc, &client, node, install).await? else {
         return Err(BackupError::Refused("no stream".into()));
     };
     let mut check = StreamCheck::new(&rpc.cluster.config.secret, &nonce, TABLES);

@@ -60,6 +60,12 @@ pub struct Header {
     /// The node that read it (the master).
     pub node: u64,
     pub tables: Vec<String>,
+    /// The master's commit point when it read it, and that entry's epoch: a snapshot for a
+    /// node to install is not waited on, so only the log up to here is known committed.
+    #[serde(default)]
+    pub committed: i64,
+    #[serde(default)]
+    pub committed_epoch: i64,
 }
 
 /// A table's rows in all, and the SHA-256 of its file.
@@ -329,6 +335,11 @@ pub struct Manifest {
     /// The master that read the snapshot.
     pub node: u64,
     pub tables: Vec<TableFile>,
+    /// See [`Header::committed`].
+    #[serde(default)]
+    pub committed: i64,
+    #[serde(default)]
+    pub committed_epoch: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -350,6 +361,8 @@ impl Manifest {
             created_at: h.created_at,
             completed_at,
             node: h.node,
+            committed: h.committed,
+            committed_epoch: h.committed_epoch,
             tables: tables
                 .iter()
                 .map(|t| TableFile {
@@ -525,6 +538,8 @@ mod tests {
             created_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             node: 3,
             tables: TABLES.iter().map(|t| t.to_string()).collect(),
+            committed: 12,
+            committed_epoch: 3,
         }
     }
 

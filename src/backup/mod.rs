@@ -36,6 +36,12 @@ pub enum BackupError {
     Db(#[from] DbError),
 }
 
+impl From<diesel::result::Error> for BackupError {
+    fn from(e: diesel::result::Error) -> Self {
+        BackupError::Db(DbError::from(e))
+    }
+}
+
 impl BackupError {
     fn io(what: impl std::fmt::Display, e: std::io::Error) -> Self {
         BackupError::Io(format!("{what}: {e}"))

@@ -90,7 +90,14 @@ pub fn restore(opts: &RestoreOptions, progress: &mut dyn FnMut(&Progress)) -> Re
     let migrated = snapshot::is_migrated(&mut conn)?;
     let non_empty = if migrated { snapshot::non_empty_tables(&mut conn)? } else { Vec::new() };
     restore_check(&m, opts.node_id, opts.whole_cluster, &Target { migrated, non_empty })?;
-    if let Err(e) = load(&mut conn, opts.dir, &m, progress) {
+    let loaded = load(&mut conn, opts.dir, &m, progress).and_then(|()| {
+        // The node's hard state: the backup's epoch (it never goes below the log's), no vote.
+        crate::db::node::save(&mut conn, m.epoch.max(0) as u64, None)?;
+        // Its log starts at the backup's end: what came before is in the tables (and the
+        // master's log may be compacted before it anyway).
+        crate::db::node::save_base(&mut conn, m.lsn, m.epoch).map_err(BackupError::from)
+    });
+    if let Err(e) = loaded {
         if let Err(c) = snapshot::clear(&mut conn) {
             log::error!("restore: cannot delete what was loaded before it failed: {c}");
         }
@@ -136,8 +143,27 @@ fn load(
         check_table(entry, sum)?;
         p.tables_done += 1;
     }
-    // The node's hard state: the backup's epoch (it never goes below the log's), no vote.
-    crate::db::node::save(conn, m.epoch.max(0) as u64, None)?;
     progress(&p);
     Ok(())
+}
+
+/// Replaces a running node's replicated tables with the snapshot in `dir`, in one
+/// transaction (a crash half way leaves them as they were), and makes the snapshot's commit
+/// point its log's base. Its epoch and vote stay as they are.
+pub fn install(conn: &mut MysqlConnection, dir: &Path, m: &Manifest) -> Result<(), BackupError> {
+    use diesel::connection::SimpleConnection;
+    verify_files(dir, m)?;
+    conn.batch_execute("SET SESSION foreign_key_checks = 0").map_err(crate::db::DbError::from)?;
+    let result = conn.transaction::<(), BackupError, _>(|c| {
+        for table in TABLES.iter().rev() {
+            c.batch_execute(&format!("DELETE FROM `{table}`")).map_err(crate::db::DbError::from)?;
+        }
+        load(c, dir, m, &mut |_| {})?;
+        // The log is known committed up to there; the entries after it (the master's
+        // uncommitted tail) are in `write_log` like any others.
+        crate::db::node::save_base(c, m.committed.min(m.lsn), m.committed_epoch)?;
+        Ok(())
+    });
+    conn.batch_execute("SET SESSION foreign_key_checks = 1").map_err(crate::db::DbError::from)?;
+    result
 }

@@ -43,6 +43,10 @@ pub struct Request {
     pub configured: Membership,
     /// How long to wait for the snapshot's last entry to commit.
     pub commit_wait: Duration,
+    /// For a node to install: sent as read, not waited on (a master that needs that node
+    /// for a majority could not commit it before the node installs it); the header says
+    /// how far it is committed.
+    pub install: bool,
 }
 
 /// The body of the answer: the stream of [`super::format`], produced as it is sent.
@@ -57,9 +61,11 @@ pub fn stream(
         let (tx, mut pieces) = tokio::sync::mpsc::channel::<Piece>(2);
         let reader = db.clone();
         let (master, configured) = (req.master, req.configured.clone());
+        // Read before the snapshot begins: everything up to it is in the tables by then.
+        let commit = tracker.commit_lsn();
         if let Err(e) = std::thread::Builder::new()
             .name("backup".into())
-            .spawn(move || read_snapshot(&reader, master, configured, &tx))
+            .spawn(move || read_snapshot(&reader, master, configured, commit, &tx))
         {
             log::error!("backup: cannot start its thread: {e}");
             return;
@@ -81,6 +87,7 @@ pub fn stream(
             }
         }
         let (committed, reason) = match &outcome {
+            Ok(_) if req.install => (true, None),
             Ok((lsn, epoch, _)) => match wait_committed(&db, &tracker, *lsn, *epoch, req.commit_wait).await {
                 Ok(()) => (true, None),
                 Err(why) => (false, Some(why)),
@@ -135,10 +142,10 @@ async fn wait_committed(
 }
 
 /// On the backup's thread: the whole snapshot, one transaction.
-fn read_snapshot(db: &Db, node: u64, configured: Membership, tx: &tokio::sync::mpsc::Sender<Piece>) {
+fn read_snapshot(db: &Db, node: u64, configured: Membership, commit: i64, tx: &tokio::sync::mpsc::Sender<Piece>) {
     let result = db.get().map_err(BackupError::from).and_then(|mut conn| {
         snapshot::begin_snapshot(&mut conn)?;
-        let copied = copy_tables(&mut conn, node, configured, tx);
+        let copied = copy_tables(&mut conn, node, configured, commit, tx);
         if let Err(e) = snapshot::end_snapshot(&mut conn) {
             log::warn!("backup: ending its transaction: {e}");
         }
@@ -170,9 +177,19 @@ fn copy_tables(
     conn: &mut MysqlConnection,
     node: u64,
     configured: Membership,
+    commit: i64,
     tx: &tokio::sync::mpsc::Sender<Piece>,
 ) -> Result<(i64, i64, u64), BackupError> {
     let (lsn, epoch) = snapshot::log_end(conn)?;
+    // Committed: at least the compacted part (a restarted master learns its commit point
+    // again), never past the snapshot's end.
+    let (base, base_epoch) = crate::db::node::load_base(conn)?.unwrap_or((0, 0));
+    let committed = commit.max(base).min(lsn);
+    let committed_epoch = match snapshot::epoch_at(conn, committed)? {
+        Some(e) => e,
+        None if committed == base => base_epoch,
+        None => 0,
+    };
     let logged = snapshot::last_membership(conn)?.map(membership_of).transpose()?;
     let membership = Some(logged.unwrap_or(configured));
     let header = Header {
@@ -183,6 +200,8 @@ fn copy_tables(
         created_at: chrono::Utc::now(),
         node,
         tables: TABLES.iter().map(|t| t.to_string()).collect(),
+        committed,
+        committed_epoch,
     };
     send(tx, control_line(&Control::Header(header)))?;
     let mut total = 0;

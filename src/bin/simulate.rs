@@ -24,7 +24,7 @@ fn usage(why: &str) -> ExitCode {
     eprintln!("simulate: {why}");
     eprintln!(
         "usage: simulate [--seeds N [--from S] [--threads T] | --seed N] \
-         [--scenario random|scale-up-crash|slow-follower-storage|bootstrap|rolling-restart] [--trace]"
+         [--scenario random|scale-up-crash|slow-follower-storage|bootstrap|rolling-restart|snapshot-install] [--trace]"
     );
     ExitCode::from(2)
 }

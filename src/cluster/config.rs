@@ -32,7 +32,14 @@ pub struct ClusterConfig {
     pub replication_timeout: Duration,
     /// A master whose log has not finished a database write for this long steps down.
     pub storage_stall: Duration,
+    /// LOG_RETAIN_ENTRIES: committed entries kept in `write_log` behind the compaction
+    /// point (0: never compact).
+    pub log_retain: u64,
 }
+
+/// Entries kept behind the compaction point by default: a follower that falls this far
+/// behind (or a node that diverged) installs a snapshot instead of replaying the log.
+pub const DEFAULT_LOG_RETAIN: u64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cluster configuration: {0}")]
@@ -90,6 +97,7 @@ impl ClusterConfig {
             election_timeout: Duration::from_millis(500),
             replication_timeout: Duration::from_secs(3),
             storage_stall: Duration::from_secs(5),
+            log_retain: DEFAULT_LOG_RETAIN,
         }
     }
 
@@ -140,6 +148,12 @@ impl ClusterConfig {
             election_timeout: millis("ELECTION_TIMEOUT_MS", 500)?,
             replication_timeout: millis("REPLICATION_TIMEOUT_MS", 3000)?,
             storage_stall: millis("STORAGE_STALL_MS", 5000)?,
+            log_retain: match env::var("LOG_RETAIN_ENTRIES") {
+                Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+                    ClusterConfigError(format!("LOG_RETAIN_ENTRIES: '{v}' is not a whole number (0: never compact)"))
+                })?,
+                _ => DEFAULT_LOG_RETAIN,
+            },
         })
     }
 }

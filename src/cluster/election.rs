@@ -55,6 +55,7 @@ pub fn timing(c: &super::ClusterConfig) -> Timing {
     Timing {
         batch: 1024,
         storage_stall: ms(c.storage_stall),
+        retain: c.log_retain,
         ..Timing::from_millis(ms(c.heartbeat_interval), ms(c.failure_timeout), ms(c.election_timeout))
     }
 }
@@ -67,11 +68,21 @@ pub fn load_state(conn: &mut diesel::mysql::MysqlConnection) -> Result<(HardStat
         .into_iter()
         .map(|(first, epoch)| Run { first: first.max(0) as u64, epoch: epoch.max(0) as u64 })
         .collect();
-    let memberships = crate::db::write_log::memberships(conn)?
+    let memberships: Vec<(u64, Membership)> = crate::db::write_log::memberships(conn)?
         .into_iter()
         .filter_map(|r| core::LogEntry::membership(&r).map(|m| (r.lsn.max(0) as u64, m)))
         .collect();
-    let log = LogIndex::from_parts(runs, pos.last_lsn.max(0) as u64, memberships);
+    let last = pos.last_lsn.max(0) as u64;
+    let log = match crate::db::node::load_base(conn)? {
+        // Compacted: what is left after the base, and the membership in force there (its
+        // entry is never deleted).
+        Some((lsn, epoch)) => {
+            let base = core::Position { lsn: lsn.max(0) as u64, epoch: epoch.max(0) as u64 };
+            let at_base = memberships.iter().rev().find(|(l, _)| *l <= base.lsn).map(|(_, m)| m.clone());
+            LogIndex::compacted(base, at_base, runs, last, memberships)
+        }
+        None => LogIndex::from_parts(runs, last, memberships),
+    };
     let epoch = epoch.max(log.last().epoch);
     Ok((HardState { epoch, voted_for }, log))
 }
@@ -180,22 +191,8 @@ impl ElectionCoordinator {
                     self.writer.tracker().decide(c as i64, |lsn| log.epoch_at(lsn.max(0) as u64).map(|e| e as i64));
                 }
                 Output::ViewChanged => {}
-                Output::Compact { upto, .. } => {
-                    // Not yet: this driver sets no `retain`, so the core never compacts.
-                    log::error!(
-                        "node {}: asked to compact up to {}; this build does not",
-                        self.cluster().node_id,
-                        upto.lsn
-                    );
-                }
-                Output::FetchSnapshot { from } => {
-                    log::error!(
-                        "node {}: asked to fetch node {from}'s snapshot; this build cannot",
-                        self.cluster().node_id
-                    );
-                    let out = self.core.step(monotonic_ms(), Input::SnapshotFailed);
-                    self.carry_out(out, ctx);
-                }
+                Output::Compact { upto, .. } => self.compact(upto, ctx),
+                Output::FetchSnapshot { from } => self.fetch_snapshot(from, ctx),
                 Output::HandedOver => {
                     self.handed_over = true;
                     for w in self.handing_over.drain(..) {
@@ -210,6 +207,81 @@ impl ElectionCoordinator {
                 }
             }
         }
+    }
+
+    /// Deletes the log's entries up to `upto` (committed, in the tables), in the background:
+    /// the core no longer reads them, and a crash half way leaves rows the base covers.
+    fn compact(&mut self, upto: core::Position, ctx: &mut Context<Self>) {
+        let (db, id) = (self.db.clone(), self.cluster().node_id);
+        let (lsn, epoch) = (upto.lsn as i64, upto.epoch as i64);
+        ctx.spawn(
+            async move {
+                let started = Instant::now();
+                match db.run(move |c| crate::db::write_log::compact(c, lsn, epoch)).await {
+                    Ok(n) => log::info!(
+                        "node {id}: compacted its log up to {lsn} ({n} entries deleted in {} ms)",
+                        started.elapsed().as_millis()
+                    ),
+                    Err(e) => log::error!("node {id}: could not compact its log up to {lsn}: {e}"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Fetches the master's snapshot into a directory of its own, installs it in one
+    /// transaction, has the log writer, the replication cache and the show actors start
+    /// again from it, and tells the core. Meanwhile the node takes no entries and gives no
+    /// votes (the core's rule), but answers everything else.
+    fn fetch_snapshot(&mut self, from: NodeId, ctx: &mut Context<Self>) {
+        let id = self.cluster().node_id;
+        let Some(peer) = self.cluster().peer(from) else {
+            log::warn!("node {id}: cannot fetch a snapshot from node {from}: no address for it");
+            return self.step(Input::SnapshotFailed, ctx);
+        };
+        let (rpc, db, writer) = (self.rpc.clone(), self.db.clone(), self.writer.clone());
+        let dir = std::env::temp_dir().join(format!("marquee-node{id}-snapshot-{}", monotonic_ms()));
+        let install = async move {
+            let started = Instant::now();
+            let fetched = crate::backup::fetch::backup(&rpc, &peer.address, true, &dir, &mut |_| {}).await;
+            let result = match fetched {
+                Ok(m) => {
+                    let d = dir.clone();
+                    let installed = db
+                        .run(move |c| {
+                            crate::backup::restore::install(c, &d, &m)
+                                .map(|()| m.lsn)
+                                .map_err(|e| crate::db::DbError::Snapshot(e.to_string()))
+                        })
+                        .await;
+                    match installed {
+                        Ok(lsn) => writer.reload().await.map(|_| lsn).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = std::fs::remove_dir_all(&dir);
+            let log = match result {
+                Ok(lsn) => {
+                    log::info!(
+                        "node {id}: installed node {from}'s snapshot at {lsn} in {} ms",
+                        started.elapsed().as_millis()
+                    );
+                    db.run(load_state).await.map(|(_, log)| log).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e),
+            };
+            log.inspect_err(|e| log::warn!("node {id}: snapshot from node {from} not installed: {e}"))
+        };
+        ctx.spawn(install.into_actor(self).map(|res, act, ctx| match res {
+            Ok(log) => {
+                act.streamer.do_send(Forget { after: 0 });
+                act.shows.reset();
+                act.step(Input::SnapshotInstalled(log), ctx);
+            }
+            Err(_) => act.step(Input::SnapshotFailed, ctx),
+        }));
     }
 
     /// Runs a store, then the outputs after it; on failure tells the core instead.

@@ -71,3 +71,28 @@ pub fn memberships(conn: &mut MysqlConnection) -> Result<Vec<crate::wal::LogReco
         })
         .collect()
 }
+
+/// Compacts the log up to `lsn` (`epoch` there): stores that as the log's base first (a
+/// crash half way leaves rows the base already covers), then deletes the entries up to it,
+/// a chunk at a time, except the newest membership entry among them (the membership in
+/// force at the base). Returns how many rows went.
+pub fn compact(conn: &mut MysqlConnection, lsn: i64, epoch: i64) -> Result<usize, DbError> {
+    use diesel::dsl::max;
+    super::node::save_base(conn, lsn, epoch)?;
+    let keep: Option<i64> = write_log::table
+        .filter(write_log::kind.eq("membership").and(write_log::lsn.le(lsn)))
+        .select(max(write_log::lsn))
+        .first(conn)?;
+    let keep = keep.unwrap_or(0);
+    let mut deleted = 0;
+    loop {
+        let n = diesel::sql_query("DELETE FROM write_log WHERE lsn <= ? AND lsn <> ? ORDER BY lsn LIMIT 10000")
+            .bind::<diesel::sql_types::BigInt, _>(lsn)
+            .bind::<diesel::sql_types::BigInt, _>(keep)
+            .execute(conn)?;
+        deleted += n;
+        if n < 10000 {
+            return Ok(deleted);
+        }
+    }
+}

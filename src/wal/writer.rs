@@ -142,6 +142,11 @@ enum Job {
     Barrier {
         reply: oneshot::Sender<()>,
     },
+    /// The tables were replaced under the writer (a snapshot installed): read where the log
+    /// ends again.
+    Reload {
+        reply: oneshot::Sender<Result<LogPosition, WalError>>,
+    },
 }
 
 /// A handle to the log writer thread; cheap to clone.
@@ -292,6 +297,13 @@ impl LogWriter {
         rx.await.map_err(|_| WalError::Stopped)?
     }
 
+    /// After a snapshot install: continue the log where the database now says it ends.
+    pub async fn reload(&self) -> Result<LogPosition, WalError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job::Reload { reply }).map_err(|_| WalError::Stopped)?;
+        rx.await.map_err(|_| WalError::Stopped)?
+    }
+
     /// Whether this node takes writes now (the master, heard by a majority).
     pub fn can_write(&self) -> bool {
         self.gate.writable_epoch().is_some()
@@ -433,6 +445,21 @@ impl Tail {
                 }
                 Job::Barrier { reply } => {
                     let _ = reply.send(());
+                }
+                Job::Reload { reply } => {
+                    let res = match conn.as_mut() {
+                        None => Err(WalError::Database("no database connection".into())),
+                        Some(c) => last_position(c).map_err(|e| WalError::Database(e.to_string())).map(|p| {
+                            self.next_lsn = p.last_lsn + 1;
+                            self.last_epoch = p.last_epoch;
+                            self.stats.last_lsn.store(p.last_lsn, Ordering::SeqCst);
+                            self.stats.last_epoch.store(p.last_epoch, Ordering::SeqCst);
+                            // Every table was replaced: the catalog may differ.
+                            self.stats.catalog_changed(self.position());
+                            self.position()
+                        }),
+                    };
+                    let _ = reply.send(res);
                 }
                 Job::Persist { truncate_after, records, reply } => {
                     let res = match conn.as_mut() {
@@ -589,6 +616,14 @@ impl Tail {
             }
         }
         if let Some(t) = cut {
+            // A compacted log cannot be rebuilt from what is left of it; the protocol has
+            // the node install its master's snapshot instead.
+            let base = crate::db::node::load_base(conn).map_err(|e| WalError::Database(e.to_string()))?;
+            if base.is_some() {
+                return Err(WalError::Database(format!(
+                    "the log differs from the master's after {t} and is compacted: it needs a snapshot"
+                )));
+            }
             log::warn!("log writer: dropping entries after {t} (another master's log wins) and rebuilding");
             let kept = read_log(conn, 0, t).map_err(|e| WalError::Database(e.to_string()))?;
             without_foreign_keys(conn, |c| {

@@ -389,7 +389,16 @@ async fn backup(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
         Ok(e) => e,
         Err(r) => return r,
     };
-    if let Err(no) = crate::backup::format::who_serves(&state.cluster.route(), state.cluster.node_id) {
+    // A member installing the snapshot may be what the master needs for a majority: it is
+    // served by the master as soon as it is one, writable or not.
+    let install = env.body.get("install").and_then(|v| v.as_bool()).unwrap_or(false);
+    let master_now = state.cluster.role() == crate::cluster::core::Role::Master;
+    let served = if install && master_now {
+        Ok(())
+    } else {
+        crate::backup::format::who_serves(&state.cluster.route(), state.cluster.node_id)
+    };
+    if let Err(no) = served {
         log::info!("backup asked by node {}: refused ({})", env.from, no.error);
         let status = StatusCode::from_u16(no.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let body = crate::cluster::messages::BackupRefused { error: no.error, master: no.master };
@@ -408,6 +417,7 @@ async fn backup(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
         secret: state.cluster.config.secret.clone(),
         nonce: signed.nonce.clone(),
         commit_wait: state.cluster.config.replication_timeout * 3,
+        install,
     };
     let stream = crate::backup::serve::stream(state.db.clone(), state.writer.tracker().clone(), request);
     HttpResponse::Ok()

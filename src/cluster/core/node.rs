@@ -819,6 +819,16 @@ impl Node {
             }
             new.push(e);
         }
+        if truncate_after.is_some() && self.log.base().lsn > 0 {
+            // A compacted log cannot be rebuilt from what is left of it: the master's
+            // snapshot replaces it (entries and votes wait until it is installed).
+            log::warn!(
+                "node {}: its log differs from master {from}'s after compaction; installs its snapshot",
+                self.id
+            );
+            self.fetching = Some((from, epoch, sent_at));
+            return out.push(Output::FetchSnapshot { from });
+        }
         if let Some(t) = truncate_after {
             log::warn!("node {}: drops its entries after {t}: master {from}'s log differs", self.id);
             self.log.truncate_after(t);
@@ -964,13 +974,15 @@ impl Node {
         }
     }
 
+    /// The snapshot is installed: its log is committed up to its base (the master's commit
+    /// point then), and holds the master's entries after that up to its end.
     fn snapshot_installed<E: LogEntry>(&mut self, log: LogIndex, out: &mut Vec<Output<E>>) {
-        let at = log.last();
-        log::info!("node {}: installed a snapshot at {}/{}", self.id, at.lsn, at.epoch);
+        let (at, base) = (log.last(), log.base());
+        log::info!("node {}: installed a snapshot at {}/{} (committed to {})", self.id, at.lsn, at.epoch, base.lsn);
         self.log = log;
-        if at.lsn > self.commit {
-            self.commit = at.lsn;
-            out.push(Output::Commit(at.lsn));
+        if base.lsn > self.commit {
+            self.commit = base.lsn;
+            out.push(Output::Commit(base.lsn));
         }
         self.check_removed(out);
         if let Some((from, epoch, sent_at)) = self.fetching.take() {

@@ -121,13 +121,14 @@ enum Event {
     },
     ClientTimeout(usize, u64),
     Fault(Fault),
-    /// A node's snapshot fetch (its `serial`) from `from`, of the log up to `lsn`/`epoch`,
-    /// finishes.
+    /// A node's snapshot fetch (its `serial`) from `from` finishes: the source's log when
+    /// it was read, known committed up to `committed`.
     SnapshotDone {
         node: NodeId,
         serial: u64,
         from: NodeId,
-        at: Position,
+        entries: Vec<SimEntry>,
+        committed: Lsn,
     },
 }
 
@@ -769,20 +770,21 @@ impl Sim {
                 Output::FetchSnapshot { from } => {
                     let now = self.now;
                     let delay = self.rng.gen_range(5..200);
-                    let source = self.nodes.get(&from).filter(|s| s.up(now)).map(|s| s.log.len() as Lsn);
+                    // The snapshot is of the source's tables now, that is of its whole log,
+                    // committed as far as the source knows (at least what it compacted); it
+                    // is not waited on (the source may need this node to commit more).
+                    let (entries, committed) = match self.nodes.get(&from).filter(|s| s.up(now)) {
+                        Some(s) => {
+                            let c = s.core.as_ref().map(|c| c.commit()).unwrap_or(0).max(s.base);
+                            (s.log.clone(), c)
+                        }
+                        None => (Vec::new(), 0),
+                    };
                     let n = self.nodes.get_mut(&id).unwrap();
                     n.fetches += 1;
                     let serial = n.fetches;
                     n.fetch = Some(serial);
-                    // The snapshot is of the source's tables now, that is of its whole log.
-                    let at = match source {
-                        Some(lsn) if lsn > 0 => {
-                            let epoch = self.nodes[&from].log[lsn as usize - 1].epoch;
-                            Position { epoch, lsn }
-                        }
-                        _ => Position::default(),
-                    };
-                    self.schedule(now + delay, Event::SnapshotDone { node: id, serial, from, at });
+                    self.schedule(now + delay, Event::SnapshotDone { node: id, serial, from, entries, committed });
                 }
                 Output::ViewChanged => self.on_view(id),
                 Output::HandedOver => {
@@ -809,27 +811,27 @@ impl Sim {
         }
     }
 
-    /// A snapshot fetch ends: installed in one step if its source still holds it and has
-    /// committed it (as the real one waits for), else nothing changes.
-    fn snapshot_done(&mut self, id: NodeId, serial: u64, from: NodeId, at: Position) {
+    /// A snapshot fetch ends: installed in one step if its source was up to the end of the
+    /// stream, else nothing changes.
+    fn snapshot_done(&mut self, id: NodeId, serial: u64, from: NodeId, entries: Vec<SimEntry>, committed: Lsn) {
         let now = self.now;
         let Some(n) = self.nodes.get(&id) else { return };
         if n.core.is_none() || n.fetch != Some(serial) {
             return; // it crashed meanwhile: the install's transaction never committed
         }
-        let ok = at.lsn > 0
-            && self.nodes.get(&from).is_some_and(|s| {
-                s.up(now)
-                    && s.core.as_ref().is_some_and(|c| c.commit() >= at.lsn)
-                    && s.log.get(at.lsn as usize - 1).map(|e| e.epoch) == Some(at.epoch)
-            })
-            && !n.failed;
+        let ok = !entries.is_empty() && self.nodes.get(&from).is_some_and(|s| s.up(now)) && !n.failed;
         self.nodes.get_mut(&id).unwrap().fetch = None;
         if !ok {
             self.note(|| format!("n{id}: snapshot from n{from} failed"));
             return self.input(id, Input::SnapshotFailed);
         }
-        let entries: Vec<SimEntry> = self.nodes[&from].log[..at.lsn as usize].to_vec();
+        let last = entries.last().unwrap();
+        let at = Position { lsn: last.lsn, epoch: last.epoch };
+        if entries.get(committed as usize - 1).is_some_and(|e| self.committed.get(e.lsn as usize - 1) != Some(e))
+            && committed > 0
+        {
+            self.violation(format!("n{from}'s snapshot says {committed} is committed; it is not"));
+        }
         let old = std::mem::take(&mut self.nodes.get_mut(&id).unwrap().log);
         for e in &old {
             let kept = entries.get(e.lsn as usize - 1) == Some(e);
@@ -837,12 +839,14 @@ impl Sim {
                 self.violation(format!("node {id}'s snapshot drops committed entry {}/{}", e.lsn, e.epoch));
             }
         }
-        self.note(|| format!("n{id} installs n{from}'s snapshot at {}/{}", at.lsn, at.epoch));
+        self.note(|| {
+            format!("n{id} installs n{from}'s snapshot at {}/{} (committed to {committed})", at.lsn, at.epoch)
+        });
         self.installs += 1;
         {
             let n = self.nodes.get_mut(&id).unwrap();
             n.chain.clear();
-            n.base = at.lsn;
+            n.base = committed.min(at.lsn);
         }
         for e in entries {
             self.store(id, e);
@@ -1249,7 +1253,9 @@ impl Sim {
                     }
                 }
                 Event::Fault(f) => self.fault(f),
-                Event::SnapshotDone { node, serial, from, at } => self.snapshot_done(node, serial, from, at),
+                Event::SnapshotDone { node, serial, from, entries, committed } => {
+                    self.snapshot_done(node, serial, from, entries, committed)
+                }
             }
             if self.healed && converged_at.is_none() && self.now > self.opts.fault_ms + 2_500 && self.converged() {
                 converged_at = Some(self.now);
