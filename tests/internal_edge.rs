@@ -56,7 +56,7 @@ async fn with_an_internal_listener_the_public_one_does_not_serve_node_endpoints(
     assert_ne!(app.internal_address, app.address, "a listener of its own");
 
     // A correctly signed request to the public port: the ordinary not-found page.
-    for path in ["/internal/status", "/internal/message", "/internal/writes"] {
+    for path in ["/internal/status", "/internal/message", "/internal/writes", "/internal/backup"] {
         let (status, sig, body, _) = signed_post(&app.address, path).await;
         assert_eq!(status, 404, "{path} on the public port");
         assert!(sig.is_none(), "no signed answer from the public port");
