@@ -8,7 +8,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -110,6 +111,54 @@ pub struct Nemesis {
     pub start: Instant,
     /// Slots that were members when the run began (scale removes only the others).
     pub initial: usize,
+    /// With `--log-retain`: kills nodes caught installing a snapshot while the schedule runs.
+    pub installs: Option<Mutex<InstallWatch>>,
+}
+
+/// Aims kills at snapshot installs: it reads what the members log as the schedule runs
+/// (every few ms), and when a node logs that it installs its master's snapshot, kills it
+/// at once (before the install ends, when it can: a small snapshot takes some tens of ms)
+/// and starts it again 300 ms later. The restarted node must install cleanly: its next
+/// install is left alone, the one after is killed again, and so on.
+/// [`crate::snapshots`] counts from the logs which kills landed half way.
+#[derive(Default)]
+pub struct InstallWatch {
+    /// How far each slot's log was read, and the unfinished last line.
+    read: BTreeMap<usize, (u64, String)>,
+    /// Whether the slot's last install was interrupted (so the next one is left alone).
+    interrupted: BTreeMap<usize, bool>,
+}
+
+impl InstallWatch {
+    /// The running members that logged an install start since the last look.
+    fn installing(&mut self, c: &Cluster) -> Vec<usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut found = Vec::new();
+        for &slot in &c.members {
+            let n = &c.nodes[slot - 1];
+            let (offset, partial) = self.read.entry(slot).or_default();
+            let Ok(mut f) = std::fs::File::open(&n.log) else { continue };
+            let mut bytes = Vec::new();
+            if f.seek(SeekFrom::Start(*offset)).is_err() || f.read_to_end(&mut bytes).is_err() {
+                continue;
+            }
+            *offset += bytes.len() as u64;
+            partial.push_str(&String::from_utf8_lossy(&bytes));
+            let Some(end) = partial.rfind('\n') else { continue };
+            let lines: String = partial.drain(..=end).collect();
+            // Installing now: the last install line read is a start (one that already
+            // ended is no target).
+            use crate::snapshots::Line;
+            let last = lines
+                .lines()
+                .filter_map(crate::snapshots::classify)
+                .rfind(|l| matches!(l, Line::Start | Line::Installing | Line::Installed { .. } | Line::Failed));
+            if last == Some(Line::Installing) {
+                found.push(slot);
+            }
+        }
+        found
+    }
 }
 
 impl Nemesis {
@@ -283,19 +332,53 @@ impl Nemesis {
         Ok(())
     }
 
+    /// Sleeps until `at` (false if the campaign was interrupted); with an install watch,
+    /// looks at the members' logs every 5 ms meanwhile and kills those caught installing.
+    fn wait_until(&self, c: &mut Cluster, at: Instant, errors: &mut Vec<String>) -> bool {
+        let Some(watch) = &self.installs else { return crate::procs::sleep_until(at) };
+        while Instant::now() < at {
+            if crate::procs::interrupted() {
+                return false;
+            }
+            let caught = watch.lock().unwrap().installing(c);
+            for slot in caught {
+                let n = &c.nodes[slot - 1];
+                // A node whose database is down or stopped cannot install anyway.
+                let target = n.is_live() && n.db.is_up() && !n.db.stalled;
+                let interrupted = watch.lock().unwrap().interrupted.get(&slot).copied().unwrap_or(false);
+                if !target || interrupted {
+                    watch.lock().unwrap().interrupted.insert(slot, false);
+                    continue;
+                }
+                c.kill(slot);
+                watch.lock().unwrap().interrupted.insert(slot, true);
+                self.note("kill-install", json!({ "phase": "start", "detail": { "nodes": [id_of(slot)] } }));
+                std::thread::sleep(Duration::from_millis(300));
+                if c.members.contains(&slot) && !c.nodes[slot - 1].is_running() {
+                    if let Err(e) = c.start(slot) {
+                        errors.push(format!("kill-install: restarting node {}: {e}", id_of(slot)));
+                    }
+                }
+                self.note("kill-install", json!({ "phase": "end" }));
+            }
+            std::thread::sleep(Duration::from_millis(5).min(at.saturating_duration_since(Instant::now())));
+        }
+        true
+    }
+
     /// Applies the schedule, then heals everything. Errors are recorded and end the
     /// schedule early (the run is then reported as not valid).
     pub fn run(&self, c: &mut Cluster, schedule: &[Planned]) -> Vec<String> {
         let mut errors = Vec::new();
         for p in schedule {
-            if !crate::procs::sleep_until(self.start + Duration::from_millis(p.at_ms)) {
+            if !self.wait_until(c, self.start + Duration::from_millis(p.at_ms), &mut errors) {
                 break;
             }
             let name = p.kind.name();
             match self.begin(c, p) {
                 Ok((undo, detail)) => {
                     self.note(name, json!({ "phase": "start", "detail": detail }));
-                    let ok = crate::procs::sleep_until(Instant::now() + Duration::from_millis(p.lasts_ms));
+                    let ok = self.wait_until(c, Instant::now() + Duration::from_millis(p.lasts_ms), &mut errors);
                     let r = self.end(c, undo);
                     self.note(name, json!({ "phase": "end" }));
                     if let Err(e) = r {
