@@ -319,7 +319,11 @@ fn campaign(mut o: Options) -> i32 {
             o.faults.iter().map(|k| vec![*k]).collect()
         };
         for i in 0..o.runs {
-            let faults = groups[i % groups.len()].clone();
+            let mut faults = groups[i % groups.len()].clone();
+            // A follower behind the compaction point in every run (the first fault is one).
+            if o.log_retain.is_some() && !faults.is_empty() && !faults.contains(&Kind::Lag) {
+                faults.push(Kind::Lag);
+            }
             let nodes = o.nodes[(i / groups.len()) % o.nodes.len()];
             let discovery = match o.discovery.as_str() {
                 "static" => Discovery::Static,
@@ -327,7 +331,7 @@ fn campaign(mut o: Options) -> i32 {
                 _ if i % 2 == 0 => Discovery::Static,
                 _ => Discovery::Dns,
             };
-            let names: Vec<&str> = faults.iter().map(|k| k.name()).collect();
+            let names: Vec<&str> = groups[i % groups.len()].iter().map(|k| k.name()).collect();
             let label = match names.len() {
                 0 => "none".to_string(),
                 1 => names[0].to_string(),

@@ -22,6 +22,9 @@ pub enum Kind {
     DbStall,
     Skew,
     Scale,
+    /// A follower falls behind the compaction point (see `Nemesis::lag`); not in `all`,
+    /// added to every run by `--log-retain`.
+    Lag,
 }
 
 pub const ALL: [Kind; 7] =
@@ -37,6 +40,7 @@ impl Kind {
             Kind::DbStall => "db-stall",
             Kind::Skew => "skew",
             Kind::Scale => "scale",
+            Kind::Lag => "lag",
         }
     }
 
@@ -46,8 +50,10 @@ impl Kind {
             match w {
                 "all" => kinds.extend(ALL),
                 "none" => {}
-                _ => kinds.push(*ALL.iter().find(|k| k.name() == w).ok_or_else(|| {
-                    format!("unknown fault '{w}' (kill, pause, partition, db-kill, db-stall, skew, scale, all, none)")
+                _ => kinds.push(*ALL.iter().chain(&[Kind::Lag]).find(|k| k.name() == w).ok_or_else(|| {
+                    format!(
+                        "unknown fault '{w}' (kill, pause, partition, db-kill, db-stall, skew, scale, lag, all, none)"
+                    )
                 })?),
             }
         }
@@ -262,6 +268,7 @@ impl Nemesis {
                 c.start(v)?;
                 (Undo::Unskew(v), json!({ "nodes": [id_of(v)], "offset": offset }))
             }
+            Kind::Lag => self.lag(c, p)?,
             Kind::Scale => {
                 if c.discovery != Discovery::Dns {
                     return Ok((Undo::Nothing, json!({ "skipped": "scale needs DNS discovery" })));
@@ -300,6 +307,52 @@ impl Nemesis {
                 }
             }
         })
+    }
+
+    /// A follower falls behind the compaction point: it is killed, the others go on until
+    /// the master's log is three retains (`--log-retain`) past the follower's end (at most
+    /// 20 s), then the master restarts (SIGTERM, so it hands over to a follower, which
+    /// compacted its own log as it committed; SIGKILL under DNS discovery, where SIGTERM
+    /// would take it out of the membership). The follower restarts when the fault ends,
+    /// and the new master's log no longer holds what it needs: it installs a snapshot.
+    fn lag(&self, c: &mut Cluster, p: &Planned) -> Result<(Undo, Value), String> {
+        let Some(master) = Self::master_slot(c) else {
+            return Ok((Undo::Nothing, json!({ "skipped": "no master" })));
+        };
+        let followers: Vec<usize> =
+            Self::running(c).into_iter().filter(|&s| s != master && c.nodes[s - 1].is_live()).collect();
+        let Some(&v) = followers.get((p.pick % followers.len().max(1) as u64) as usize) else {
+            return Ok((Undo::Nothing, json!({ "skipped": "no follower running" })));
+        };
+        let last_lsn = |c: &Cluster, s: usize| {
+            crate::cluster::status(&c.nodes[s - 1].base_url(), Duration::from_millis(800))
+                .and_then(|st| st["last_lsn"].as_i64())
+        };
+        let end = last_lsn(c, v).unwrap_or(0);
+        c.kill(v);
+        let ahead = 3 * c.log_retain.unwrap_or(0) as i64;
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut reached = None;
+        while Instant::now() < until && !crate::procs::interrupted() {
+            reached = last_lsn(c, master);
+            if reached.is_some_and(|l| l >= end + ahead) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if c.discovery == Discovery::Dns {
+            c.kill(master);
+        } else {
+            let pids = c.pids.clone();
+            c.nodes[master - 1].terminate(&pids, Duration::from_secs(10));
+        }
+        if c.members.contains(&master) {
+            c.start(master)?;
+        }
+        Ok((
+            Undo::Restart(vec![v]),
+            json!({ "nodes": [id_of(v)], "end": end, "master": id_of(master), "master_at": reached }),
+        ))
     }
 
     fn end(&self, c: &mut Cluster, undo: Undo) -> Result<(), String> {
@@ -425,5 +478,8 @@ mod tests {
         assert_eq!(Kind::parse_list("all").unwrap().len(), 7);
         assert!(Kind::parse_list("none").unwrap().is_empty());
         assert!(Kind::parse_list("explode").is_err());
+        // lag is asked for by name (or added by --log-retain), never by all.
+        assert_eq!(Kind::parse_list("lag").unwrap(), vec![Kind::Lag]);
+        assert!(!Kind::parse_list("all").unwrap().contains(&Kind::Lag));
     }
 }

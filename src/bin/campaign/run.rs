@@ -384,10 +384,17 @@ async fn drive(
     }
     let start = Instant::now();
     let rec = Arc::new(Recorder::new(start));
-    let schedule = match spec.scenario {
+    let mut schedule = match spec.scenario {
         Some(_) => Vec::new(),
         None => nemesis::plan(spec.seed, &spec.faults, spec.seconds),
     };
+    if spec.faults.contains(&Kind::Lag) {
+        // The first fault puts a follower behind the compaction point, so every run with
+        // `--log-retain` has an install to make (and to interrupt).
+        if let Some(first) = schedule.first_mut() {
+            first.kind = Kind::Lag;
+        }
+    }
     {
         let mut out = String::new();
         for p in &schedule {
