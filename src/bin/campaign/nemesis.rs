@@ -123,8 +123,9 @@ pub struct Nemesis {
 
 /// Aims kills at snapshot installs: it reads what the members log as the schedule runs
 /// (every few ms), and when a node logs that it installs its master's snapshot, kills it
-/// at once (before the install ends, when it can: a small snapshot takes some tens of ms)
-/// and starts it again 300 ms later. The restarted node must install cleanly: its next
+/// (at once, or every other time after half the longest install seen, so that some kills
+/// land in the fetch and some in the installing transaction; a small snapshot takes
+/// 50-400 ms here) and starts it again 300 ms later. The restarted node must install cleanly: its next
 /// install is left alone, the one after is killed again, and so on.
 /// [`crate::snapshots`] counts from the logs which kills landed half way.
 #[derive(Default)]
@@ -133,6 +134,10 @@ pub struct InstallWatch {
     read: BTreeMap<usize, (u64, String)>,
     /// Whether the slot's last install was interrupted (so the next one is left alone).
     interrupted: BTreeMap<usize, bool>,
+    /// Kills so far, and the longest install read in the logs (ms): every other kill waits
+    /// half that long, to land in the installing transaction rather than the fetch.
+    kills: u64,
+    longest_ms: u64,
 }
 
 impl InstallWatch {
@@ -155,6 +160,11 @@ impl InstallWatch {
             // Installing now: the last install line read is a start (one that already
             // ended is no target).
             use crate::snapshots::Line;
+            for l in lines.lines().filter_map(crate::snapshots::classify) {
+                if let Line::Installed { ms } = l {
+                    self.longest_ms = self.longest_ms.max(ms);
+                }
+            }
             let last = lines
                 .lines()
                 .filter_map(crate::snapshots::classify)
@@ -403,8 +413,18 @@ impl Nemesis {
                     watch.lock().unwrap().interrupted.insert(slot, false);
                     continue;
                 }
+                let delay = {
+                    let mut w = watch.lock().unwrap();
+                    w.kills += 1;
+                    w.interrupted.insert(slot, true);
+                    if w.kills % 2 == 0 {
+                        w.longest_ms / 2
+                    } else {
+                        0
+                    }
+                };
+                std::thread::sleep(Duration::from_millis(delay));
                 c.kill(slot);
-                watch.lock().unwrap().interrupted.insert(slot, true);
                 self.note("kill-install", json!({ "phase": "start", "detail": { "nodes": [id_of(slot)] } }));
                 std::thread::sleep(Duration::from_millis(300));
                 if c.members.contains(&slot) && !c.nodes[slot - 1].is_running() {
