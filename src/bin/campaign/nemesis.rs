@@ -340,12 +340,15 @@ impl Nemesis {
         };
         let end = last_lsn(c, v).unwrap_or(0);
         c.kill(v);
+        // Noted here, not once the master restarted: the fault began with this kill.
+        self.note(
+            "lag",
+            json!({ "phase": "start", "detail": { "nodes": [id_of(v)], "end": end, "master": id_of(master) } }),
+        );
         let ahead = 3 * c.log_retain.unwrap_or(0) as i64;
         let until = Instant::now() + Duration::from_secs(20);
-        let mut reached = None;
         while Instant::now() < until && !crate::procs::interrupted() {
-            reached = last_lsn(c, master);
-            if reached.is_some_and(|l| l >= end + ahead) {
+            if last_lsn(c, master).is_some_and(|l| l >= end + ahead) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -359,10 +362,7 @@ impl Nemesis {
         if c.members.contains(&master) {
             c.start(master)?;
         }
-        Ok((
-            Undo::Restart(vec![v]),
-            json!({ "nodes": [id_of(v)], "end": end, "master": id_of(master), "master_at": reached }),
-        ))
+        Ok((Undo::Restart(vec![v]), Value::Null))
     }
 
     fn end(&self, c: &mut Cluster, undo: Undo) -> Result<(), String> {
@@ -450,7 +450,9 @@ impl Nemesis {
             let name = p.kind.name();
             match self.begin(c, p) {
                 Ok((undo, detail)) => {
-                    self.note(name, json!({ "phase": "start", "detail": detail }));
+                    if !detail.is_null() {
+                        self.note(name, json!({ "phase": "start", "detail": detail }));
+                    }
                     let ok = self.wait_until(c, Instant::now() + Duration::from_millis(p.lasts_ms), &mut errors);
                     let r = self.end(c, undo);
                     self.note(name, json!({ "phase": "end" }));
