@@ -28,4 +28,4 @@ if [ "$profile" = release ]; then
 else
   cargo build --locked --bin marquee --bin campaign
 fi
-exec "target/$profile/campaign" "$@"
+exec "${CARGO_TARGET_DIR:-target}/$profile/campaign" "$@"

@@ -23,8 +23,9 @@
 //!   anyone saw: the same as not happening). Once a seat is booked under a code that no cancel
 //!   was sent for, the rest of its history is checked op by op against that booking (see
 //!   [`SeatJob::settled`]). A seat whose search runs out of budget is reported undecided.
-//! - **divergent**: the nodes' write logs differ (the first differing LSN, against the longest
-//!   log).
+//! - **divergent**: the nodes' write logs differ where both hold entries (the first differing
+//!   LSN, against the log that reaches furthest); a log compacted to its base holds only what
+//!   follows it, see [`divergence`].
 //! - **availability** per fault kind and the longest stretch without a master.
 //!
 //! Reads (`f: read`) are not part of the linearizability check: they may be served by a
@@ -51,6 +52,8 @@ pub struct Input<'a> {
     pub events: &'a [Event],
     /// Node id -> its write log after the run settled.
     pub logs: &'a BTreeMap<u64, Vec<LogEntry>>,
+    /// Node id -> the LSN its log was compacted to (absent: not compacted).
+    pub bases: &'a BTreeMap<u64, i64>,
 }
 
 /// A seat whose operations cannot be put in one order.
@@ -177,7 +180,7 @@ pub fn check(input: &Input) -> Verdict {
             }),
         }
     }
-    v.divergent = divergence(input.logs);
+    v.divergent = divergence(input.logs, input.bases);
     v.availability = availability(&hist, &mut v.notes);
     v.longest_without_master_ms = without_master(&hist);
     v
@@ -1724,9 +1727,18 @@ fn run_jobs(jobs: Vec<SeatJob>) -> Vec<(String, SeatResult)> {
 // ---------------------------------------------------------------------------------------------
 // Logs, availability, masters.
 
-/// Compares every node's log with the longest one (the lowest node id among equals): the first
-/// LSN at which they differ, one line per node that differs.
-fn divergence(logs: &BTreeMap<u64, Vec<LogEntry>>) -> Vec<String> {
+/// Compares every node's log with the one that reaches furthest (the lowest base, then the
+/// lowest node id, among equals). Logs compact: a node's `write_log` holds only the entries
+/// after its base (and the membership entry in force there), and bases differ between nodes,
+/// so two logs are compared where both hold entries: every LSN above the higher of their two
+/// bases must be in both and the same, and an LSN at or below it that both still hold must
+/// be the same too. What was compacted away is in the tables, which the final reads compare.
+/// A node may keep rows at or below its own base (the membership in force there; the rows a
+/// snapshot it installed held behind its commit point; those a compaction cut short by a
+/// kill did not delete yet): its core no longer reads them, but where another node holds
+/// the same LSN they must agree. One line per node that differs: the first LSN at which it
+/// does, or where the two logs end when they differ nowhere else.
+fn divergence(logs: &BTreeMap<u64, Vec<LogEntry>>, bases: &BTreeMap<u64, i64>) -> Vec<String> {
     fn by_lsn<'a>(node: u64, log: &'a [LogEntry], out: &mut Vec<String>) -> BTreeMap<i64, &'a LogEntry> {
         let mut m = BTreeMap::new();
         for e in log {
@@ -1737,7 +1749,11 @@ fn divergence(logs: &BTreeMap<u64, Vec<LogEntry>>) -> Vec<String> {
         m
     }
     let mut out = Vec::new();
-    let Some((&ref_node, ref_log)) = logs.iter().max_by_key(|(id, l)| (l.len(), std::cmp::Reverse(**id))) else {
+    let base = |node: u64| bases.get(&node).copied().unwrap_or(0);
+    let end = |node: u64, log: &[LogEntry]| log.iter().map(|e| e.lsn).max().unwrap_or(0).max(base(node));
+    let Some((&ref_node, ref_log)) =
+        logs.iter().max_by_key(|(id, l)| (end(**id, l), std::cmp::Reverse(base(**id)), std::cmp::Reverse(**id)))
+    else {
         return out;
     };
     let entry = |e: &LogEntry| format!("epoch {} {} {}", e.epoch, e.kind, e.digest.get(..12).unwrap_or(&e.digest));
@@ -1747,7 +1763,9 @@ fn divergence(logs: &BTreeMap<u64, Vec<LogEntry>>) -> Vec<String> {
             continue;
         }
         let mine = by_lsn(node, log, &mut out);
+        let from = base(ref_node).max(base(node));
         let lsns: BTreeSet<i64> = reference.keys().chain(mine.keys()).copied().collect();
+        let before = out.len();
         for lsn in lsns {
             match (reference.get(&lsn), mine.get(&lsn)) {
                 (Some(a), Some(b)) if a == b => continue,
@@ -1756,11 +1774,14 @@ fn divergence(logs: &BTreeMap<u64, Vec<LogEntry>>) -> Vec<String> {
                     entry(b),
                     entry(a)
                 )),
+                _ if lsn <= from => continue, // compacted on one of them
                 (Some(a), None) => out.push(format!(
-                    "node {node}'s log has no lsn {lsn} ({} on node {ref_node}); it has {} entries, node {ref_node} {}",
+                    "node {node}'s log has no lsn {lsn} ({} on node {ref_node}); it has {} entries after its base {}, node {ref_node} {} after {}",
                     entry(a),
-                    log.len(),
-                    ref_log.len()
+                    log.iter().filter(|e| e.lsn > base(node)).count(),
+                    base(node),
+                    ref_log.iter().filter(|e| e.lsn > base(ref_node)).count(),
+                    base(ref_node)
                 )),
                 (None, Some(b)) => {
                     out.push(format!("node {node}'s log has lsn {lsn} ({}), which node {ref_node}'s lacks", entry(b)))
@@ -1768,6 +1789,16 @@ fn divergence(logs: &BTreeMap<u64, Vec<LogEntry>>) -> Vec<String> {
                 (None, None) => continue,
             }
             break;
+        }
+        // Behind a base with no entry to compare: the ends say it.
+        if out.len() == before && end(node, log) != end(ref_node, ref_log) {
+            out.push(format!(
+                "node {node}'s log ends at {} (base {}), node {ref_node}'s at {} (base {})",
+                end(node, log),
+                base(node),
+                end(ref_node, ref_log),
+                base(ref_node)
+            ));
         }
     }
     out
@@ -1869,6 +1900,7 @@ mod tests {
             seconds: 10,
             scenario: None,
             discovery: "static".into(),
+            log_retain: None,
         }
     }
 
@@ -1931,8 +1963,17 @@ mod tests {
         }
 
         fn check_logs(&self, meta: &RunMeta, logs: &BTreeMap<u64, Vec<LogEntry>>) -> Verdict {
+            self.check_compacted(meta, logs, &BTreeMap::new())
+        }
+
+        fn check_compacted(
+            &self,
+            meta: &RunMeta,
+            logs: &BTreeMap<u64, Vec<LogEntry>>,
+            bases: &BTreeMap<u64, i64>,
+        ) -> Verdict {
             let events = self.events();
-            check(&Input { meta, events: &events, logs })
+            check(&Input { meta, events: &events, logs, bases })
         }
     }
 
@@ -2181,6 +2222,47 @@ mod tests {
         logs.remove(&2);
         logs.remove(&3);
         assert_clean(&Hist::default().check_logs(&meta(2, 1000), &logs));
+    }
+
+    #[test]
+    fn compacted_logs_are_compared_where_both_hold_entries() {
+        let e =
+            |lsn: i64, kind: &str, digest: &str| LogEntry { lsn, epoch: 1, kind: kind.into(), digest: digest.into() };
+        let w = |lsn: i64, digest: &str| e(lsn, "HoldPlaced", digest);
+        let m = |lsn: i64| e(lsn, "membership", "mm");
+        // Node 1 compacted to 3 (keeping the membership at 1), node 2 to 5, node 3 never.
+        let mut logs = BTreeMap::new();
+        logs.insert(1, vec![m(1), w(4, "d"), w(5, "e"), w(6, "f"), w(7, "g")]);
+        logs.insert(2, vec![m(1), w(6, "f"), w(7, "g")]);
+        logs.insert(3, vec![m(1), w(2, "b"), w(3, "c"), w(4, "d"), w(5, "e"), w(6, "f"), w(7, "g")]);
+        let bases = BTreeMap::from([(1, 3), (2, 5)]);
+        assert_clean(&Hist::default().check_compacted(&meta(3, 1000), &logs, &bases));
+        // Without the bases the same logs differ.
+        assert!(!Hist::default().check_logs(&meta(3, 1000), &logs).divergent.is_empty());
+        // An entry after the higher base that differs, one that is missing, one kept below a
+        // base, and a log that ends early are all reported.
+        let mut bad = logs.clone();
+        bad.insert(2, vec![m(1), w(6, "x"), w(7, "g")]);
+        let v = Hist::default().check_compacted(&meta(3, 1000), &bad, &bases);
+        assert_eq!(v.divergent.len(), 1, "{v:#?}");
+        assert!(v.divergent[0].starts_with("node 2's log differs from node 3's at lsn 6"), "{v:#?}");
+        bad.insert(2, vec![m(1), w(7, "g")]);
+        let v = Hist::default().check_compacted(&meta(3, 1000), &bad, &bases);
+        assert!(v.divergent[0].starts_with("node 2's log has no lsn 6"), "{v:#?}");
+        // Rows left at or below a base (a snapshot's, a compaction cut short) must agree
+        // with the others' where they hold them too.
+        bad.insert(2, vec![m(1), w(4, "d"), w(6, "f"), w(7, "g")]);
+        assert_clean(&Hist::default().check_compacted(&meta(3, 1000), &bad, &bases));
+        bad.insert(2, vec![m(1), w(4, "x"), w(6, "f"), w(7, "g")]);
+        let v = Hist::default().check_compacted(&meta(3, 1000), &bad, &bases);
+        assert!(v.divergent[0].starts_with("node 2's log differs from node 3's at lsn 4"), "{v:#?}");
+        bad.insert(2, vec![m(1), w(6, "f")]);
+        let v = Hist::default().check_compacted(&meta(3, 1000), &bad, &bases);
+        assert!(v.divergent[0].starts_with("node 2's log has no lsn 7"), "{v:#?}");
+        // A node compacted past the others' last entry reaches furthest only by its base.
+        let logs = BTreeMap::from([(1, vec![m(1), w(2, "b")]), (2, vec![m(1)])]);
+        let v = Hist::default().check_compacted(&meta(2, 1000), &logs, &BTreeMap::from([(2, 4)]));
+        assert_eq!(v.divergent, vec!["node 1's log ends at 2 (base 0), node 2's at 4 (base 4)"], "{v:#?}");
     }
 
     #[test]

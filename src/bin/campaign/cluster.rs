@@ -26,6 +26,8 @@ pub struct Cluster {
     /// The master as the monitor last saw it.
     pub master: Arc<Mutex<Option<u64>>>,
     pub port: u16,
+    /// LOG_RETAIN_ENTRIES for every node (None: the nodes' default).
+    pub log_retain: Option<u64>,
 }
 
 /// Nodes keep holds 9 s, so holds expire within a run.
@@ -92,6 +94,7 @@ impl Cluster {
             targets,
             master: Arc::new(Mutex::new(None)),
             port,
+            log_retain: None,
         })
     }
 
@@ -139,9 +142,9 @@ impl Cluster {
     pub fn start(&mut self, slot: usize) -> Result<(), String> {
         let peers = self.peers_of(slot);
         let (pids, hold) = (self.pids.clone(), HOLD_MINUTES);
-        let d = self.discovery;
+        let (d, retain) = (self.discovery, self.log_retain);
         let n = &mut self.nodes[slot - 1];
-        n.start(&self.install, d, &peers, hold, &pids)
+        n.start(&self.install, d, &peers, hold, retain, &pids)
     }
 
     pub fn kill(&mut self, slot: usize) {

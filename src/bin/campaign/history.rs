@@ -155,7 +155,14 @@ pub struct RunMeta {
     pub scenario: Option<String>,
     #[serde(default)]
     pub discovery: String,
+    /// `--log-retain`: LOG_RETAIN_ENTRIES of every node (None: the nodes' default).
+    #[serde(default)]
+    pub log_retain: Option<u64>,
 }
+
+/// `DIR/<run>/bases.json`: node id -> the LSN its log was compacted to (absent: not
+/// compacted). Entries up to it are only in the node's tables.
+pub const BASES_FILE: &str = "bases.json";
 
 /// One node's write log after the run settled (`DIR/<run>/wal-<node>.jsonl`): one line an
 /// entry, its payload as a digest, so logs compare without being kept whole.

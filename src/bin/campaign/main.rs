@@ -9,12 +9,17 @@
 //! ```text
 //! campaign [--runs R] [--seconds S] [--nodes 3[,5]] [--faults kill,pause,...|all|none]
 //!          [--mix] [--clients C] [--discovery static|dns|both] [--seed N] [--out DIR]
+//!          [--log-retain N]
 //! campaign --scenario scale-up-crash|slow-follower-storage [--seed N] [--out DIR]
 //! campaign check DIR/<run>...    # check saved histories again, one table for all
 //! campaign clean [--out DIR]     # end what an interrupted campaign left behind
 //! ```
 //! It must run as root (iptables, other users, /etc/hosts) on Linux, with mariadb-server,
 //! iptables and faketime installed (scripts/campaign.sh installs them).
+//!
+//! `--log-retain N` passes LOG_RETAIN_ENTRIES=N to every node, so the logs compact all the
+//! time, kills nodes caught installing a snapshot (see [`nemesis::InstallWatch`]), and
+//! fails a run in which no node installed one.
 mod checker;
 mod cluster;
 mod history;
@@ -25,6 +30,7 @@ mod node;
 mod procs;
 mod report;
 mod run;
+mod snapshots;
 mod workload;
 
 use nemesis::Kind;
@@ -43,12 +49,16 @@ struct Options {
     seed: u64,
     out: PathBuf,
     scenario: Option<Scenario>,
+    /// LOG_RETAIN_ENTRIES for every node; None leaves the nodes' default (no compaction
+    /// within a run).
+    log_retain: Option<u64>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: campaign [--runs R] [--seconds S] [--nodes 3[,5]] [--faults LIST|all|none] [--mix] [--clients C]\n\
          \x20               [--discovery static|dns|both] [--seed N] [--out DIR] [--scenario NAME]\n\
+         \x20               [--log-retain N]\n\
          \x20      campaign check DIR/<run>\n\
          \x20      campaign clean [--out DIR]"
     );
@@ -67,6 +77,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seed: rand::random::<u32>() as u64,
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/campaign"),
         scenario: None,
+        log_retain: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -94,6 +105,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--seed" => o.seed = num(val()?)?,
             "--out" => o.out = PathBuf::from(val()?),
             "--scenario" => o.scenario = Some(Scenario::parse(&val()?)?),
+            "--log-retain" => {
+                let n = num(val()?)?;
+                if n == 0 {
+                    return Err("--log-retain takes at least 1 (0 would never compact)".into());
+                }
+                o.log_retain = Some(n)
+            }
             "-h" | "--help" => usage(),
             _ => return Err(format!("unknown argument '{a}'")),
         }
@@ -187,10 +205,18 @@ fn check_dir(dir: &Path) -> Result<report::Row, String> {
             logs.insert(id, log);
         }
     }
-    let verdict = checker::check(&checker::Input { meta: &meta, events: &events, logs: &logs });
+    // Runs from before compaction have no bases.json: nothing was compacted.
+    let bases: std::collections::BTreeMap<u64, i64> = match std::fs::read_to_string(dir.join(history::BASES_FILE)) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", history::BASES_FILE))?,
+        Err(_) => Default::default(),
+    };
+    let verdict = checker::check(&checker::Input { meta: &meta, events: &events, logs: &logs, bases: &bases });
     std::fs::write(dir.join("verdict.json"), serde_json::to_string_pretty(&verdict).unwrap_or_default())
         .map_err(|e| e.to_string())?;
-    Ok(report::Row { meta, verdict, settled: true, errors: Vec::new() })
+    let snapshots = snapshots::of_run(dir)?;
+    std::fs::write(dir.join("snapshots.json"), serde_json::to_string_pretty(&snapshots).unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    Ok(report::Row { meta, verdict, settled: true, errors: Vec::new(), snapshots: snapshots::total(&snapshots) })
 }
 
 fn main() {
@@ -282,6 +308,7 @@ fn campaign(mut o: Options) -> i32 {
             clients: o.clients,
             discovery: Discovery::Static,
             scenario: Some(s),
+            log_retain: o.log_retain,
             out: o.out.clone(),
             work: o.out.clone(),
         });
@@ -292,7 +319,11 @@ fn campaign(mut o: Options) -> i32 {
             o.faults.iter().map(|k| vec![*k]).collect()
         };
         for i in 0..o.runs {
-            let faults = groups[i % groups.len()].clone();
+            let mut faults = groups[i % groups.len()].clone();
+            // A follower behind the compaction point in every run (the first fault is one).
+            if o.log_retain.is_some() && !faults.is_empty() && !faults.contains(&Kind::Lag) {
+                faults.push(Kind::Lag);
+            }
             let nodes = o.nodes[(i / groups.len()) % o.nodes.len()];
             let discovery = match o.discovery.as_str() {
                 "static" => Discovery::Static,
@@ -300,7 +331,7 @@ fn campaign(mut o: Options) -> i32 {
                 _ if i % 2 == 0 => Discovery::Static,
                 _ => Discovery::Dns,
             };
-            let names: Vec<&str> = faults.iter().map(|k| k.name()).collect();
+            let names: Vec<&str> = groups[i % groups.len()].iter().map(|k| k.name()).collect();
             let label = match names.len() {
                 0 => "none".to_string(),
                 1 => names[0].to_string(),
@@ -315,6 +346,7 @@ fn campaign(mut o: Options) -> i32 {
                 clients: o.clients,
                 discovery,
                 scenario: None,
+                log_retain: o.log_retain,
                 out: o.out.clone(),
                 work: o.out.clone(),
             });
@@ -359,4 +391,21 @@ fn campaign(mut o: Options) -> i32 {
         return 130;
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn log_retain_is_optional_and_at_least_one() {
+        assert_eq!(parse(&args(&[])).unwrap().log_retain, None);
+        assert_eq!(parse(&args(&["--log-retain", "50"])).unwrap().log_retain, Some(50));
+        assert!(parse(&args(&["--log-retain", "0"])).is_err());
+        assert!(parse(&args(&["--log-retain"])).is_err());
+    }
 }

@@ -8,7 +8,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -21,6 +22,9 @@ pub enum Kind {
     DbStall,
     Skew,
     Scale,
+    /// A follower falls behind the compaction point (see `Nemesis::lag`); not in `all`,
+    /// added to every run by `--log-retain`.
+    Lag,
 }
 
 pub const ALL: [Kind; 7] =
@@ -36,6 +40,7 @@ impl Kind {
             Kind::DbStall => "db-stall",
             Kind::Skew => "skew",
             Kind::Scale => "scale",
+            Kind::Lag => "lag",
         }
     }
 
@@ -45,8 +50,10 @@ impl Kind {
             match w {
                 "all" => kinds.extend(ALL),
                 "none" => {}
-                _ => kinds.push(*ALL.iter().find(|k| k.name() == w).ok_or_else(|| {
-                    format!("unknown fault '{w}' (kill, pause, partition, db-kill, db-stall, skew, scale, all, none)")
+                _ => kinds.push(*ALL.iter().chain(&[Kind::Lag]).find(|k| k.name() == w).ok_or_else(|| {
+                    format!(
+                        "unknown fault '{w}' (kill, pause, partition, db-kill, db-stall, skew, scale, lag, all, none)"
+                    )
                 })?),
             }
         }
@@ -110,6 +117,64 @@ pub struct Nemesis {
     pub start: Instant,
     /// Slots that were members when the run began (scale removes only the others).
     pub initial: usize,
+    /// With `--log-retain`: kills nodes caught installing a snapshot while the schedule runs.
+    pub installs: Option<Mutex<InstallWatch>>,
+}
+
+/// Aims kills at snapshot installs: it reads what the members log as the schedule runs
+/// (every few ms), and when a node logs that it installs its master's snapshot, kills it
+/// (at once, or every other time after half the longest install seen, so that some kills
+/// land in the fetch and some in the installing transaction; a small snapshot takes
+/// 50-400 ms here) and starts it again 300 ms later. The restarted node must install cleanly: its next
+/// install is left alone, the one after is killed again, and so on.
+/// [`crate::snapshots`] counts from the logs which kills landed half way.
+#[derive(Default)]
+pub struct InstallWatch {
+    /// How far each slot's log was read, and the unfinished last line.
+    read: BTreeMap<usize, (u64, String)>,
+    /// Whether the slot's last install was interrupted (so the next one is left alone).
+    interrupted: BTreeMap<usize, bool>,
+    /// Kills so far, and the longest install read in the logs (ms): every other kill waits
+    /// half that long, to land in the installing transaction rather than the fetch.
+    kills: u64,
+    longest_ms: u64,
+}
+
+impl InstallWatch {
+    /// The running members that logged an install start since the last look.
+    fn installing(&mut self, c: &Cluster) -> Vec<usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut found = Vec::new();
+        for &slot in &c.members {
+            let n = &c.nodes[slot - 1];
+            let (offset, partial) = self.read.entry(slot).or_default();
+            let Ok(mut f) = std::fs::File::open(&n.log) else { continue };
+            let mut bytes = Vec::new();
+            if f.seek(SeekFrom::Start(*offset)).is_err() || f.read_to_end(&mut bytes).is_err() {
+                continue;
+            }
+            *offset += bytes.len() as u64;
+            partial.push_str(&String::from_utf8_lossy(&bytes));
+            let Some(end) = partial.rfind('\n') else { continue };
+            let lines: String = partial.drain(..=end).collect();
+            // Installing now: the last install line read is a start (one that already
+            // ended is no target).
+            use crate::snapshots::Line;
+            for l in lines.lines().filter_map(crate::snapshots::classify) {
+                if let Line::Installed { ms } = l {
+                    self.longest_ms = self.longest_ms.max(ms);
+                }
+            }
+            let last = lines
+                .lines()
+                .filter_map(crate::snapshots::classify)
+                .rfind(|l| matches!(l, Line::Start | Line::Installing | Line::Installed { .. } | Line::Failed));
+            if last == Some(Line::Installing) {
+                found.push(slot);
+            }
+        }
+        found
+    }
 }
 
 impl Nemesis {
@@ -213,6 +278,7 @@ impl Nemesis {
                 c.start(v)?;
                 (Undo::Unskew(v), json!({ "nodes": [id_of(v)], "offset": offset }))
             }
+            Kind::Lag => self.lag(c, p)?,
             Kind::Scale => {
                 if c.discovery != Discovery::Dns {
                     return Ok((Undo::Nothing, json!({ "skipped": "scale needs DNS discovery" })));
@@ -253,6 +319,52 @@ impl Nemesis {
         })
     }
 
+    /// A follower falls behind the compaction point: it is killed, the others go on until
+    /// the master's log is three retains (`--log-retain`) past the follower's end (at most
+    /// 20 s), then the master restarts (SIGTERM, so it hands over to a follower, which
+    /// compacted its own log as it committed; SIGKILL under DNS discovery, where SIGTERM
+    /// would take it out of the membership). The follower restarts when the fault ends,
+    /// and the new master's log no longer holds what it needs: it installs a snapshot.
+    fn lag(&self, c: &mut Cluster, p: &Planned) -> Result<(Undo, Value), String> {
+        let Some(master) = Self::master_slot(c) else {
+            return Ok((Undo::Nothing, json!({ "skipped": "no master" })));
+        };
+        let followers: Vec<usize> =
+            Self::running(c).into_iter().filter(|&s| s != master && c.nodes[s - 1].is_live()).collect();
+        let Some(&v) = followers.get((p.pick % followers.len().max(1) as u64) as usize) else {
+            return Ok((Undo::Nothing, json!({ "skipped": "no follower running" })));
+        };
+        let last_lsn = |c: &Cluster, s: usize| {
+            crate::cluster::status(&c.nodes[s - 1].base_url(), Duration::from_millis(800))
+                .and_then(|st| st["last_lsn"].as_i64())
+        };
+        let end = last_lsn(c, v).unwrap_or(0);
+        c.kill(v);
+        // Noted here, not once the master restarted: the fault began with this kill.
+        self.note(
+            "lag",
+            json!({ "phase": "start", "detail": { "nodes": [id_of(v)], "end": end, "master": id_of(master) } }),
+        );
+        let ahead = 3 * c.log_retain.unwrap_or(0) as i64;
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until && !crate::procs::interrupted() {
+            if last_lsn(c, master).is_some_and(|l| l >= end + ahead) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if c.discovery == Discovery::Dns {
+            c.kill(master);
+        } else {
+            let pids = c.pids.clone();
+            c.nodes[master - 1].terminate(&pids, Duration::from_secs(10));
+        }
+        if c.members.contains(&master) {
+            c.start(master)?;
+        }
+        Ok((Undo::Restart(vec![v]), Value::Null))
+    }
+
     fn end(&self, c: &mut Cluster, undo: Undo) -> Result<(), String> {
         let pids = c.pids.clone();
         match undo {
@@ -283,19 +395,65 @@ impl Nemesis {
         Ok(())
     }
 
+    /// Sleeps until `at` (false if the campaign was interrupted); with an install watch,
+    /// looks at the members' logs every 5 ms meanwhile and kills those caught installing.
+    fn wait_until(&self, c: &mut Cluster, at: Instant, errors: &mut Vec<String>) -> bool {
+        let Some(watch) = &self.installs else { return crate::procs::sleep_until(at) };
+        while Instant::now() < at {
+            if crate::procs::interrupted() {
+                return false;
+            }
+            let caught = watch.lock().unwrap().installing(c);
+            for slot in caught {
+                let n = &c.nodes[slot - 1];
+                // A node whose database is down or stopped cannot install anyway.
+                let target = n.is_live() && n.db.is_up() && !n.db.stalled;
+                let interrupted = watch.lock().unwrap().interrupted.get(&slot).copied().unwrap_or(false);
+                if !target || interrupted {
+                    watch.lock().unwrap().interrupted.insert(slot, false);
+                    continue;
+                }
+                let delay = {
+                    let mut w = watch.lock().unwrap();
+                    w.kills += 1;
+                    w.interrupted.insert(slot, true);
+                    if w.kills % 2 == 0 {
+                        w.longest_ms / 2
+                    } else {
+                        0
+                    }
+                };
+                std::thread::sleep(Duration::from_millis(delay));
+                c.kill(slot);
+                self.note("kill-install", json!({ "phase": "start", "detail": { "nodes": [id_of(slot)] } }));
+                std::thread::sleep(Duration::from_millis(300));
+                if c.members.contains(&slot) && !c.nodes[slot - 1].is_running() {
+                    if let Err(e) = c.start(slot) {
+                        errors.push(format!("kill-install: restarting node {}: {e}", id_of(slot)));
+                    }
+                }
+                self.note("kill-install", json!({ "phase": "end" }));
+            }
+            std::thread::sleep(Duration::from_millis(5).min(at.saturating_duration_since(Instant::now())));
+        }
+        true
+    }
+
     /// Applies the schedule, then heals everything. Errors are recorded and end the
     /// schedule early (the run is then reported as not valid).
     pub fn run(&self, c: &mut Cluster, schedule: &[Planned]) -> Vec<String> {
         let mut errors = Vec::new();
         for p in schedule {
-            if !crate::procs::sleep_until(self.start + Duration::from_millis(p.at_ms)) {
+            if !self.wait_until(c, self.start + Duration::from_millis(p.at_ms), &mut errors) {
                 break;
             }
             let name = p.kind.name();
             match self.begin(c, p) {
                 Ok((undo, detail)) => {
-                    self.note(name, json!({ "phase": "start", "detail": detail }));
-                    let ok = crate::procs::sleep_until(Instant::now() + Duration::from_millis(p.lasts_ms));
+                    if !detail.is_null() {
+                        self.note(name, json!({ "phase": "start", "detail": detail }));
+                    }
+                    let ok = self.wait_until(c, Instant::now() + Duration::from_millis(p.lasts_ms), &mut errors);
                     let r = self.end(c, undo);
                     self.note(name, json!({ "phase": "end" }));
                     if let Err(e) = r {
@@ -342,5 +500,8 @@ mod tests {
         assert_eq!(Kind::parse_list("all").unwrap().len(), 7);
         assert!(Kind::parse_list("none").unwrap().is_empty());
         assert!(Kind::parse_list("explode").is_err());
+        // lag is asked for by name (or added by --log-retain), never by all.
+        assert_eq!(Kind::parse_list("lag").unwrap(), vec![Kind::Lag]);
+        assert!(!Kind::parse_list("all").unwrap().contains(&Kind::Lag));
     }
 }

@@ -111,10 +111,16 @@ impl Node {
         discovery: Discovery,
         peers: &str,
         hold_minutes: f64,
+        log_retain: Option<u64>,
         pids: &Pids,
     ) -> Result<(), String> {
+        use std::io::Write;
         use std::os::unix::process::CommandExt;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).map_err(|e| e.to_string())?;
+        let mut log =
+            std::fs::OpenOptions::new().create(true).append(true).open(&self.log).map_err(|e| e.to_string())?;
+        // Where each process of this node begins in its log: what it logged before is
+        // another process's (crate::snapshots counts installs a kill interrupted by it).
+        writeln!(log, "{} {}", crate::snapshots::START_MARK, self.id()).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&install.marquee);
         if let Some(offset) = &self.skew {
             // libfaketime preloaded into the node itself (the `faketime` wrapper forks, and
@@ -126,6 +132,7 @@ impl Node {
             .env_remove("DATABASE_URL")
             .env_remove("PEERS")
             .env_remove("PEER_DISCOVERY")
+            .env_remove("LOG_RETAIN_ENTRIES")
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NODE_ID", self.id().to_string())
             .env("NODE_ADDRESS", self.ip.to_string())
@@ -148,6 +155,9 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if let Some(n) = log_retain {
+            cmd.env("LOG_RETAIN_ENTRIES", n.to_string());
+        }
         match discovery {
             Discovery::Static => cmd.env("PEERS", peers),
             Discovery::Dns => cmd.env("PEER_DISCOVERY", format!("dns:{}:{}", crate::net::DNS_NAME, self.port)),

@@ -2,6 +2,7 @@
 //! the final line whose numbers decide the exit status.
 use crate::checker::Verdict;
 use crate::history::RunMeta;
+use crate::snapshots::Counts;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -12,11 +13,19 @@ pub struct Row {
     pub settled: bool,
     /// What the nemesis could not do (a cut that did not hold, a restart that failed).
     pub errors: Vec<String>,
+    /// Compactions and snapshot installs, summed over the nodes' logs.
+    pub snapshots: Counts,
 }
 
 impl Row {
     pub fn failed(&self) -> bool {
-        !self.verdict.is_clean() || !self.settled || !self.errors.is_empty()
+        !self.verdict.is_clean() || !self.settled || !self.errors.is_empty() || self.uncovered()
+    }
+
+    /// A run with `--log-retain` in which no node installed a snapshot did not test what
+    /// the option is for: it fails.
+    pub fn uncovered(&self) -> bool {
+        self.meta.log_retain.is_some() && self.snapshots.installed == 0
     }
 
     fn faults(&self) -> String {
@@ -72,6 +81,23 @@ pub fn print_run(r: &Row, dir: &Path) {
     show_list("malformed history lines (not clean)", &v.malformed);
     show_list("divergent", &v.divergent);
     show_list("nemesis errors", &r.errors);
+    let s = &r.snapshots;
+    if let Some(n) = r.meta.log_retain {
+        println!(
+            "  log retain {n}: {} compactions; {} snapshot installs begun, {} installed, {} failed, {} interrupted by a kill ({} installed after the restart), {} unfinished; longest {} ms{}",
+            s.compactions,
+            s.started,
+            s.installed,
+            s.failed,
+            s.interrupted,
+            s.reinstalled,
+            s.unfinished,
+            s.longest_ms,
+            if r.uncovered() { "; NO SNAPSHOT INSTALLED (the run did not cover installs)" } else { "" }
+        );
+    } else if s.compactions + s.started > 0 {
+        println!("  {} compactions, {} snapshots installed", s.compactions, s.installed);
+    }
     for (fault, share, ops) in &v.availability {
         println!("  availability during {fault}: {:.0} % of {ops} ops answered definitely", share * 100.0);
     }
@@ -97,6 +123,8 @@ struct Totals {
     unsettled: usize,
     errors: usize,
     no_master_ms: u64,
+    snapshots: Counts,
+    uncovered: usize,
 }
 
 impl Totals {
@@ -116,6 +144,8 @@ impl Totals {
         self.unsettled += usize::from(!r.settled);
         self.errors += r.errors.len();
         self.no_master_ms = self.no_master_ms.max(v.longest_without_master_ms.unwrap_or(0));
+        self.snapshots.add(&r.snapshots);
+        self.uncovered += usize::from(r.uncovered());
     }
 
     fn line(&self, label: &str) -> String {
@@ -157,6 +187,13 @@ pub fn print(rows: &[Row]) -> i32 {
         "campaign: {} runs, {} ops, {} acknowledged, {} lost, {} unexpected, {} double sold, {} violations",
         all.runs, all.ops, all.acked, all.lost, all.unexpected, all.double, all.violations
     );
+    if rows.iter().any(|r| r.meta.log_retain.is_some()) {
+        let s = &all.snapshots;
+        println!(
+            "campaign: {} compactions, {} snapshots installed, {} failed installs, {} installs interrupted by a kill ({} installed after the restart), {} runs without an install",
+            s.compactions, s.installed, s.failed, s.interrupted, s.reinstalled, all.uncovered
+        );
+    }
     let undecided: usize = rows.iter().map(|r| r.verdict.undecided.len() + r.verdict.malformed.len()).sum();
     if all.divergent > 0 || all.unsettled > 0 || all.errors > 0 || undecided > 0 {
         println!(

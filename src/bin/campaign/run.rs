@@ -53,6 +53,8 @@ pub struct RunSpec {
     pub clients: usize,
     pub discovery: Discovery,
     pub scenario: Option<Scenario>,
+    /// LOG_RETAIN_ENTRIES for every node (None: the nodes' default).
+    pub log_retain: Option<u64>,
     pub out: PathBuf,
     /// Where the MariaDB template lives (kept across runs).
     pub work: PathBuf,
@@ -240,6 +242,12 @@ fn write_log(url: &str) -> Result<Vec<LogEntry>, String> {
     Ok(rows.into_iter().map(|r| LogEntry { lsn: r.lsn, epoch: r.epoch, kind: r.kind, digest: r.digest }).collect())
 }
 
+/// Where a node's log was compacted to (its LSN and epoch), if it was.
+fn log_base(url: &str) -> Result<Option<(i64, i64)>, String> {
+    let mut conn = MysqlConnection::establish(url).map_err(|e| e.to_string())?;
+    marquee::db::node::load_base(&mut conn).map_err(|e| e.to_string())
+}
+
 type Script = Box<dyn FnOnce(&Nemesis, &mut Cluster) -> Vec<String> + Send>;
 
 fn wait_healthy(c: &Cluster, slot: usize, within: Duration) -> bool {
@@ -341,6 +349,7 @@ pub async fn run(spec: &RunSpec) -> Result<Outcome, String> {
     };
     println!("== run {}: {} node(s), {} discovery, seed {}", spec.name, slots, discovery.name(), spec.seed);
     let mut cluster = Cluster::create(slots, discovery, &dir, &spec.work, tag, pids.clone(), targets.clone())?;
+    cluster.log_retain = spec.log_retain;
     let result = drive(spec, &dir, &mut cluster, slots, targets).await;
     cluster.teardown();
     pids.end_all();
@@ -375,10 +384,17 @@ async fn drive(
     }
     let start = Instant::now();
     let rec = Arc::new(Recorder::new(start));
-    let schedule = match spec.scenario {
+    let mut schedule = match spec.scenario {
         Some(_) => Vec::new(),
         None => nemesis::plan(spec.seed, &spec.faults, spec.seconds),
     };
+    if spec.faults.contains(&Kind::Lag) {
+        // The first fault puts a follower behind the compaction point, so every run with
+        // `--log-retain` has an install to make (and to interrupt).
+        if let Some(first) = schedule.first_mut() {
+            first.kind = Kind::Lag;
+        }
+    }
     {
         let mut out = String::new();
         for p in &schedule {
@@ -400,7 +416,8 @@ async fn drive(
         (0..spec.clients as u64).map(|p| actix_rt::spawn(workload.clone().run_client(p, spec.seed))).collect();
     // The nemesis has the cluster on its own thread: its steps block (processes, iptables).
     let owned = std::mem::replace(cluster, placeholder(cluster));
-    let nem = Nemesis { rec: rec.clone(), start, initial };
+    let installs = spec.log_retain.map(|_| std::sync::Mutex::new(nemesis::InstallWatch::default()));
+    let nem = Nemesis { rec: rec.clone(), start, initial, installs };
     let handle = std::thread::spawn(move || {
         let mut c = owned;
         let errors = match script {
@@ -438,6 +455,7 @@ async fn drive(
     }
     // Final reads and logs, straight from every member's database.
     let mut logs = BTreeMap::new();
+    let mut bases = BTreeMap::new();
     for &slot in &cluster.members {
         let n = &cluster.nodes[slot - 1];
         for show in &shows {
@@ -463,6 +481,9 @@ async fn drive(
         if let Ok(l) = write_log(&n.database_url()) {
             logs.insert(n.id(), l);
         }
+        if let Ok(Some((lsn, _))) = log_base(&n.database_url()) {
+            bases.insert(n.id(), lsn);
+        }
     }
     let events: Vec<Event> = rec.events();
     history::write(&dir.join("history.jsonl"), &events).map_err(|e| e.to_string())?;
@@ -470,6 +491,8 @@ async fn drive(
         let text: String = log.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
         std::fs::write(dir.join(format!("wal-{id}.jsonl")), text).map_err(|e| e.to_string())?;
     }
+    std::fs::write(dir.join(history::BASES_FILE), serde_json::to_string_pretty(&bases).unwrap())
+        .map_err(|e| e.to_string())?;
     let meta = RunMeta {
         name: spec.name.clone(),
         seed: spec.seed,
@@ -483,6 +506,7 @@ async fn drive(
         seconds: spec.seconds,
         scenario: spec.scenario.map(|s| s.name().to_string()),
         discovery: cluster.discovery.name().to_string(),
+        log_retain: spec.log_retain,
     };
     std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&meta).unwrap()).map_err(|e| e.to_string())?;
     Ok((errors, settled))
@@ -501,5 +525,6 @@ fn placeholder(c: &Cluster) -> Cluster {
         targets: c.targets.clone(),
         master: c.master.clone(),
         port: c.port,
+        log_retain: c.log_retain,
     }
 }
