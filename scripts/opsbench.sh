@@ -77,7 +77,9 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
-# rows, LSN range, write_log bytes and the schema's bytes (InnoDB statistics refreshed first).
+# rows, LSN range, write_log's bytes in use (data_length + index_length, InnoDB statistics
+# refreshed first) and its file (.ibd: a DELETE frees pages inside it, it does not shrink),
+# and the same for the whole schema.
 log_size() {
     local s=$1 tables
     tables=$(sql "SELECT GROUP_CONCAT(CONCAT('\`',table_name,'\`')) FROM information_schema.tables WHERE table_schema='$s'")
@@ -85,10 +87,12 @@ log_size() {
     sql "SELECT (SELECT COUNT(*) FROM \`$s\`.write_log), (SELECT COALESCE(MIN(lsn),0) FROM \`$s\`.write_log),
                 (SELECT COALESCE(MAX(lsn),0) FROM \`$s\`.write_log),
                 (SELECT data_length + index_length FROM information_schema.tables WHERE table_schema='$s' AND table_name='write_log'),
-                (SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema='$s')" |
-        while read -r rows first last wl all; do
-            printf '  %-32s write_log %8d rows (LSN %s..%s) %12s   schema %12s\n' \
-                "$s" "$rows" "$first" "$last" "$(mib "$wl")" "$(mib "$all")"
+                (SELECT file_size FROM information_schema.innodb_sys_tablespaces WHERE name='$s/write_log'),
+                (SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema='$s'),
+                (SELECT SUM(file_size) FROM information_schema.innodb_sys_tablespaces WHERE name LIKE '$s/%')" |
+        while read -r rows first last wl wlf all allf; do
+            printf '  %-28s write_log %7d rows (LSN %s..%s) %s, file %s; schema %s, files %s\n' \
+                "$s" "$rows" "$first" "$last" "$(mib "$wl")" "$(mib "$wlf")" "$(mib "$all")" "$(mib "$allf")"
         done
 }
 
