@@ -38,10 +38,10 @@ while [ $# -gt 0 ]; do
         *) echo "opsbench: unknown option '$1'" >&2; exit 2 ;;
     esac
 done
-[ -x "$bin_dir/marquee" ] && [ -x "$bin_dir/flashsale" ] || {
+if [ ! -x "$bin_dir/marquee" ] || [ ! -x "$bin_dir/flashsale" ]; then
     echo "opsbench: no marquee and flashsale in $bin_dir (cargo build --release, or set BIN_DIR)" >&2
     exit 2
-}
+fi
 [ -n "$out" ] || out=$(mktemp -d /tmp/opsbench.XXXXXX)
 mkdir -p "$out"
 
