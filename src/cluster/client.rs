@@ -30,6 +30,9 @@ pub enum RpcError {
     Unsigned(String, String),
 }
 
+/// An RPC's response, its body not read yet.
+type Response = awc::ClientResponse<actix_web::dev::Decompress<actix_web::dev::Payload>>;
+
 /// A streamed answer: its body as it comes, or a signed refusal.
 pub enum Streamed {
     Body {
@@ -63,6 +66,34 @@ impl Rpc {
         awc::Client::builder().timeout(timeout).disable_redirects().finish()
     }
 
+    /// Signs `body` as this node (a Lamport tick, the time, a fresh nonce) and POSTs it to
+    /// `peer`'s `path`; returns the response and the nonce its answer must be signed for.
+    async fn send<Req: Serialize>(
+        &self,
+        client: &awc::Client,
+        peer: &Peer,
+        path: &str,
+        body: Req,
+    ) -> Result<(Response, String), RpcError> {
+        let lamport = self.clock.send(Tick { events: 1 }).await.unwrap_or(0);
+        let env = Envelope { from: self.cluster.node_id, epoch: self.cluster.epoch(), lamport, body };
+        let bytes = serde_json::to_vec(&env).map_err(|e| RpcError::BadAnswer(peer.address.clone(), e.to_string()))?;
+        let time = chrono::Utc::now().timestamp();
+        let nonce = nonce();
+        let sig = sign(&self.cluster.config.secret, self.cluster.node_id, time, &nonce, path, &bytes);
+        let res = client
+            .post(format!("http://{}{}", peer.address, path))
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header((HEADER_NODE, self.cluster.node_id.to_string()))
+            .insert_header((HEADER_TIME, time.to_string()))
+            .insert_header((HEADER_NONCE, nonce.clone()))
+            .insert_header((HEADER_SIGNATURE, sig))
+            .send_body(bytes)
+            .await
+            .map_err(|e| RpcError::Unreachable(peer.address.clone(), e.to_string()))?;
+        Ok((res, nonce))
+    }
+
     /// POSTs `body` to `peer`'s `path` for an answer streamed back (a backup): a 200's body
     /// comes as it arrives, unread, with the request's nonce (its last line carries the
     /// signature, see [`super::auth::StreamMac`]); any other answer is read whole and must
@@ -74,23 +105,8 @@ impl Rpc {
         path: &str,
         body: Req,
     ) -> Result<Streamed, RpcError> {
-        let lamport = self.clock.send(Tick { events: 1 }).await.unwrap_or(0);
-        let env = Envelope { from: self.cluster.node_id, epoch: self.cluster.epoch(), lamport, body };
-        let bytes = serde_json::to_vec(&env).map_err(|e| RpcError::BadAnswer(peer.address.clone(), e.to_string()))?;
-        let time = chrono::Utc::now().timestamp();
-        let nonce = nonce();
+        let (mut res, nonce) = self.send(client, peer, path, body).await?;
         let secret = &self.cluster.config.secret;
-        let sig = sign(secret, self.cluster.node_id, time, &nonce, path, &bytes);
-        let mut res = client
-            .post(format!("http://{}{}", peer.address, path))
-            .insert_header(("Content-Type", "application/json"))
-            .insert_header((HEADER_NODE, self.cluster.node_id.to_string()))
-            .insert_header((HEADER_TIME, time.to_string()))
-            .insert_header((HEADER_NONCE, nonce.clone()))
-            .insert_header((HEADER_SIGNATURE, sig))
-            .send_body(bytes)
-            .await
-            .map_err(|e| RpcError::Unreachable(peer.address.clone(), e.to_string()))?;
         let status = res.status();
         if status.is_success() {
             return Ok(Streamed::Body { body: Box::pin(res), nonce });
@@ -114,23 +130,8 @@ impl Rpc {
         path: &str,
         body: Req,
     ) -> Result<Envelope<Resp>, RpcError> {
-        let lamport = self.clock.send(Tick { events: 1 }).await.unwrap_or(0);
-        let env = Envelope { from: self.cluster.node_id, epoch: self.cluster.epoch(), lamport, body };
-        let bytes = serde_json::to_vec(&env).map_err(|e| RpcError::BadAnswer(peer.address.clone(), e.to_string()))?;
-        let time = chrono::Utc::now().timestamp();
-        let nonce = nonce();
+        let (mut res, nonce) = self.send(client, peer, path, body).await?;
         let secret = &self.cluster.config.secret;
-        let sig = sign(secret, self.cluster.node_id, time, &nonce, path, &bytes);
-        let mut res = client
-            .post(format!("http://{}{}", peer.address, path))
-            .insert_header(("Content-Type", "application/json"))
-            .insert_header((HEADER_NODE, self.cluster.node_id.to_string()))
-            .insert_header((HEADER_TIME, time.to_string()))
-            .insert_header((HEADER_NONCE, nonce.clone()))
-            .insert_header((HEADER_SIGNATURE, sig))
-            .send_body(bytes)
-            .await
-            .map_err(|e| RpcError::Unreachable(peer.address.clone(), e.to_string()))?;
         let status = res.status();
         let signature = res.headers().get(HEADER_SIGNATURE).map(|v| v.to_str().unwrap_or("-").to_string());
         let body = res

@@ -766,6 +766,31 @@ impl Node {
         self.send(from, Message::Vote { granted: true, pre: false, last: self.log.last() }, out);
     }
 
+    /// A message only a master sends (an append, a snapshot to install) from `from` in
+    /// `epoch`: an older epoch is answered stale; otherwise this node adopts the epoch and
+    /// follows `from`, heard now. False when the message is to be dropped (stale, no
+    /// storage, or this node is master of that epoch: two masters of one epoch cannot be).
+    fn follow<E>(&mut self, from: NodeId, epoch: Epoch, out: &mut Vec<Output<E>>) -> bool {
+        if epoch < self.hard.epoch {
+            self.send(from, Message::Stale { master: self.master }, out);
+            return false;
+        }
+        if !self.storage_ok {
+            return false;
+        }
+        self.adopt(epoch, out);
+        if self.role == Role::Master {
+            return false;
+        }
+        self.role = Role::Follower;
+        self.election = Election::Idle;
+        self.master = Some(from);
+        self.heard_at = Some(self.now);
+        self.elect_after = self.now + self.timing.failure_timeout;
+        self.ok_rounds = 0;
+        true
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn on_append<E: LogEntry>(
         &mut self,
@@ -777,22 +802,9 @@ impl Node {
         sent_at: Time,
         out: &mut Vec<Output<E>>,
     ) {
-        if epoch < self.hard.epoch {
-            return self.send(from, Message::Stale { master: self.master }, out);
-        }
-        if !self.storage_ok {
+        if !self.follow(from, epoch, out) {
             return;
         }
-        self.adopt(epoch, out);
-        if self.role == Role::Master {
-            return; // two masters of one epoch cannot be; ignore it
-        }
-        self.role = Role::Follower;
-        self.election = Election::Idle;
-        self.master = Some(from);
-        self.heard_at = Some(self.now);
-        self.elect_after = self.now + self.timing.failure_timeout;
-        self.ok_rounds = 0;
         if self.fetching.is_some() {
             return; // its log is about to be replaced: it answers once it is
         }
@@ -944,21 +956,9 @@ impl Node {
         sent_at: Time,
         out: &mut Vec<Output<E>>,
     ) {
-        if epoch < self.hard.epoch {
-            return self.send(from, Message::Stale { master: self.master }, out);
-        }
-        if !self.storage_ok {
+        if !self.follow(from, epoch, out) {
             return;
         }
-        self.adopt(epoch, out);
-        if self.role == Role::Master {
-            return;
-        }
-        self.role = Role::Follower;
-        self.election = Election::Idle;
-        self.master = Some(from);
-        self.heard_at = Some(self.now);
-        self.elect_after = self.now + self.timing.failure_timeout;
         let mine = self.log.base().lsn;
         if self.fetching.is_none() && mine >= base && mine > 0 {
             // It installed (or compacted) as far already, maybe as this was sent: the
