@@ -24,7 +24,7 @@ fn usage(why: &str) -> ExitCode {
     eprintln!("simulate: {why}");
     eprintln!(
         "usage: simulate [--seeds N [--from S] [--threads T] | --seed N] \
-         [--scenario random|scale-up-crash|slow-follower-storage|bootstrap|rolling-restart|snapshot-install] [--trace]"
+         [--scenario random|scale-up-crash|slow-follower-storage|bootstrap|rolling-restart|snapshot-install|diverged-compacted] [--trace]"
     );
     ExitCode::from(2)
 }
@@ -83,14 +83,16 @@ fn main() -> ExitCode {
         let out = run_traced_on_failure(seed, &args.opts);
         report(&out);
         println!(
-            "simulate: 1 seeds, {} steps, {} violations ({} bookings, {} elections, {} nodes, longest time without a writable master {} ms, {} snapshots installed)",
+            "simulate: 1 seeds, {} steps, {} violations ({} bookings, {} elections, {} nodes, longest time without a writable master {} ms, {} snapshots installed, compacted logs cut {} times by undo and refused {} times)",
             out.steps,
             out.violations.len(),
             out.booked,
             out.elections,
             out.nodes,
             out.longest_gap,
-            out.installs
+            out.installs,
+            out.undone_cuts,
+            out.refused_cuts
         );
         return if out.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
@@ -98,10 +100,12 @@ fn main() -> ExitCode {
     let next = Arc::new(AtomicU64::new(args.from));
     let end = args.from + args.seeds;
     let steps = Arc::new(AtomicU64::new(0));
+    let cuts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let failed: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let threads: Vec<_> = (0..args.threads)
         .map(|_| {
             let (next, steps, failed, opts) = (next.clone(), steps.clone(), failed.clone(), args.opts.clone());
+            let cuts = cuts.clone();
             std::thread::spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::SeqCst);
                 if seed >= end {
@@ -109,6 +113,8 @@ fn main() -> ExitCode {
                 }
                 let out = run(seed, &opts);
                 steps.fetch_add(out.steps, Ordering::Relaxed);
+                cuts.0.fetch_add(out.undone_cuts as u64, Ordering::Relaxed);
+                cuts.1.fetch_add(out.refused_cuts as u64, Ordering::Relaxed);
                 if !out.violations.is_empty() {
                     failed.lock().unwrap_or_else(|p| p.into_inner()).push(out);
                 }
@@ -128,10 +134,12 @@ fn main() -> ExitCode {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "simulate: {} seeds, {} steps, {violations} violations ({secs:.1} s, {:.0} seeds/s)",
+        "simulate: {} seeds, {} steps, {violations} violations ({secs:.1} s, {:.0} seeds/s; compacted logs cut {} times by undo, refused {} times)",
         args.seeds,
         steps.load(Ordering::Relaxed),
-        args.seeds as f64 / secs.max(1e-9)
+        args.seeds as f64 / secs.max(1e-9),
+        cuts.0.load(Ordering::Relaxed),
+        cuts.1.load(Ordering::Relaxed)
     );
     if violations == 0 {
         ExitCode::SUCCESS

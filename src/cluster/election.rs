@@ -17,7 +17,7 @@ use crate::actors::lamport::{LamportClock, Now};
 use crate::actors::ShowDirectory;
 use crate::db::Db;
 use crate::metrics::{ClusterFigures, FollowerLag, Metrics};
-use crate::wal::{monotonic_ms, Change, LogRecord, LogWriter};
+use crate::wal::{monotonic_ms, Change, LogRecord, LogWriter, WalError};
 use actix::prelude::*;
 use futures::channel::oneshot;
 use std::sync::Arc;
@@ -293,7 +293,7 @@ impl ElectionCoordinator {
         ctx: &mut Context<Self>,
     ) where
         F: std::future::Future<Output = Result<(), E>> + 'static,
-        E: std::fmt::Display + 'static,
+        E: StoreFailure + 'static,
     {
         ctx.wait(store.into_actor(self).map(move |res, act, ctx| match res {
             Ok(()) => {
@@ -306,6 +306,10 @@ impl ElectionCoordinator {
                     }
                 }
                 act.carry_out(rest, ctx);
+            }
+            Err(e) if e.refused_cut() => {
+                log::warn!("node {}: {e}", act.cluster().node_id);
+                act.step(Input::CutRefused, ctx);
             }
             Err(e) => {
                 log::error!("node {}: storage failed: {e}", act.cluster().node_id);
@@ -634,3 +638,19 @@ impl Handler<Status> for ElectionCoordinator {
         )
     }
 }
+
+/// How a store the core asked for failed: storage failed, or it refused to cut the log
+/// (see [`Input::CutRefused`]).
+trait StoreFailure: std::fmt::Display {
+    fn refused_cut(&self) -> bool {
+        false
+    }
+}
+
+impl StoreFailure for WalError {
+    fn refused_cut(&self) -> bool {
+        matches!(self, WalError::NeedsSnapshot(_))
+    }
+}
+
+impl StoreFailure for crate::db::DbError {}

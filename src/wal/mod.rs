@@ -5,6 +5,7 @@ pub mod apply;
 pub mod change;
 pub mod commit;
 pub mod sql_text;
+pub mod undo;
 pub mod writer;
 
 pub use change::{Change, LogRecord, Origin};

@@ -6,6 +6,7 @@
 use super::apply::{apply_batch, wipe};
 use super::change::{Change, LogRecord, Origin};
 use super::commit::{CommitTracker, Decision, WriteGate};
+use super::undo;
 use crate::actors::lamport::{LamportClock, Stamp};
 use crate::db::schema::write_log;
 use crate::db::{Db, DbError};
@@ -71,6 +72,11 @@ pub enum WalError {
     /// In the log, and then another entry was committed in its place.
     #[error("the write was overtaken by another master's log and did not happen")]
     Superseded,
+    /// A follower's log differs from its master's, its own entries cannot be undone, and
+    /// it is compacted, so it cannot be rebuilt either: nothing was written, and the node
+    /// needs its master's snapshot.
+    #[error("the log cannot be cut here: {0}")]
+    NeedsSnapshot(String),
 }
 
 /// What became of a write.
@@ -94,6 +100,10 @@ pub struct WriterStats {
     pub busy_since_ms: AtomicI64,
     /// The last database operation failed for want of a working database.
     pub storage_failed: AtomicBool,
+    /// Entries taken out of the log by undoing them (another master's log won).
+    pub undone: AtomicU64,
+    /// Times the tables were rebuilt from the log because its end could not be undone.
+    pub rebuilds: AtomicU64,
     catalog: Mutex<CatalogVersion>,
 }
 
@@ -616,15 +626,52 @@ impl Tail {
             }
         }
         if let Some(t) = cut {
+            let db = |e: DbError| WalError::Database(e.to_string());
+            let base = crate::db::node::load_base(conn).map_err(db)?;
+            // The entries to take out were never committed (committed entries are the same
+            // in every log), so they are few: undo them, newest first, unless one of them
+            // cannot be undone.
+            let suffix = read_log(conn, t, i64::MAX).map_err(db)?;
+            let refusal = match undo::plan(&suffix) {
+                Ok(steps) => {
+                    log::warn!("log writer: undid {} entries after {t} (another master's log wins)", suffix.len());
+                    without_foreign_keys(conn, |c| {
+                        c.transaction(|c| {
+                            undo::undo(c, t, &steps)?;
+                            apply_batch(c, &records)
+                        })
+                    })
+                    .map_err(to_wal_error)?;
+                    let last = match records.last() {
+                        Some(r) => (r.lsn, r.epoch),
+                        None => {
+                            let stored = epoch_at(conn, t).map_err(|e| WalError::Database(e.to_string()))?;
+                            (t, stored.or(base.filter(|b| b.0 == t).map(|b| b.1)).unwrap_or(0))
+                        }
+                    };
+                    self.next_lsn = last.0 + 1;
+                    self.last_epoch = last.1;
+                    self.stats.last_lsn.store(last.0, Ordering::SeqCst);
+                    self.stats.last_epoch.store(last.1, Ordering::SeqCst);
+                    self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    self.stats.undone.fetch_add(suffix.len() as u64, Ordering::Relaxed);
+                    if let Some(at) = last_catalog_entry(&records) {
+                        self.stats.catalog_changed(at);
+                    }
+                    return Ok(self.position());
+                }
+                Err(refusal) => refusal,
+            };
             // A compacted log cannot be rebuilt from what is left of it; the protocol has
             // the node install its master's snapshot instead.
-            let base = crate::db::node::load_base(conn).map_err(|e| WalError::Database(e.to_string()))?;
             if base.is_some() {
-                return Err(WalError::Database(format!(
-                    "the log differs from the master's after {t} and is compacted: it needs a snapshot"
+                return Err(WalError::NeedsSnapshot(format!(
+                    "the log differs from the master's after {t} and is compacted, and {refusal}"
                 )));
             }
-            log::warn!("log writer: dropping entries after {t} (another master's log wins) and rebuilding");
+            log::warn!("log writer: {refusal}: rebuilding the tables from the log up to {t}");
+            self.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
             let kept = read_log(conn, 0, t).map_err(|e| WalError::Database(e.to_string()))?;
             without_foreign_keys(conn, |c| {
                 c.transaction(|c| {

@@ -98,6 +98,12 @@ pub fn print_run(r: &Row, dir: &Path) {
     } else if s.compactions + s.started > 0 {
         println!("  {} compactions, {} snapshots installed", s.compactions, s.installed);
     }
+    if s.undone_cuts + s.rebuilds > 0 {
+        println!(
+            "  logs cut where another master's won: {} by undoing {} entries, {} by rebuilding the tables",
+            s.undone_cuts, s.undone_entries, s.rebuilds
+        );
+    }
     for (fault, share, ops) in &v.availability {
         println!("  availability during {fault}: {:.0} % of {ops} ops answered definitely", share * 100.0);
     }
@@ -194,6 +200,11 @@ pub fn print(rows: &[Row]) -> i32 {
             s.compactions, s.installed, s.failed, s.interrupted, s.reinstalled, all.uncovered
         );
     }
+    let s = &all.snapshots;
+    println!(
+        "campaign: logs cut where another master's won: {} by undoing {} entries, {} by rebuilding the tables",
+        s.undone_cuts, s.undone_entries, s.rebuilds
+    );
     let undecided: usize = rows.iter().map(|r| r.verdict.undecided.len() + r.verdict.malformed.len()).sum();
     if all.divergent > 0 || all.unsettled > 0 || all.errors > 0 || undecided > 0 {
         println!(

@@ -1,7 +1,8 @@
-//! Log compaction and snapshot installs, counted from the nodes' own logs
+//! Log compaction, snapshot installs and cuts, counted from the nodes' own logs
 //! (`DIR/<run>/node-<id>.log`): how often each node compacted, started installing its
 //! master's snapshot, installed it, failed to, and was killed half way (and installed it
-//! after its restart). The campaign writes [`START_MARK`] into a node's log before each
+//! after its restart); and how each cut of a log that differed from its master's was
+//! made: by undoing the lost entries, or by rebuilding the tables. The campaign writes [`START_MARK`] into a node's log before each
 //! process of it starts, so an install that a process began and never ended is one a kill
 //! interrupted.
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,10 @@ pub enum Line {
     Installed { ms: u64 },
     /// "snapshot from node X not installed: ..." or "cannot fetch a snapshot from node X".
     Failed,
+    /// "log writer: undid N entries after L".
+    Undone { entries: u64 },
+    /// "log writer: ...: rebuilding the tables from the log up to L".
+    Rebuilt,
 }
 
 pub fn classify(line: &str) -> Option<Line> {
@@ -38,6 +43,11 @@ pub fn classify(line: &str) -> Option<Line> {
         Some(Line::Installed { ms: ms.unwrap_or(0) })
     } else if line.contains("not installed: ") || line.contains("cannot fetch a snapshot from node") {
         Some(Line::Failed)
+    } else if let Some((_, rest)) = line.split_once("log writer: undid ") {
+        let entries = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        Some(Line::Undone { entries })
+    } else if line.contains("rebuilding the tables from the log up to") {
+        Some(Line::Rebuilt)
     } else {
         None
     }
@@ -63,6 +73,14 @@ pub struct Counts {
     pub unfinished: usize,
     /// The longest install, fetch included, in ms.
     pub longest_ms: u64,
+    /// Cuts made by undoing the lost entries, and how many entries they undid.
+    #[serde(default)]
+    pub undone_cuts: usize,
+    #[serde(default)]
+    pub undone_entries: u64,
+    /// Cuts made by rebuilding the tables from the log (an entry could not be undone).
+    #[serde(default)]
+    pub rebuilds: usize,
 }
 
 impl Counts {
@@ -75,6 +93,9 @@ impl Counts {
         self.reinstalled += o.reinstalled;
         self.unfinished += o.unfinished;
         self.longest_ms = self.longest_ms.max(o.longest_ms);
+        self.undone_cuts += o.undone_cuts;
+        self.undone_entries += o.undone_entries;
+        self.rebuilds += o.rebuilds;
     }
 }
 
@@ -111,6 +132,11 @@ pub fn count(text: &str) -> Counts {
                 c.failed += 1;
                 installing = false;
             }
+            Some(Line::Undone { entries }) => {
+                c.undone_cuts += 1;
+                c.undone_entries += entries;
+            }
+            Some(Line::Rebuilt) => c.rebuilds += 1,
             None => {}
         }
     }
@@ -147,6 +173,21 @@ mod tests {
     }
 
     const I: &str = "[2026-12-06T07:00:00Z INFO  marquee::cluster::core::node] ";
+
+    #[test]
+    fn cuts_are_classified_and_counted() {
+        const W: &str = "[2026-12-06T07:00:00.000Z WARN  marquee::wal::writer] ";
+        let text = log(&[
+            &format!("{W}log writer: undid 7 entries after 120 (another master's log wins)"),
+            &format!("{W}log writer: undid 2 entries after 130 (another master's log wins)"),
+            &format!(
+                "{W}log writer: entry 141 (catalog) cannot be undone: the rows an import replaced are not in the \
+                 entry: rebuilding the tables from the log up to 140"
+            ),
+        ]);
+        let c = count(&text);
+        assert_eq!((c.undone_cuts, c.undone_entries, c.rebuilds), (2, 9, 1));
+    }
 
     #[test]
     fn lines_are_classified() {
@@ -193,7 +234,8 @@ mod tests {
                 interrupted: 1,
                 reinstalled: 1,
                 unfinished: 0,
-                longest_ms: 187
+                longest_ms: 187,
+                ..Counts::default()
             }
         );
     }

@@ -163,6 +163,8 @@ pub struct Node {
     handed_in: Option<Epoch>,
     /// Fetching a snapshot: from whom, in which epoch, for the InstallSnapshot sent then.
     fetching: Option<(NodeId, Epoch, Time)>,
+    /// Storage refused to cut this compacted log: the next cut installs a snapshot instead.
+    cut_by_snapshot: bool,
     /// As master: nodes asked to be removed (by themselves or an operator).
     removals: BTreeSet<NodeId>,
     /// As master: removed nodes still sent the log for a while, so they learn that their
@@ -219,6 +221,7 @@ impl Node {
             handed_over: false,
             handed_in: None,
             fetching: None,
+            cut_by_snapshot: false,
             removals: BTreeSet::new(),
             farewell: BTreeMap::new(),
             departed: BTreeSet::new(),
@@ -340,6 +343,11 @@ impl Node {
                     if self.role != Role::Follower {
                         self.step_down("its storage failed");
                     }
+                }
+                Input::CutRefused => {
+                    log::warn!("node {}: its log cannot be cut; it installs its master's snapshot", self.id);
+                    self.storage_ok = false;
+                    self.cut_by_snapshot = true;
                 }
                 Input::StorageRecovered { hard, log } => {
                     self.storage_ok = true;
@@ -831,9 +839,11 @@ impl Node {
             }
             new.push(e);
         }
-        if truncate_after.is_some() && self.log.base().lsn > 0 {
-            // A compacted log cannot be rebuilt from what is left of it: the master's
-            // snapshot replaces it (entries and votes wait until it is installed).
+        // A compacted log that differs is cut by undoing its own entries there; where
+        // storage could not (it cannot rebuild what compaction took), the master's
+        // snapshot replaces it (entries and votes wait until it is installed).
+        let compacted_cut = truncate_after.is_some() && self.log.base().lsn > 0;
+        if compacted_cut && self.cut_by_snapshot {
             log::warn!(
                 "node {}: its log differs from master {from}'s after compaction; installs its snapshot",
                 self.id
@@ -853,6 +863,12 @@ impl Node {
         }
         if truncate_after.is_some() || !new.is_empty() {
             out.push(Output::Persist { truncate_after, entries: new });
+        }
+        if compacted_cut {
+            // Storage may refuse this cut, and then keeps the old entries: nothing after
+            // the cut may count as committed here until a later append.
+            let reply = Message::AppendReply { ok: true, durable: matched, runs: Vec::new(), sent_at };
+            return self.send(from, reply, out);
         }
         let commit = commit.min(matched);
         if commit > self.commit {
@@ -980,6 +996,7 @@ impl Node {
         let (at, base) = (log.last(), log.base());
         log::info!("node {}: installed a snapshot at {}/{} (committed to {})", self.id, at.lsn, at.epoch, base.lsn);
         self.log = log;
+        self.cut_by_snapshot = false;
         if base.lsn > self.commit {
             self.commit = base.lsn;
             out.push(Output::Commit(base.lsn));

@@ -42,6 +42,11 @@ pub enum Scenario {
     /// Logs compacted to two entries; a node joins and installs a snapshot, crashes during
     /// an install, and the master crashes.
     SnapshotInstall,
+    /// Logs compacted to two entries; under load the followers' storage stalls and the
+    /// master crashes meanwhile, again and again: it had logged entries nobody else holds,
+    /// the others elect a new master, and when it comes back its compacted log differs.
+    /// Storage undoes the lost entries, or refuses and the node installs a snapshot.
+    DivergedCompacted,
 }
 
 impl Scenario {
@@ -53,6 +58,7 @@ impl Scenario {
             "bootstrap" => Some(Scenario::Bootstrap),
             "rolling-restart" => Some(Scenario::RollingRestart),
             "snapshot-install" => Some(Scenario::SnapshotInstall),
+            "diverged-compacted" => Some(Scenario::DivergedCompacted),
             _ => None,
         }
     }
@@ -89,6 +95,10 @@ pub struct Outcome {
     pub longest_gap: Time,
     /// Snapshots installed.
     pub installs: usize,
+    /// Cuts of a compacted log that storage carried out by undoing the entries, and cuts
+    /// it refused (entries it could not undo), after which the node installed a snapshot.
+    pub undone_cuts: usize,
+    pub refused_cuts: usize,
 }
 
 const TICK: Time = 10;
@@ -160,6 +170,10 @@ enum Fault {
     StopGraceOver(NodeId, Time),
     /// Crash whichever node is installing a snapshot now, and restart it later.
     CrashInstalling(Time),
+    /// Stall the storage of every node but the master for a while, so that the master
+    /// logs entries nobody else holds yet; crash the master while they stall and restart
+    /// it after the given time.
+    StallFollowersCrashMaster(Time, Time),
     Heal,
 }
 
@@ -222,6 +236,9 @@ struct ClientState {
 
 pub struct Sim {
     rng: StdRng,
+    cut_rng: StdRng,
+    /// Seats on sale: once they are sold, writes are refused before they reach the log.
+    on_sale: u32,
     opts: Options,
     now: Time,
     seq: u64,
@@ -237,6 +254,10 @@ pub struct Sim {
     /// Entries retained behind the compaction point (0: no compaction).
     retain: Lsn,
     pub installs: usize,
+    /// Cuts of a compacted log that storage carried out by undoing the entries, and cuts
+    /// it refused (entries it could not undo), after which the node installed a snapshot.
+    pub undone_cuts: usize,
+    pub refused_cuts: usize,
     clients: Vec<ClientState>,
     next_req: u64,
     next_id: NodeId,
@@ -302,7 +323,7 @@ impl Sim {
             let mut g = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_570b);
             let graceful = g.gen_bool(0.3).then(|| (g.gen_range(500..opts.fault_ms), g.gen_range(100..2000)));
             (graceful, [0, 0, 2, 5][g.gen_range(0..4)])
-        } else if opts.scenario == Scenario::SnapshotInstall {
+        } else if matches!(opts.scenario, Scenario::SnapshotInstall | Scenario::DivergedCompacted) {
             (None, 2)
         } else {
             (None, 0)
@@ -314,6 +335,14 @@ impl Sim {
             batch: if opts.scenario == Scenario::Random { [1, 2, 3, 256][rng.gen_range(0..4)] } else { 256 },
             retain,
             installs: 0,
+            undone_cuts: 0,
+            refused_cuts: 0,
+            // Whether storage can undo the entries a cut takes out of a compacted log (it
+            // cannot when one of them is a catalog import, say): a generator of its own, so
+            // that older seeds keep their schedules.
+            cut_rng: StdRng::seed_from_u64(seed ^ 0x0c07_7ef0_5e00),
+            // Enough seats for the diverging scenario's faults to find writes under way.
+            on_sale: if opts.scenario == Scenario::DivergedCompacted { 400 } else { SEATS },
             rng,
             opts,
             now: 0,
@@ -512,6 +541,12 @@ impl Sim {
                 self.schedule(6_000, Event::Fault(Fault::Restart(0)));
                 self.schedule(7_000, Event::Fault(Fault::Join));
             }
+            Scenario::DivergedCompacted => {
+                for i in 0..4 {
+                    let at = 2_000 + 2_500 * i as Time;
+                    self.schedule(at, Event::Fault(Fault::StallFollowersCrashMaster(600, 900)));
+                }
+            }
             Scenario::RollingRestart => {
                 // Bully: node 3 is the first master; it goes last.
                 for (i, id) in [1, 2, 3].into_iter().enumerate() {
@@ -617,6 +652,19 @@ impl Sim {
                 self.input(id, Input::HandOver);
                 self.schedule(self.now + 3_000, Event::Fault(Fault::StopGraceOver(id, down)));
             }
+            Fault::StallFollowersCrashMaster(stall, down) => {
+                let master = self.current_master();
+                if master == 0 {
+                    return;
+                }
+                for n in self.nodes.values_mut().filter(|n| n.id != master) {
+                    n.stalled_until = n.stalled_until.max(self.now + stall);
+                }
+                // Long enough into the stall for the master to log a few entries.
+                let at = self.now + stall / 2;
+                self.schedule(at, Event::Fault(Fault::Crash(master)));
+                self.schedule(at + down, Event::Fault(Fault::Restart(master)));
+            }
             Fault::CrashInstalling(down) => {
                 if let Some(id) = self.nodes.values().find(|n| n.fetch.is_some() && n.core.is_some()).map(|n| n.id) {
                     self.note(|| format!("n{id} crashes while it installs a snapshot"));
@@ -718,6 +766,19 @@ impl Sim {
                         return self.input(id, Input::StorageFailed);
                     }
                     if let Some(t) = truncate_after {
+                        if self.nodes[&id].base > 0 {
+                            if self.cut_rng.gen_bool(0.5) {
+                                // Nothing is written; the driver reloads the node's state
+                                // from storage at its next tick.
+                                self.refused_cuts += 1;
+                                self.note(|| format!("n{id} cannot undo its entries after {t}"));
+                                self.nodes.get_mut(&id).unwrap().failed = true;
+                                let at = self.now + self.rng_cut_delay();
+                                self.schedule(at, Event::Fault(Fault::RecoverStorage(id)));
+                                return self.input(id, Input::CutRefused);
+                            }
+                            self.undone_cuts += 1;
+                        }
                         self.truncate(id, t);
                     }
                     for e in entries {
@@ -853,6 +914,11 @@ impl Sim {
         }
         let log = stored_index(&self.nodes[&id]);
         self.input(id, Input::SnapshotInstalled(log));
+    }
+
+    /// How long a driver takes to reload a node's state after a refused cut (its next tick).
+    fn rng_cut_delay(&mut self) -> Time {
+        self.cut_rng.gen_range(1..100)
     }
 
     fn truncate(&mut self, id: NodeId, after: Lsn) {
@@ -1137,7 +1203,7 @@ impl Sim {
         if !st.busy {
             st.req = self.next_req;
             self.next_req += 1;
-            st.seat = self.rng.gen_range(0..SEATS);
+            st.seat = self.rng.gen_range(0..self.on_sale);
             st.tries = 0;
             st.busy = true;
             st.unsure = false;
@@ -1278,6 +1344,8 @@ impl Sim {
             nodes: self.nodes.len(),
             longest_gap: self.longest_gap,
             installs: self.installs,
+            undone_cuts: self.undone_cuts,
+            refused_cuts: self.refused_cuts,
             violations: self.violations,
             trace: self.trace.into_iter().collect(),
         }
@@ -1411,6 +1479,22 @@ mod tests {
             .map(|seed| run(seed, &Options { scenario: Scenario::SnapshotInstall, ..Options::default() }).installs)
             .sum();
         assert!(installs >= 40, "only {installs} snapshots installed in 40 runs");
+    }
+
+    /// A cut-off master's compacted log differs from its successor's when the network
+    /// heals: storage undoes the lost entries, or refuses and the node installs a snapshot;
+    /// nothing is lost either way.
+    #[test]
+    fn a_diverged_compacted_log_is_cut_by_undo_or_replaced_by_a_snapshot() {
+        check(Scenario::DivergedCompacted, 0..40);
+        let outs: Vec<Outcome> = (0..40)
+            .map(|seed| run(seed, &Options { scenario: Scenario::DivergedCompacted, ..Options::default() }))
+            .collect();
+        let undone: usize = outs.iter().map(|o| o.undone_cuts).sum();
+        let refused: usize = outs.iter().map(|o| o.refused_cuts).sum();
+        let installs: usize = outs.iter().map(|o| o.installs).sum();
+        assert!(undone >= 10 && refused >= 10, "cuts in 40 runs: {undone} undone, {refused} refused");
+        assert!(installs >= refused, "{refused} refused cuts, {installs} snapshots installed");
     }
 
     #[test]

@@ -285,6 +285,11 @@ pub enum Input<E> {
     StorageBusySince(Option<Time>),
     /// Storage failed: what the last outputs asked to persist may not have been.
     StorageFailed,
+    /// Storage refused to cut the log where [`Output::Persist`] asked (its entries there
+    /// cannot be undone and its log is compacted, so it cannot be rebuilt either): nothing
+    /// was written. As after [`Input::StorageFailed`], the driver reloads the node's state
+    /// and reports [`Input::StorageRecovered`]; the next cut installs the master's snapshot.
+    CutRefused,
     /// Storage works again and holds this: the node continues from it.
     StorageRecovered {
         hard: HardState,
@@ -313,7 +318,9 @@ pub enum Input<E> {
 pub enum Output<E> {
     /// Store the epoch and vote.
     SaveHardState(HardState),
-    /// Remove the entries after `truncate_after` (when given), then append `entries`.
+    /// Remove the entries after `truncate_after` (when given), then append `entries`. The
+    /// removed entries were never committed; storage undoes them (or rebuilds what is left).
+    /// In a compacted log it may refuse: [`Input::CutRefused`].
     Persist {
         truncate_after: Option<Lsn>,
         entries: Vec<E>,

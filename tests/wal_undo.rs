@@ -1,0 +1,270 @@
+//! A follower's log cut where another master's log wins: the entries taken out are undone
+//! one by one (not rebuilt from the whole log), and the tables end exactly as if the node
+//! had only ever applied the winner's log. Real MariaDB schemas, the real log writer.
+mod common;
+
+use actix::Actor;
+use chrono::NaiveDateTime;
+use diesel::{Connection, RunQueryDsl};
+use marquee::actors::lamport::LamportClock;
+use marquee::db::snapshot::{read_chunk, ChunkCursor, TABLES};
+use marquee::db::Db;
+use marquee::wal::change::{
+    AdminChange, BookingCancelled, BookingConfirmed, CatalogChange, HoldPlaced, HoldsEnded, MailSent,
+};
+use marquee::wal::{Change, CommitTracker, LogRecord, LogWriter, WalError, WriteGate};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+struct Node {
+    name: String,
+    db: Db,
+    writer: LogWriter,
+}
+
+impl Node {
+    fn start() -> Node {
+        let name = common::fresh_db_name();
+        let db = marquee::startup::open_database(&common::test_settings(&name)).expect("database");
+        let writer = LogWriter::start(
+            db.clone(),
+            LamportClock::new(0).start(),
+            1,
+            Arc::new(WriteGate::default()),
+            Arc::new(CommitTracker::default()),
+            None,
+            std::time::Duration::from_secs(1),
+            marquee::metrics::Metrics::new(),
+        )
+        .expect("writer");
+        Node { name, db, writer }
+    }
+
+    /// Every replicated table, each row as JSON, in key order.
+    fn tables(&self) -> BTreeMap<&'static str, Vec<String>> {
+        let mut conn = self.db.get().unwrap();
+        TABLES
+            .iter()
+            .map(|t| {
+                let mut cursor = ChunkCursor::new(5000);
+                let mut rows = Vec::new();
+                while !cursor.done {
+                    let chunk = read_chunk(&mut conn, t, &cursor).unwrap();
+                    let last = chunk.last().map(|(k, _)| k.clone());
+                    cursor.advance(chunk.len(), last);
+                    rows.extend(chunk.into_iter().map(|(_, json)| json));
+                }
+                (*t, rows)
+            })
+            .collect()
+    }
+
+    fn drop_schema(self) {
+        drop(self.writer);
+        drop(self.db);
+        let mut conn = diesel::MysqlConnection::establish(&common::server_url()).unwrap();
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", self.name)).execute(&mut conn).unwrap();
+    }
+}
+
+/// Builds log records; every time is one fixed instant, so both nodes store the same rows.
+struct Log {
+    show: i64,
+    at: NaiveDateTime,
+}
+
+impl Log {
+    fn rec(&self, lsn: i64, epoch: i64, change: Change) -> LogRecord {
+        LogRecord { lsn, epoch, lamport: lsn, origin: 2, created_at: self.at, change }
+    }
+
+    fn hold(&self, id: &str, seats: &[&str]) -> Change {
+        Change::HoldPlaced(HoldPlaced {
+            hold_id: id.into(),
+            show_id: self.show,
+            seats: seats.iter().map(|s| s.to_string()).collect(),
+            expires_at: self.at + chrono::Duration::minutes(5),
+            idempotency_key: Some(format!("key-{id}")),
+            created_at: self.at,
+            client: Default::default(),
+        })
+    }
+
+    fn confirm(&self, code: &str, hold: &str, seats: &[&str]) -> Change {
+        Change::BookingConfirmed(BookingConfirmed {
+            code: code.into(),
+            show_id: self.show,
+            hold_id: hold.into(),
+            name: "Ada Lovelace".into(),
+            email: "ada@example.com".into(),
+            seats: seats.iter().map(|s| s.to_string()).collect(),
+            total_cents: 2400,
+            created_at: self.at,
+        })
+    }
+
+    fn end(&self, ids: &[&str], state: &str) -> Change {
+        Change::HoldsEnded(HoldsEnded {
+            show_id: self.show,
+            hold_ids: ids.iter().map(|s| s.to_string()).collect(),
+            state: state.into(),
+        })
+    }
+
+    fn cancel(&self, code: &str) -> Change {
+        Change::BookingCancelled(BookingCancelled { code: code.into(), show_id: self.show, at: self.at })
+    }
+
+    fn sent(&self, code: &str, kind: &str) -> Change {
+        Change::MailSent(MailSent { message_id: marquee::mail::message_id(code, kind) })
+    }
+}
+
+/// The entries both logs share (epoch 1): a catalog, then a sale with every kind of
+/// change the suffix will touch.
+fn shared(log: &Log, catalog: &CatalogChange) -> Vec<LogRecord> {
+    let changes = vec![
+        Change::Catalog(Box::new(catalog.clone())),
+        Change::EpochStart,
+        log.hold("h1", &["A1", "A2"]),
+        log.confirm("BOOK1", "h1", &["A1", "A2"]),
+        log.hold("h2", &["B1"]),
+        log.hold("h3", &["B2"]),
+        log.hold("h4", &["C1", "C2"]),
+        log.confirm("BOOK4", "h4", &["C1", "C2"]),
+        log.hold("h5", &["D1"]),
+        log.confirm("BOOK5", "h5", &["D1"]),
+    ];
+    changes.into_iter().enumerate().map(|(i, c)| log.rec(i as i64 + 1, 1, c)).collect()
+}
+
+/// What the old master logged after the shared entries and nobody committed: every kind
+/// of entry that can be undone, touching rows the shared entries made.
+fn lost_suffix(log: &Log, from: i64) -> Vec<LogRecord> {
+    let changes = vec![
+        log.confirm("BOOK2", "h2", &["B1"]),
+        log.end(&["h3"], "expired"),
+        log.cancel("BOOK1"),
+        log.sent("BOOK4", "confirmed"),
+        log.hold("h6", &["E1", "E2"]),
+        log.confirm("BOOK6", "h6", &["E1", "E2"]),
+        log.sent("BOOK6", "confirmed"),
+        log.cancel("BOOK6"),
+        log.hold("h7", &["F1"]),
+        log.end(&["h7"], "released"),
+        Change::Admin(AdminChange::SessionOpened {
+            session: "a".repeat(64),
+            expires_at: log.at + chrono::Duration::hours(1),
+            client_addr: Some("127.0.0.1".into()),
+        }),
+        Change::EpochStart,
+    ];
+    changes.into_iter().enumerate().map(|(i, c)| log.rec(from + i as i64, 1, c)).collect()
+}
+
+/// The new master's entries (epoch 2) from the same point: some of the same rows, the
+/// other way.
+fn winners(log: &Log, from: i64) -> Vec<LogRecord> {
+    let changes = vec![
+        Change::EpochStart,
+        log.end(&["h2"], "expired"),
+        log.confirm("BOOK3", "h3", &["B2"]),
+        log.cancel("BOOK4"),
+        log.sent("BOOK5", "confirmed"),
+        log.hold("h8", &["E1"]),
+    ];
+    changes.into_iter().enumerate().map(|(i, c)| log.rec(from + i as i64, 2, c)).collect()
+}
+
+fn fixture() -> (Log, CatalogChange) {
+    let (catalog, show) = common::show_change(700, 6, 8, chrono::Duration::days(2));
+    let at = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap().naive_utc();
+    (Log { show, at }, catalog)
+}
+
+#[actix_rt::test]
+async fn a_cut_undoes_the_lost_entries_and_leaves_the_tables_as_the_winners_log_makes_them() {
+    let (log, catalog) = fixture();
+    let kept = shared(&log, &catalog);
+    let t = kept.len() as i64;
+    let lost = lost_suffix(&log, t + 1);
+    let won = winners(&log, t + 1);
+
+    // The node that followed the old master, then the new one.
+    let cut = Node::start();
+    cut.writer.persist(None, kept.iter().chain(&lost).cloned().collect()).await.unwrap();
+    let before = cut.tables();
+    let pos = cut.writer.persist(Some(t), won.clone()).await.unwrap();
+    let last = won.last().unwrap();
+    assert_eq!((pos.last_lsn, pos.last_epoch), (last.lsn, last.epoch));
+    let stats = cut.writer.stats();
+    assert_eq!(stats.undone.load(Ordering::SeqCst), lost.len() as u64, "every lost entry undone");
+    assert_eq!(stats.rebuilds.load(Ordering::SeqCst), 0, "no rebuild");
+
+    // A node that only ever saw the winner's log.
+    let straight = Node::start();
+    straight.writer.persist(None, kept.iter().chain(&won).cloned().collect()).await.unwrap();
+    let after = cut.tables();
+    assert_ne!(before, after);
+    for (table, rows) in straight.tables() {
+        assert_eq!(after[table], rows, "{table} differs from the winner's");
+    }
+
+    // A cut that takes out nothing but appends nothing either ends the log at the cut.
+    let pos = cut.writer.persist(Some(t + 2), vec![]).await.unwrap();
+    assert_eq!((pos.last_lsn, pos.last_epoch), (t + 2, 2));
+    assert_eq!(cut.writer.stats().undone.load(Ordering::SeqCst), lost.len() as u64 + won.len() as u64 - 2);
+
+    cut.drop_schema();
+    straight.drop_schema();
+}
+
+#[actix_rt::test]
+async fn a_lost_entry_that_cannot_be_undone_rebuilds_or_in_a_compacted_log_asks_for_a_snapshot() {
+    let (log, catalog) = fixture();
+    let kept = shared(&log, &catalog);
+    let t = kept.len() as i64;
+    // A catalog import among the lost entries: what it replaced is not in it.
+    let mut lost = lost_suffix(&log, t + 1);
+    let mut renamed = catalog.clone();
+    renamed.movies[0].title = "Renamed by the lost import".into();
+    lost.insert(3, log.rec(0, 1, Change::Catalog(Box::new(renamed))));
+    for (i, r) in lost.iter_mut().enumerate() {
+        r.lsn = t + 1 + i as i64;
+    }
+    let won = winners(&log, t + 1);
+
+    let rebuilt = Node::start();
+    rebuilt.writer.persist(None, kept.iter().chain(&lost).cloned().collect()).await.unwrap();
+    rebuilt.writer.persist(Some(t), won.clone()).await.unwrap();
+    assert_eq!(rebuilt.writer.stats().rebuilds.load(Ordering::SeqCst), 1);
+    assert_eq!(rebuilt.writer.stats().undone.load(Ordering::SeqCst), 0);
+    let straight = Node::start();
+    straight.writer.persist(None, kept.iter().chain(&won).cloned().collect()).await.unwrap();
+    let expected = straight.tables();
+    for (table, rows) in rebuilt.tables() {
+        assert_eq!(rows, expected[table], "{table} differs from the winner's");
+    }
+
+    // The same in a compacted log: it cannot be rebuilt, so nothing changes and the
+    // error says a snapshot is needed.
+    let compacted = Node::start();
+    compacted.writer.persist(None, kept.iter().chain(&lost).cloned().collect()).await.unwrap();
+    {
+        let mut conn = compacted.db.get().unwrap();
+        marquee::db::node::save_base(&mut conn, 3, 1).unwrap();
+    }
+    let before = compacted.tables();
+    let err = compacted.writer.persist(Some(t), won.clone()).await.unwrap_err();
+    assert!(matches!(err, WalError::NeedsSnapshot(_)), "{err}");
+    assert!(err.to_string().contains("(catalog) cannot be undone"), "{err}");
+    assert_eq!(compacted.tables(), before, "nothing changed");
+    // Without the import among them, the compacted log's entries are undone.
+    compacted.writer.persist(Some(t + 4), vec![]).await.unwrap();
+    assert_eq!(compacted.writer.stats().undone.load(Ordering::SeqCst), lost.len() as u64 - 4);
+
+    for n in [rebuilt, straight, compacted] {
+        n.drop_schema();
+    }
+}
