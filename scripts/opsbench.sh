@@ -4,7 +4,11 @@
 #      once per LOG_RETAIN_ENTRIES value (0: never compact; 100000: the default);
 #   2. a newcomer's join: one follower stopped, its schema dropped and migrated empty, started
 #      again; the time until its last LSN reaches the master's, its VmHWM, and its
-#      "installed node X's snapshot" line if it installed one;
+#      "installed node X's snapshot" line if it installed one. With --join-load N, N clients
+#      keep booking on the other two nodes all through the join (scripts/rebook.py: cancel a
+#      booking, hold its seats again, confirm; three entries a round), so the newcomer has a
+#      tail to follow after its snapshot; it has joined when it is within 100 entries of the
+#      master's LSN of that moment;
 #   3. `marquee backup` from the master and `marquee restore` into a fresh schema (new node id).
 #
 # The sale is flashsale's (--nodes 3 --keep-db): its load, audit and node start-up, not a copy
@@ -14,7 +18,7 @@
 # starts the same three node ids on them again (membership entries hold ids, PEERS the
 # addresses) for the join and the backup. A benchmark: it prints figures, asserts nothing.
 #
-# usage: scripts/opsbench.sh [--shows N] [--retain 0,100000] [--clients N] [--out DIR] [--keep-db]
+# usage: scripts/opsbench.sh [--shows N] [--retain 0,100000] [--clients N] [--join-load N] [--out DIR] [--keep-db]
 #   BIN_DIR       where marquee and flashsale are (target/release)
 #   MARQUEE_TEST_DATABASE_URL   the MariaDB server (mysql://root:marquee@127.0.0.1:3307)
 set -euo pipefail
@@ -27,14 +31,16 @@ retains=0,100000
 clients=256
 out=
 keep_db=0
+join_load=0
 while [ $# -gt 0 ]; do
     case $1 in
         --shows) shows=$2; shift 2 ;;
         --retain) retains=$2; shift 2 ;;
         --clients) clients=$2; shift 2 ;;
+        --join-load) join_load=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --keep-db) keep_db=1; shift ;;
-        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "opsbench: unknown option '$1'" >&2; exit 2 ;;
     esac
 done
@@ -108,7 +114,8 @@ start_node() {
     for j in 1 2 3; do [ "$j" = "$id" ] || peers+=("$j@127.0.0.1:${ports[$j]}"); done
     NODE_ID=$id PEERS=$(IFS=,; echo "${peers[*]}") CLUSTER_SECRET=$secret \
         DATABASE_URL="$server/$schema" MARQUEE_BIND="127.0.0.1:${ports[$id]}" \
-        LOG_RETAIN_ENTRIES=$retain RUST_LOG=warn,marquee::cluster=info \
+        LOG_RETAIN_ENTRIES=$retain RUST_LOG=warn,marquee::cluster=info,marquee::wal=info \
+        MAX_HELD_SEATS=1000000 MAX_HOLDS_PER_MINUTE=1000000 HOLD_COOLOFF_SECONDS=0 LONELY_SEAT_RULE=off \
         MARQUEE_TEMPLATES="$root/templates" MARQUEE_ASSETS="$root/assets" \
         "$bin_dir/marquee" serve >>"$log" 2>&1 &
     node_pid[$id]=$!
@@ -187,6 +194,19 @@ for retain in "${retain_list[@]}"; do
     DATABASE_URL="$server/$s" "$bin_dir/marquee" migrate >/dev/null 2>&1
     join_log=$out/newcomer-$retain.log
     : >"$join_log"
+    load_pid=
+    stop_file=$out/stop-load
+    rm -f "$stop_file"
+    if [ "$join_load" -gt 0 ]; then
+        urls=()
+        for i in 1 2 3; do [ "$i" = "$newcomer" ] || urls+=(--url "http://127.0.0.1:${ports[$i]}"); done
+        sql "SELECT code, email, show_id, seats FROM \`${schema_of[$master]}\`.bookings WHERE state='confirmed' LIMIT $((join_load * 50))" |
+            python3 "$root/scripts/rebook.py" "${urls[@]}" --workers "$join_load" --seconds 1800 --stop "$stop_file" \
+                >"$out/rebook-$retain.txt" 2>&1 &
+        load_pid=$!
+        sleep 3 # the load is under way before the newcomer starts
+        echo "join under load: $join_load clients rebooking on the two other nodes (scripts/rebook.py)"
+    fi
     started=$(now)
     start_node "$newcomer" "$s" "$join_log"
     pid=${node_pid[$newcomer]}
@@ -197,12 +217,20 @@ for retain in "${retain_list[@]}"; do
         h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
         [ "${h:-0}" -gt "$hwm" ] && hwm=$h
         mine=$(cluster_json "${ports[$newcomer]}" | jq -r '.last_lsn // 0' 2>/dev/null || echo 0)
-        if [ "${mine:-0}" -ge "$master_lsn" ]; then
+        if [ "$join_load" -gt 0 ]; then
+            master_lsn=$(cluster_json "${ports[$master]}" | jq -r '.last_lsn // 0' 2>/dev/null || echo 0)
+        fi
+        if [ "${mine:-0}" -ge "$((master_lsn - (join_load > 0 ? 100 : 0)))" ]; then
             joined=$(now)
             break
         fi
         sleep 0.1
     done
+    if [ -n "$load_pid" ]; then
+        touch "$stop_file"
+        wait "$load_pid" || true
+        sed 's/^/  /' "$out/rebook-$retain.txt"
+    fi
     [ -n "$joined" ] || { echo "opsbench: the newcomer did not catch up within 30 minutes" >&2; exit 1; }
     h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
     [ "$h" -gt "$hwm" ] && hwm=$h
