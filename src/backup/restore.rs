@@ -153,17 +153,16 @@ fn load(
 pub fn install(conn: &mut MysqlConnection, dir: &Path, m: &Manifest) -> Result<(), BackupError> {
     use diesel::connection::SimpleConnection;
     verify_files(dir, m)?;
-    conn.batch_execute("SET SESSION foreign_key_checks = 0").map_err(crate::db::DbError::from)?;
-    let result = conn.transaction::<(), BackupError, _>(|c| {
-        for table in TABLES.iter().rev() {
-            c.batch_execute(&format!("DELETE FROM `{table}`")).map_err(crate::db::DbError::from)?;
-        }
-        load(c, dir, m, &mut |_| {})?;
-        // The log is known committed up to there; the entries after it (the master's
-        // uncommitted tail) are in `write_log` like any others.
-        crate::db::node::save_base(c, m.committed.min(m.lsn), m.committed_epoch)?;
-        Ok(())
-    });
-    conn.batch_execute("SET SESSION foreign_key_checks = 1").map_err(crate::db::DbError::from)?;
-    result
+    crate::db::without_foreign_keys(conn, |conn| {
+        conn.transaction::<(), BackupError, _>(|c| {
+            for table in TABLES.iter().rev() {
+                c.batch_execute(&format!("DELETE FROM `{table}`")).map_err(crate::db::DbError::from)?;
+            }
+            load(c, dir, m, &mut |_| {})?;
+            // The log is known committed up to there; the entries after it (the master's
+            // uncommitted tail) are in `write_log` like any others.
+            crate::db::node::save_base(c, m.committed.min(m.lsn), m.committed_epoch)?;
+            Ok(())
+        })
+    })
 }

@@ -21,6 +21,22 @@ use std::time::Duration;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+/// Runs `work` with the session's foreign-key checks off, and turns them back on whatever
+/// it returned. For rows already checked elsewhere and written in an order the checks
+/// would refuse: a follower applying its master's entries, a cut undoing them newest
+/// first, a snapshot's tables loaded one after another, a restore's tables cleared. The
+/// unique keys still hold.
+pub fn without_foreign_keys<T, E: From<diesel::result::Error>>(
+    conn: &mut MysqlConnection,
+    work: impl FnOnce(&mut MysqlConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("SET SESSION foreign_key_checks = 0")?;
+    let result = work(conn);
+    conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
+    result
+}
+
 pub type MysqlPool = Pool<ConnectionManager<MysqlConnection>>;
 pub type Conn = PooledConnection<ConnectionManager<MysqlConnection>>;
 

@@ -333,25 +333,19 @@ pub fn non_empty_tables(conn: &mut MysqlConnection) -> Result<Vec<(String, i64)>
 /// Deletes every row of the replicated tables and `node_state` (a restore that failed
 /// half way, in a database that was empty before it).
 pub fn clear(conn: &mut MysqlConnection) -> Result<(), DbError> {
-    conn.batch_execute("SET SESSION foreign_key_checks = 0")?;
-    let result = (|| {
+    super::without_foreign_keys(conn, |c| {
         for table in TABLES.iter().rev().copied().chain(["node_state"]) {
-            conn.batch_execute(&format!("DELETE FROM `{table}`"))?;
+            c.batch_execute(&format!("DELETE FROM `{table}`"))?;
         }
         Ok(())
-    })();
-    conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
-    result
+    })
 }
 
 /// Runs `load` in one transaction with the session's foreign-key checks off: a backup's
 /// tables are loaded one after the other, each already consistent with the others as of
 /// the snapshot, so a child row may come before the check could see its parent's chunk.
 pub fn load_chunk(conn: &mut MysqlConnection, table: &str, lines: &[String]) -> Result<(), DbError> {
-    conn.batch_execute("SET SESSION foreign_key_checks = 0")?;
-    let result = conn.transaction(|c| insert_rows(c, table, lines));
-    conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
-    result
+    super::without_foreign_keys(conn, |c| c.transaction(|c| insert_rows(c, table, lines)))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::commit::{CommitTracker, Decision, WriteGate};
 use super::undo;
 use crate::actors::lamport::{LamportClock, Stamp};
 use crate::db::schema::write_log;
-use crate::db::{Db, DbError};
+use crate::db::{without_foreign_keys, Db, DbError};
 use crate::metrics::Metrics;
 use actix::Addr;
 use chrono::Utc;
@@ -716,20 +716,6 @@ impl Tail {
         }
         Ok(self.position())
     }
-}
-
-/// Runs `apply` with the session's foreign-key checks off, and turns them back on. A
-/// follower applies entries the master has already checked, in the master's order, so the
-/// checks would only repeat its work (MariaDB's own replicas may skip them the same way).
-/// The unique keys still hold.
-fn without_foreign_keys<T>(
-    conn: &mut MysqlConnection,
-    apply: impl FnOnce(&mut MysqlConnection) -> Result<T, DieselError>,
-) -> Result<T, DieselError> {
-    conn.batch_execute("SET SESSION foreign_key_checks = 0")?;
-    let result = apply(conn);
-    conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
-    result
 }
 
 fn is_connection_error(e: &DieselError) -> bool {
