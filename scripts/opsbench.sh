@@ -218,9 +218,11 @@ for retain in "${retain_list[@]}"; do
         [ "${h:-0}" -gt "$hwm" ] && hwm=$h
         mine=$(cluster_json "${ports[$newcomer]}" | jq -r '.last_lsn // 0' 2>/dev/null || echo 0)
         if [ "$join_load" -gt 0 ]; then
-            master_lsn=$(cluster_json "${ports[$master]}" | jq -r '.last_lsn // 0' 2>/dev/null || echo 0)
+            # The master's LSN now (a read that timed out keeps the last one).
+            m=$(cluster_json "${ports[$master]}" | jq -r '.last_lsn // empty' 2>/dev/null || true)
+            [[ $m =~ ^[0-9]+$ ]] && master_lsn=$m
         fi
-        if [ "${mine:-0}" -ge "$((master_lsn - (join_load > 0 ? 100 : 0)))" ]; then
+        if [[ ${mine:-0} =~ ^[0-9]+$ ]] && [ "$mine" -ge "$((master_lsn - (join_load > 0 ? 100 : 0)))" ]; then
             joined=$(now)
             break
         fi
@@ -235,7 +237,7 @@ for retain in "${retain_list[@]}"; do
     h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
     [ "$h" -gt "$hwm" ] && hwm=$h
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
-    echo "newcomer node $newcomer (empty schema) reached the master's LSN $master_lsn in $(secs "$started" "$joined") s" \
+    echo "newcomer node $newcomer (empty schema) reached LSN $mine, the master's $master_lsn, in $(secs "$started" "$joined") s" \
         "after its start; VmHWM $(mib $((hwm * 1024))), VmRSS then $(mib $((rss * 1024)))"
     if grep -q "installed node" "$join_log"; then
         grep -o "node [0-9]*: installed node .*" "$join_log" | sed 's/^/  /'

@@ -259,7 +259,14 @@ impl Cluster {
         None
     }
 
-    /// Waits until every running node's log is as long as the master's.
+    /// The last LSN node `i`'s log writer has stored and applied (`/api/stats`); the
+    /// cluster status's `last_lsn` may run ahead of it while a write is under way.
+    pub async fn applied(&self, i: usize) -> Option<i64> {
+        let mut res = self.client.get(self.url(i, "/api/stats")).timeout(Duration::from_secs(2)).send().await.ok()?;
+        res.json::<Value>().limit(1 << 20).await.ok()?["last_lsn"].as_i64()
+    }
+
+    /// Waits until every running node's log is as long as the master's, stored and applied.
     pub async fn wait_converged(&self, within: Duration) -> bool {
         let until = Instant::now() + within;
         while Instant::now() < until {
@@ -267,6 +274,7 @@ impl Cluster {
             for i in 0..self.nodes.len() {
                 if self.is_running(i) {
                     lsns.push(self.status(i).await.and_then(|s| s["last_lsn"].as_i64()));
+                    lsns.push(self.applied(i).await);
                 }
             }
             if lsns.iter().all(|l| l.is_some() && *l == lsns[0]) {
