@@ -222,7 +222,7 @@ for retain in "${retain_list[@]}"; do
             m=$(cluster_json "${ports[$master]}" | jq -r '.last_lsn // empty' 2>/dev/null || true)
             [[ $m =~ ^[0-9]+$ ]] && master_lsn=$m
         fi
-        if [[ ${mine:-0} =~ ^[0-9]+$ ]] && [ "$mine" -ge "$((master_lsn - (join_load > 0 ? 100 : 0)))" ]; then
+        if [[ ${mine:-} =~ ^[0-9]+$ ]] && [ "$mine" -ge "$((master_lsn - (join_load > 0 ? 100 : 0)))" ]; then
             joined=$(now)
             break
         fi
