@@ -575,24 +575,10 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
 
 #[actix_rt::test]
 async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from_the_rest() {
-    use actix::Actor;
     use diesel::{Connection, RunQueryDsl};
-    use marquee::actors::lamport::LamportClock;
-    use marquee::wal::{Change, CommitTracker, LogRecord, LogWriter, WriteGate};
+    use marquee::wal::{Change, LogRecord};
 
-    let name = common::fresh_db_name();
-    let db = marquee::startup::open_database(&common::test_settings(&name)).expect("database");
-    let writer = LogWriter::start(
-        db.clone(),
-        LamportClock::new(0).start(),
-        1,
-        Arc::new(WriteGate::default()),
-        Arc::new(CommitTracker::default()),
-        None,
-        std::time::Duration::from_secs(1),
-        marquee::metrics::Metrics::new(),
-    )
-    .expect("writer");
+    let (name, db, writer) = common::follower_writer();
     let (catalog, _) = common::show_change(300, 4, 4, chrono::Duration::days(1));
     let entry = |lsn: i64, epoch: i64, change: Change| LogRecord {
         lsn,

@@ -3,19 +3,16 @@
 //! had only ever applied the winner's log. Real MariaDB schemas, the real log writer.
 mod common;
 
-use actix::Actor;
 use chrono::NaiveDateTime;
 use diesel::{Connection, RunQueryDsl};
-use marquee::actors::lamport::LamportClock;
 use marquee::db::snapshot::{read_chunk, ChunkCursor, TABLES};
 use marquee::db::Db;
 use marquee::wal::change::{
     AdminChange, BookingCancelled, BookingConfirmed, CatalogChange, HoldPlaced, HoldsEnded, MailSent,
 };
-use marquee::wal::{Change, CommitTracker, LogRecord, LogWriter, WalError, WriteGate};
+use marquee::wal::{Change, LogRecord, LogWriter, WalError};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 struct Node {
     name: String,
@@ -25,19 +22,7 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
-        let name = common::fresh_db_name();
-        let db = marquee::startup::open_database(&common::test_settings(&name)).expect("database");
-        let writer = LogWriter::start(
-            db.clone(),
-            LamportClock::new(0).start(),
-            1,
-            Arc::new(WriteGate::default()),
-            Arc::new(CommitTracker::default()),
-            None,
-            std::time::Duration::from_secs(1),
-            marquee::metrics::Metrics::new(),
-        )
-        .expect("writer");
+        let (name, db, writer) = common::follower_writer();
         Node { name, db, writer }
     }
 
