@@ -253,3 +253,36 @@ async fn a_lost_entry_that_cannot_be_undone_rebuilds_or_in_a_compacted_log_asks_
         n.drop_schema();
     }
 }
+
+/// The inverses rest on each booking being cancelled at most once per log. Should a lost
+/// entry repeat a cancel the shared log already holds, undoing it would take the seats
+/// again; the master's entries then run into them, and the writer rebuilds instead of
+/// failing for good, ending with the winner's tables all the same.
+#[actix_rt::test]
+async fn an_undo_that_leaves_a_row_the_winner_conflicts_with_falls_back_to_a_rebuild() {
+    let (log, catalog) = fixture();
+    let mut kept = shared(&log, &catalog);
+    kept.push(log.rec(kept.len() as i64 + 1, 1, log.cancel("BOOK5")));
+    let t = kept.len() as i64;
+    // A repeat of the cancel the shared log holds (the actors never write one).
+    let lost = vec![log.rec(t + 1, 1, log.cancel("BOOK5"))];
+    let won = vec![
+        log.rec(t + 1, 2, Change::EpochStart),
+        log.rec(t + 2, 2, log.hold("h9", &["D1"])),
+        log.rec(t + 3, 2, log.confirm("BOOK9", "h9", &["D1"])),
+    ];
+
+    let cut = Node::start();
+    cut.writer.persist(None, kept.iter().chain(&lost).cloned().collect()).await.unwrap();
+    cut.writer.persist(Some(t), won.clone()).await.unwrap();
+    assert_eq!(cut.writer.stats().rebuilds.load(Ordering::SeqCst), 1, "the conflict sent it to the slow path");
+    assert_eq!(cut.writer.stats().undone.load(Ordering::SeqCst), 0);
+    let straight = Node::start();
+    straight.writer.persist(None, kept.iter().chain(&won).cloned().collect()).await.unwrap();
+    let expected = straight.tables();
+    for (table, rows) in cut.tables() {
+        assert_eq!(rows, expected[table], "{table} differs from the winner's");
+    }
+    cut.drop_schema();
+    straight.drop_schema();
+}

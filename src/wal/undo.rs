@@ -17,7 +17,9 @@
 //! confirmed once, from an active hold, and cancelled at most once; a message is marked
 //! sent at most once. So the state an entry changed is known from the entry: a hold it
 //! ended was active, a booking it cancelled was confirmed. Within the suffix the plan checks
-//! these itself and refuses a suffix that repeats one. Entries whose previous values are
+//! these itself and refuses a suffix that repeats one; should an entry break them after all
+//! (repeat one the kept log holds), the master's entries run into the row its undo left, and
+//! the writer takes the slow path from the log instead. Entries whose previous values are
 //! not in them (a catalog import, a layout, a password, a logout, an admission, which a
 //! door scan may log twice) are not undone: the plan refuses, and the writer takes
 //! the slow path.

@@ -632,16 +632,28 @@ impl Tail {
             // in every log), so they are few: undo them, newest first, unless one of them
             // cannot be undone.
             let suffix = read_log(conn, t, i64::MAX).map_err(db)?;
-            let refusal = match undo::plan(&suffix) {
-                Ok(steps) => {
-                    log::warn!("log writer: undid {} entries after {t} (another master's log wins)", suffix.len());
-                    without_foreign_keys(conn, |c| {
-                        c.transaction(|c| {
-                            undo::undo(c, t, &steps)?;
-                            apply_batch(c, &records)
-                        })
+            let undone = undo::plan(&suffix).map_err(|r| r.to_string()).and_then(|steps| {
+                let done = without_foreign_keys(conn, |c| {
+                    c.transaction(|c| {
+                        undo::undo(c, t, &steps)?;
+                        apply_batch(c, &records)
                     })
-                    .map_err(to_wal_error)?;
+                });
+                // A unique key the master's entries run into means the undo left a row
+                // that should have gone (an entry the plan took at its word was a repeat):
+                // nothing was written, and the slow path below starts from the log.
+                match done.map_err(to_wal_error) {
+                    Ok(()) => Ok(Ok(())),
+                    Err(WalError::Conflict(m)) => Err(format!(
+                        "undoing the entries after {t} left a row the master's entries conflict with ({m})"
+                    )),
+                    Err(other) => Ok(Err(other)),
+                }
+            });
+            let refusal = match undone {
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) => {
+                    log::warn!("log writer: undid {} entries after {t} (another master's log wins)", suffix.len());
                     let last = match records.last() {
                         Some(r) => (r.lsn, r.epoch),
                         None => {
