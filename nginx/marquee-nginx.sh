@@ -12,6 +12,8 @@
 set -uo pipefail
 service=${UPSTREAM_SERVICE:-app}
 port=${UPSTREAM_PORT:-8000}
+# The replicas' live seat-map listener (their LIVE_BIND); the site's port when they have none.
+live_port=${UPSTREAM_LIVE_PORT:-$port}
 every=${UPSTREAM_REFRESH_SECONDS:-5}
 conf=/etc/nginx/marquee/upstream.conf
 
@@ -47,9 +49,19 @@ render() {
     done
     echo "    keepalive 32;"
     echo "}"
+    # The same replicas' live listeners (websockets are long-lived: no keepalive pool).
+    echo "upstream marquee_live {"
+    echo "    least_conn;"
+    if [ -z "$healthy" ]; then
+        echo "    server 127.0.0.1:$live_port down;"
+    fi
+    for ip in $healthy; do
+        echo "    server $ip:$live_port max_fails=2 fail_timeout=5s;"
+    done
+    echo "}"
 }
 
-servers() { grep -o 'server [0-9.]*:[0-9]* max' "$1" 2>/dev/null | awk '{print $2}' | tr '\n' ' '; }
+servers() { grep -o "server [0-9.]*:$port max" "$1" 2>/dev/null | awk '{print $2}' | tr '\n' ' '; }
 
 mkdir -p "$(dirname "$conf")"
 render >"$conf"

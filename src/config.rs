@@ -20,6 +20,15 @@ pub struct Settings {
     /// of their own; the public one then answers 404 for them. None (unset, or the same as
     /// MARQUEE_BIND): everything on the one listener.
     pub internal_bind: Option<String>,
+    /// LIVE_BIND: where the live seat maps' websockets (`/shows/{id}/live`) also listen, on a
+    /// listener with workers of its own (LIVE_WORKERS), so that fanning a change out to
+    /// thousands of sockets never delays a hold on the site's workers. The site's listener
+    /// serves them too (a page reached without a proxy still works). None (unset, or the
+    /// same as MARQUEE_BIND): only the site's listener.
+    pub live_bind: Option<String>,
+    /// LIVE_WORKERS: the live listener's worker threads (default: half the CPUs, at least
+    /// one, so that a fan-out leaves the rest to the site's workers).
+    pub live_workers: usize,
     /// HOLD_MINUTES: how long a hold keeps its seats (fractions allowed, e.g. 0.1).
     pub hold_duration: Duration,
     /// CANCEL_CUTOFF_MINUTES: no cancelling later than this before the show.
@@ -156,14 +165,15 @@ pub fn parse_interval(raw: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
-/// INTERNAL_BIND: a `host:port` of its own, or None when unset or the same as `bind`.
-fn internal_bind(raw: Option<String>, bind: &str) -> Result<Option<String>, ConfigError> {
+/// INTERNAL_BIND or LIVE_BIND (`name`): a `host:port` of its own, or None when unset or the
+/// same as `bind`.
+fn own_bind(name: &'static str, raw: Option<String>, bind: &str) -> Result<Option<String>, ConfigError> {
     match raw {
         None => Ok(None),
         Some(addr) if addr == bind => Ok(None),
         Some(addr) => match addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>())) {
             Some((host, Ok(_))) if !host.is_empty() => Ok(Some(addr)),
-            _ => Err(ConfigError { name: "INTERNAL_BIND", reason: format!("'{addr}' is not host:port") }),
+            _ => Err(ConfigError { name, reason: format!("'{addr}' is not host:port") }),
         },
     }
 }
@@ -213,13 +223,19 @@ impl Settings {
             crate::cluster::ClusterConfig::from_env().map_err(|e| ConfigError { name: "cluster", reason: e.0 })?;
         let database_url: String = var("DATABASE_URL", "mysql://root@127.0.0.1:3306/marquee".to_string())?;
         let bind: String = var("MARQUEE_BIND", "0.0.0.0:8000".to_string())?;
-        let internal_bind = internal_bind(optional("INTERNAL_BIND"), &bind)?;
+        let internal_bind = own_bind("INTERNAL_BIND", optional("INTERNAL_BIND"), &bind)?;
+        let live_bind = own_bind("LIVE_BIND", optional("LIVE_BIND"), &bind)?;
+        if live_bind.is_some() && live_bind == internal_bind {
+            return Err(ConfigError { name: "LIVE_BIND", reason: "is INTERNAL_BIND's address".into() });
+        }
         Ok(Self {
             // `{node_id}` gives each node of a shared server its own schema.
             database_url: database_url.replace("{node_id}", &cluster.node_id.to_string()),
             cluster,
             bind,
             internal_bind,
+            live_bind,
+            live_workers: var("LIVE_WORKERS", (cpus / 2).max(1))?.max(1),
             hold_duration: minutes("HOLD_MINUTES", 8.0)?,
             cancel_cutoff: minutes("CANCEL_CUTOFF_MINUTES", 60.0)?,
             db_pool_size: var("DB_POOL_SIZE", 16)?,
@@ -274,16 +290,25 @@ mod tests {
 
     #[test]
     fn the_internal_listener_is_separate_only_when_given_another_address() {
-        assert_eq!(internal_bind(None, "0.0.0.0:8000").unwrap(), None);
-        assert_eq!(internal_bind(Some("0.0.0.0:8000".into()), "0.0.0.0:8000").unwrap(), None, "the same listener");
+        assert_eq!(own_bind("INTERNAL_BIND", None, "0.0.0.0:8000").unwrap(), None);
         assert_eq!(
-            internal_bind(Some("0.0.0.0:8001".into()), "0.0.0.0:8000").unwrap().as_deref(),
+            own_bind("INTERNAL_BIND", Some("0.0.0.0:8000".into()), "0.0.0.0:8000").unwrap(),
+            None,
+            "the same listener"
+        );
+        assert_eq!(
+            own_bind("INTERNAL_BIND", Some("0.0.0.0:8001".into()), "0.0.0.0:8000").unwrap().as_deref(),
             Some("0.0.0.0:8001")
         );
-        assert_eq!(internal_bind(Some("[::1]:8001".into()), "0.0.0.0:8000").unwrap().as_deref(), Some("[::1]:8001"));
-        assert!(internal_bind(Some("8001".into()), "0.0.0.0:8000").is_err());
-        assert!(internal_bind(Some("host:port".into()), "0.0.0.0:8000").is_err());
-        assert!(internal_bind(Some(":8001".into()), "0.0.0.0:8000").is_err());
+        assert_eq!(
+            own_bind("INTERNAL_BIND", Some("[::1]:8001".into()), "0.0.0.0:8000").unwrap().as_deref(),
+            Some("[::1]:8001")
+        );
+        assert!(own_bind("INTERNAL_BIND", Some("8001".into()), "0.0.0.0:8000").is_err());
+        assert!(own_bind("INTERNAL_BIND", Some("host:port".into()), "0.0.0.0:8000").is_err());
+        assert!(own_bind("INTERNAL_BIND", Some(":8001".into()), "0.0.0.0:8000").is_err());
+        let e = own_bind("LIVE_BIND", Some("8002".into()), "0.0.0.0:8000").unwrap_err();
+        assert_eq!(e.name, "LIVE_BIND", "the error names the variable");
     }
 
     #[test]

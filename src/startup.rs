@@ -60,6 +60,8 @@ pub struct Application {
     server: Server,
     /// The node-to-node listener's port and server, when INTERNAL_BIND gives it its own.
     internal: Option<(u16, Server)>,
+    /// The live seat maps' listener's port and server, when LIVE_BIND gives it its own.
+    live: Option<(u16, Server)>,
     pub state: AppState,
 }
 
@@ -96,6 +98,7 @@ impl Application {
     /// is bound here too (port 0 in tests: see [`Application::internal_port`]).
     pub fn build_on(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
         let internal = settings.internal_bind.as_deref().map(listen).transpose()?;
+        let live = settings.live_bind.as_deref().map(listen).transpose()?;
         let db = open_database(&settings)?;
         let mut conn = db.get()?;
         let pos = last_position(&mut conn)?;
@@ -250,9 +253,18 @@ impl Application {
             }
             None => None,
         };
+        let live = match live {
+            Some(l) => {
+                let port = l.local_addr()?.port();
+                let server = run_live(l, state.clone())?;
+                log::info!("live seat maps listening on port {port} too ({} workers)", state.settings.live_workers);
+                Some((port, server))
+            }
+            None => None,
+        };
         let server = run(listener, state.clone(), internal.is_none())?;
         log::info!("marquee node listening on port {port}");
-        Ok(Self { port, server, internal, state })
+        Ok(Self { port, server, internal, live, state })
     }
 
     pub fn port(&self) -> u16 {
@@ -264,25 +276,32 @@ impl Application {
         self.internal.as_ref().map_or(self.port, |(port, _)| *port)
     }
 
-    /// Runs until the server stops (both servers, with an internal listener of its own).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        match self.internal {
-            Some((_, internal)) => futures::try_join!(self.server, internal).map(|_| ()),
-            None => self.server.await,
-        }
+    /// The port of the live seat maps' own listener (LIVE_BIND), if it has one.
+    pub fn live_port(&self) -> Option<u16> {
+        self.live.as_ref().map(|(port, _)| *port)
     }
 
-    /// Stops the node's servers (the public one and, if separate, the internal one).
+    /// Runs until the servers stop (every listener of the node).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let others = self.internal.into_iter().chain(self.live).map(|(_, s)| s);
+        futures::future::try_join_all(std::iter::once(self.server).chain(others)).await.map(|_| ())
+    }
+
+    /// Stops the node's servers (the public one and, if separate, the internal and live ones).
     pub fn handle(&self) -> Handle {
-        Handle { public: self.server.handle(), internal: self.internal.as_ref().map(|(_, s)| s.handle()) }
+        Handle {
+            public: self.server.handle(),
+            internal: self.internal.as_ref().map(|(_, s)| s.handle()),
+            live: self.live.as_ref().map(|(_, s)| s.handle()),
+        }
     }
 
     /// Runs the server in the background of the current System (tests).
     pub fn spawn(self) -> (u16, AppState) {
         let (port, state) = (self.port, self.state.clone());
         actix_rt::spawn(self.server);
-        if let Some((_, internal)) = self.internal {
-            actix_rt::spawn(internal);
+        for (_, server) in self.internal.into_iter().chain(self.live) {
+            actix_rt::spawn(server);
         }
         (port, state)
     }
@@ -293,12 +312,16 @@ impl Application {
 pub struct Handle {
     public: actix_web::dev::ServerHandle,
     internal: Option<actix_web::dev::ServerHandle>,
+    live: Option<actix_web::dev::ServerHandle>,
 }
 
 impl Handle {
-    /// Stops the public listener, then the node-to-node one.
+    /// Stops the public listener, the live one, then the node-to-node one.
     pub async fn stop(&self, graceful: bool) {
         self.public.stop(graceful).await;
+        if let Some(live) = &self.live {
+            live.stop(graceful).await;
+        }
         if let Some(internal) = &self.internal {
             internal.stop(graceful).await;
         }
@@ -343,6 +366,31 @@ fn run_internal(listener: TcpListener, state: AppState) -> std::io::Result<Serve
             .wrap(request_log())
             .wrap(from_fn(web::metrics::count_request))
             .configure(web::internal_config)
+            .default_service(aw::to(|| async {
+                Err::<actix_web::HttpResponse, _>(web::WebError::NotFound("no such endpoint".into()))
+            }))
+    })
+    .workers(workers)
+    .disable_signals()
+    .backlog(BACKLOG as u32)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The live seat maps' server (LIVE_BIND): `/shows/{id}/live` and `/healthz` on workers of
+/// their own (LIVE_WORKERS). A socket's task runs on the worker that accepted it, so a
+/// change's fan-out to every watcher runs here, not on the workers that take holds.
+fn run_live(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let workers = state.settings.live_workers;
+    let data = aw::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(web::headers::security_headers())
+            .wrap(request_log())
+            .wrap(from_fn(web::metrics::count_request))
+            .configure(web::live_config)
             .default_service(aw::to(|| async {
                 Err::<actix_web::HttpResponse, _>(web::WebError::NotFound("no such endpoint".into()))
             }))

@@ -21,7 +21,13 @@ async fn connect(
     app: &TestApp,
     show: i64,
 ) -> impl Stream<Item = Result<Frame, impl Debug>> + Sink<Message, Error = impl Debug> + Unpin {
-    let (res, socket) = awc::Client::new().ws(ws_url(app, show)).connect().await.expect("the socket opens");
+    connect_to(ws_url(app, show)).await
+}
+
+async fn connect_to(
+    url: String,
+) -> impl Stream<Item = Result<Frame, impl Debug>> + Sink<Message, Error = impl Debug> + Unpin {
+    let (res, socket) = awc::Client::new().ws(url).connect().await.expect("the socket opens");
     assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
     socket
 }
@@ -184,5 +190,80 @@ async fn client_chatter_is_ignored_and_oversized_frames_close_the_socket() {
     .expect("the server ends the socket");
     if let Some(reason) = end {
         assert_eq!(reason.code, awc::ws::CloseCode::Size);
+    }
+}
+
+/// The live listener (LIVE_BIND): `/shows/{id}/live` on workers of its own. Sockets on it and
+/// on the site's listener see the same changes in the same order, while holds from several
+/// clients at once are taken on the site's workers; the live port serves nothing else.
+#[actix_web::test]
+async fn the_live_listener_serves_the_same_changes_and_nothing_else() {
+    let app = spawn_app_with(|s| {
+        s.live_bind = Some("127.0.0.1:0".into());
+        s.live_workers = 2;
+    })
+    .await;
+    let live = app.live_address.clone().expect("a live listener of its own");
+    assert_ne!(live, app.address);
+    let show = app.seed_show(4, 8, Duration::days(1)).await;
+    let live_url = format!("{}/shows/{show}/live", live.replacen("http://", "ws://", 1));
+
+    // Watchers on both listeners, several per worker of the live listener.
+    let mut on_live = Vec::new();
+    for _ in 0..6 {
+        let mut ws = connect_to(live_url.clone()).await;
+        assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+        on_live.push(ws);
+    }
+    let mut on_site = connect(&app, show).await;
+    assert_eq!(next_json(&mut on_site).await["type"], "snapshot");
+
+    // Eight holds at once (the ends of each row, so that none leaves a lonely seat).
+    let seats: Vec<String> = ["A1", "A8", "B1", "B8", "C1", "C8", "D1", "D8"].map(String::from).to_vec();
+    let holds = futures::future::join_all(seats.iter().map(|seat| {
+        let app = &app;
+        async move { app.hold(show, &[seat.as_str()]).await }
+    }))
+    .await;
+    assert!(holds.iter().all(|(status, _)| *status == StatusCode::CREATED), "{holds:?}");
+
+    // Every watcher reads every seat held, in increasing versions, and the same sequence.
+    async fn read_all<S, E, F>(ws: &mut S, n: usize) -> Vec<(u64, String)>
+    where
+        S: Stream<Item = Result<Frame, E>> + Sink<Message, Error = F> + Unpin,
+        E: Debug,
+        F: Debug,
+    {
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            let msg = next_json(ws).await;
+            assert_eq!(msg["type"], "change", "{msg}");
+            let version = msg["version"].as_u64().unwrap();
+            for s in msg["seats"].as_array().unwrap() {
+                assert_eq!(s[1], "held", "{msg}");
+                seen.push((version, s[0].as_str().unwrap().to_string()));
+            }
+        }
+        seen
+    }
+    let expected = read_all(&mut on_site, seats.len()).await;
+    assert!(expected.windows(2).all(|w| w[0].0 <= w[1].0), "versions only grow: {expected:?}");
+    let mut held: Vec<&str> = expected.iter().map(|(_, s)| s.as_str()).collect();
+    held.sort();
+    assert_eq!(held, seats.iter().map(String::as_str).collect::<Vec<_>>());
+    for ws in &mut on_live {
+        assert_eq!(read_all(ws, seats.len()).await, expected);
+    }
+
+    // The live port is for sockets only.
+    for path in [format!("/api/shows/{show}/seats"), "/".to_string(), "/admin".to_string(), "/internal/status".into()] {
+        let res = app.client.get(format!("{live}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let res = app.client.get(format!("{live}/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    match awc::Client::new().ws(format!("{}/shows/99999/live", live.replacen("http://", "ws://", 1))).connect().await {
+        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => assert_eq!(s, StatusCode::NOT_FOUND),
+        other => panic!("expected a 404, got {:?}", other.map(|(r, _)| r.status())),
     }
 }

@@ -11,8 +11,14 @@
 //!
 //! ```text
 //! cargo run --release --bin wsbench -- [--sockets 10000] [--changes 150] [--seconds 300]
-//!     [--url http://127.0.0.1:8000 --show ID [--pid PID]] [--sources K] [--batch 256]
+//!     [--listener own|shared] [--url http://127.0.0.1:8000 --show ID [--live-url URL] [--pid PID]]
+//!     [--sources K] [--batch 256]
 //! ```
+//!
+//! `--listener own` (the default) gives the child node a live listener of its own
+//! (LIVE_BIND, with LIVE_WORKERS workers) and opens the sockets there, as nginx routes them
+//! in the deployment; `--listener shared` opens them on the site's listener, whose workers
+//! also take the holds (a node without LIVE_BIND).
 //!
 //! Client and node share the machine: the latencies include the client reading every
 //! frame on one thread. Everything is bounded by `--seconds`; the child node and its
@@ -47,6 +53,8 @@ struct Args {
     pid: Option<u32>,
     sources: Option<usize>,
     batch: usize,
+    own_listener: bool,
+    live_url: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -59,6 +67,8 @@ fn parse_args() -> Result<Args, String> {
         pid: None,
         sources: None,
         batch: 256,
+        own_listener: true,
+        live_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,12 +83,18 @@ fn parse_args() -> Result<Args, String> {
             "--pid" => a.pid = Some(num(value()?)? as u32),
             "--sources" => a.sources = Some(num(value()?)?.clamp(1, 250) as usize),
             "--batch" => a.batch = num(value()?)?.max(1) as usize,
+            "--live-url" => a.live_url = Some(value()?.trim_end_matches('/').to_string()),
+            "--listener" => {
+                a.own_listener = match value()?.as_str() {
+                    "own" => true,
+                    "shared" => false,
+                    other => return Err(format!("--listener: '{other}' is not own or shared")),
+                }
+            }
             "-h" | "--help" => {
-                return Err(
-                    "usage: wsbench [--sockets N] [--changes K] [--seconds S] [--url URL --show ID [--pid PID]] \
-                            [--sources K] [--batch B]"
-                        .into(),
-                )
+                return Err("usage: wsbench [--sockets N] [--changes K] [--seconds S] [--listener own|shared] \
+                            [--url URL --show ID [--live-url URL] [--pid PID]] [--sources K] [--batch B]"
+                    .into())
             }
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
@@ -138,8 +154,9 @@ fn server_url() -> String {
 
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--serve-node") {
-        let db = std::env::args().nth(2).expect("--serve-node DB");
-        if let Err(e) = serve_node(&db) {
+        let db = std::env::args().nth(2).expect("--serve-node DB own|shared");
+        let own = std::env::args().nth(3).as_deref() == Some("own");
+        if let Err(e) = serve_node(&db, own) {
             eprintln!("wsbench node: {e}");
             std::process::exit(1);
         }
@@ -160,7 +177,7 @@ fn main() {
 // ---------------------------------------------------------------------------------------
 // The node under test (a child process, so its memory is its own).
 
-fn serve_node(db_name: &str) -> Result<(), String> {
+fn serve_node(db_name: &str, own_listener: bool) -> Result<(), String> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     // The parent holds our stdin; when it goes away, so do we.
     std::thread::spawn(|| {
@@ -175,6 +192,7 @@ fn serve_node(db_name: &str) -> Result<(), String> {
     s.hold_limits.max_holds_per_minute = 1_000_000;
     s.hold_limits.cooloff = chrono::Duration::zero();
     s.lonely_seat_rule = false;
+    s.live_bind = own_listener.then(|| "127.0.0.1:0".to_string());
     if std::env::var("MARQUEE_TEMPLATES").is_err() {
         s.templates_dir = format!("{root}/templates");
     }
@@ -185,6 +203,7 @@ fn serve_node(db_name: &str) -> Result<(), String> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let app = Application::build_on(s, listener).map_err(|e| e.to_string())?;
         let port = app.port();
+        let live_port = app.live_port().unwrap_or(port);
         let writer = app.state.writer.clone();
         let cluster = app.state.cluster.clone();
         let server = actix_rt::spawn(app.run_until_stopped());
@@ -198,7 +217,7 @@ fn serve_node(db_name: &str) -> Result<(), String> {
             actix_rt::time::sleep(Duration::from_millis(10)).await;
         }
         let show = seed_show(&writer).await?;
-        println!("READY {port} {show}");
+        println!("READY {port} {live_port} {show}");
         server.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
     })
 }
@@ -247,12 +266,14 @@ struct Node {
 }
 
 impl Node {
-    fn start() -> Result<(Node, String, i64), String> {
+    /// Starts the node; returns it, the site's URL, the live listener's URL and the show.
+    fn start(own_listener: bool) -> Result<(Node, String, String, i64), String> {
         let db_name = format!("marquee_bench_{}", marquee::domain::random_token(8).to_lowercase());
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
             .arg("--serve-node")
             .arg(&db_name)
+            .arg(if own_listener { "own" } else { "shared" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -268,8 +289,10 @@ impl Node {
         });
         let line = rx.recv_timeout(Duration::from_secs(120)).map_err(|_| "the node did not start in 120 s")?;
         let mut parts = line.split_whitespace();
-        match (parts.next(), parts.next(), parts.next().and_then(|s| s.parse().ok())) {
-            (Some("READY"), Some(port), Some(show)) => Ok((node, format!("http://127.0.0.1:{port}"), show)),
+        match (parts.next(), parts.next(), parts.next(), parts.next().and_then(|s| s.parse().ok())) {
+            (Some("READY"), Some(port), Some(live), Some(show)) => {
+                Ok((node, format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{live}"), show))
+            }
             _ => Err(format!("the node did not start (it said {line:?})")),
         }
     }
@@ -370,12 +393,14 @@ async fn run(args: Args) -> i32 {
         eprintln!("the open-file limit is {limit}: too low for {} sockets", args.sockets);
         return 1;
     }
-    let (node, base, show, pid) = match (&args.url, args.show) {
-        (Some(url), Some(show)) => (None, url.clone(), show, args.pid),
-        _ => match Node::start() {
-            Ok((node, base, show)) => {
+    let (node, base, live, show, pid) = match (&args.url, args.show) {
+        (Some(url), Some(show)) => {
+            (None, url.clone(), args.live_url.clone().unwrap_or_else(|| url.clone()), show, args.pid)
+        }
+        _ => match Node::start(args.own_listener) {
+            Ok((node, base, live, show)) => {
                 let pid = node.child.id();
-                (Some(node), base, show, Some(pid))
+                (Some(node), base, live, show, Some(pid))
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -383,12 +408,12 @@ async fn run(args: Args) -> i32 {
             }
         },
     };
-    let code = measure(&args, deadline, &base, show, pid).await;
+    let code = measure(&args, deadline, &base, &live, show, pid).await;
     drop(node);
     code
 }
 
-async fn measure(args: &Args, deadline: Instant, base: &str, show: i64, pid: Option<u32>) -> i32 {
+async fn measure(args: &Args, deadline: Instant, base: &str, live: &str, show: i64, pid: Option<u32>) -> i32 {
     let http = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     // Let the show's actor load before the crowd arrives.
     match http.get(format!("{base}/api/shows/{show}/seats")).send().await {
@@ -410,7 +435,7 @@ async fn measure(args: &Args, deadline: Instant, base: &str, show: i64, pid: Opt
             Rc::new(awc::Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish())
         })
         .collect();
-    let ws_url = format!("{}/shows/{show}/live", base.replacen("http://", "ws://", 1));
+    let ws_url = format!("{}/shows/{show}/live", live.replacen("http://", "ws://", 1));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let gate = std::sync::Arc::new(Semaphore::new(args.batch));
     println!("opening {} websockets to {ws_url} from {sources} source address(es)", args.sockets);

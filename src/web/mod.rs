@@ -144,6 +144,12 @@ pub fn internal_config(cfg: &mut web::ServiceConfig) {
     internal::config(cfg);
 }
 
+/// The live listener's routes (LIVE_BIND): the live seat maps' websockets and health.
+pub fn live_config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz));
+    live::config(cfg);
+}
+
 /// 200 while this node can serve; 503 while its storage is gone (nginx then sends its
 /// pages to another node).
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {

@@ -32,6 +32,7 @@ pub fn test_settings(db_name: &str) -> Settings {
     s.bind = "127.0.0.1:0".into();
     // One listener unless a test asks for an internal one (whatever the environment says).
     s.internal_bind = None;
+    s.live_bind = None;
     s.workers = 2;
     s.db_pool_size = 8;
     s.templates_dir = format!("{root}/templates");
@@ -49,6 +50,8 @@ pub struct TestApp {
     /// Where the node-to-node endpoints listen: `address`, unless the node was given a
     /// listener of their own (`internal_bind`, port 0 in tests).
     pub internal_address: String,
+    /// The live seat maps' own listener (`live_bind`), when the node was given one.
+    pub live_address: Option<String>,
     pub state: AppState,
     pub db_name: String,
     pub client: awc::Client,
@@ -74,10 +77,12 @@ pub fn spawn_on(db_name: &str, tweak: impl FnOnce(&mut Settings), drop_db: bool)
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = Application::build_on(settings, listener).expect("the node starts");
     let internal_port = app.internal_port();
+    let live_port = app.live_port();
     let (port, state) = app.spawn();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         internal_address: format!("http://127.0.0.1:{internal_port}"),
+        live_address: live_port.map(|p| format!("http://127.0.0.1:{p}")),
         state,
         db_name: db_name.to_string(),
         client: awc::Client::builder().disable_redirects().timeout(std::time::Duration::from_secs(30)).finish(),
