@@ -525,6 +525,16 @@ case "$ws" in
     404) pending "no live seat map endpoint (/shows/ID/live) in this build" ;;
     *) fail "the live seat map's websocket through nginx: $ws" ;;
 esac
+# ... on the replica's live listener (LIVE_BIND, port 8002), not the site's workers: nginx
+# logs the upstream once the socket has closed.
+live_hits=0
+for _ in $(seq 1 20); do
+    live_hits=$(docker logs "$(nginx_c)" 2>&1 | grep '/live HTTP' | grep -c 'upstream=[0-9.]*:8002' || true)
+    [ "$live_hits" -gt 0 ] && break
+    sleep 0.5
+done
+[ "$live_hits" -gt 0 ] || fail "nginx did not send the live seat map to a replica's live port (8002)"
+pass "nginx sends the live seat map to the replicas' live listener (port 8002)"
 big=$(head -c 2000000 /dev/zero | tr '\0' 'a' | curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST \
     -H 'Content-Type: application/json' --data-binary @- "$site/api/shows/${shows[0]}/holds" || true)
 [ "$big" = 413 ] || fail "a 2 MB body got $big, not 413"
