@@ -45,6 +45,18 @@ impl Node {
             .collect()
     }
 
+    /// Asserts that every table holds exactly the rows of a node that only ever applied
+    /// `kept` then `won`; that node's schema is dropped again.
+    async fn assert_tables_as_if_only(&self, kept: &[LogRecord], won: &[LogRecord]) {
+        let straight = Node::start();
+        straight.writer.persist(None, kept.iter().chain(won).cloned().collect()).await.unwrap();
+        let expected = straight.tables();
+        straight.drop_schema();
+        for (table, rows) in self.tables() {
+            assert_eq!(rows, expected[table], "{table} differs from the winner's");
+        }
+    }
+
     fn drop_schema(self) {
         drop(self.writer);
         drop(self.db);
@@ -187,14 +199,8 @@ async fn a_cut_undoes_the_lost_entries_and_leaves_the_tables_as_the_winners_log_
     assert_eq!(stats.undone.load(Ordering::SeqCst), lost.len() as u64, "every lost entry undone");
     assert_eq!(stats.rebuilds.load(Ordering::SeqCst), 0, "no rebuild");
 
-    // A node that only ever saw the winner's log.
-    let straight = Node::start();
-    straight.writer.persist(None, kept.iter().chain(&won).cloned().collect()).await.unwrap();
-    let after = cut.tables();
-    assert_ne!(before, after);
-    for (table, rows) in straight.tables() {
-        assert_eq!(after[table], rows, "{table} differs from the winner's");
-    }
+    assert_ne!(before, cut.tables());
+    cut.assert_tables_as_if_only(&kept, &won).await;
 
     // A cut that takes out nothing but appends nothing either ends the log at the cut.
     let pos = cut.writer.persist(Some(t + 2), vec![]).await.unwrap();
@@ -202,7 +208,6 @@ async fn a_cut_undoes_the_lost_entries_and_leaves_the_tables_as_the_winners_log_
     assert_eq!(cut.writer.stats().undone.load(Ordering::SeqCst), lost.len() as u64 + won.len() as u64 - 2);
 
     cut.drop_schema();
-    straight.drop_schema();
 }
 
 #[actix_rt::test]
@@ -225,12 +230,7 @@ async fn a_lost_entry_that_cannot_be_undone_rebuilds_or_in_a_compacted_log_asks_
     rebuilt.writer.persist(Some(t), won.clone()).await.unwrap();
     assert_eq!(rebuilt.writer.stats().rebuilds.load(Ordering::SeqCst), 1);
     assert_eq!(rebuilt.writer.stats().undone.load(Ordering::SeqCst), 0);
-    let straight = Node::start();
-    straight.writer.persist(None, kept.iter().chain(&won).cloned().collect()).await.unwrap();
-    let expected = straight.tables();
-    for (table, rows) in rebuilt.tables() {
-        assert_eq!(rows, expected[table], "{table} differs from the winner's");
-    }
+    rebuilt.assert_tables_as_if_only(&kept, &won).await;
 
     // The same in a compacted log: it cannot be rebuilt, so nothing changes and the
     // error says a snapshot is needed.
@@ -249,7 +249,7 @@ async fn a_lost_entry_that_cannot_be_undone_rebuilds_or_in_a_compacted_log_asks_
     compacted.writer.persist(Some(t + 4), vec![]).await.unwrap();
     assert_eq!(compacted.writer.stats().undone.load(Ordering::SeqCst), lost.len() as u64 - 4);
 
-    for n in [rebuilt, straight, compacted] {
+    for n in [rebuilt, compacted] {
         n.drop_schema();
     }
 }
@@ -277,12 +277,6 @@ async fn an_undo_that_leaves_a_row_the_winner_conflicts_with_falls_back_to_a_reb
     cut.writer.persist(Some(t), won.clone()).await.unwrap();
     assert_eq!(cut.writer.stats().rebuilds.load(Ordering::SeqCst), 1, "the conflict sent it to the slow path");
     assert_eq!(cut.writer.stats().undone.load(Ordering::SeqCst), 0);
-    let straight = Node::start();
-    straight.writer.persist(None, kept.iter().chain(&won).cloned().collect()).await.unwrap();
-    let expected = straight.tables();
-    for (table, rows) in cut.tables() {
-        assert_eq!(rows, expected[table], "{table} differs from the winner's");
-    }
+    cut.assert_tables_as_if_only(&kept, &won).await;
     cut.drop_schema();
-    straight.drop_schema();
 }

@@ -285,6 +285,21 @@ pub struct Occupancy {
     pub bookings: usize,
 }
 
+/// One client key's holds, as [`SeatMap::check_limits`] counts them: in the order placed,
+/// with some too old to count until the next pruning.
+#[derive(Debug, Default)]
+struct ClientHolds {
+    ids: Vec<Arc<str>>,
+    /// Prune the list once it is this long.
+    prune_at: usize,
+}
+
+impl ClientHolds {
+    /// The shortest list worth pruning (with the default limits a client's list stays
+    /// about this short, so it is barely ever pruned and always cheap to count).
+    const PRUNE_AT_LEAST: usize = 16;
+}
+
 #[derive(Debug)]
 pub struct SeatMap {
     layout: Arc<Layout>,
@@ -293,7 +308,7 @@ pub struct SeatMap {
     bookings: HashMap<String, BookingEntry>,
     by_key: HashMap<String, Arc<str>>,
     /// The holds of each client key (`Client::keys`) that the limits may still count.
-    by_client: HashMap<String, Vec<Arc<str>>>,
+    by_client: HashMap<String, ClientHolds>,
     /// Grows with every change; clients use it to tell fresh maps from stale ones.
     version: u64,
     /// Seats whose state changed since the last [`SeatMap::take_changes`].
@@ -388,7 +403,7 @@ impl SeatMap {
             self.by_key.insert(k.clone(), id.clone());
         }
         for k in terms.client.keys() {
-            self.by_client.entry(k).or_default().push(id.clone());
+            self.by_client.entry(k).or_default().ids.push(id.clone());
         }
         self.holds.insert(
             id,
@@ -408,8 +423,14 @@ impl SeatMap {
     /// Whether `client` may hold `seats` (indexes that passed [`Self::check_free`]) at
     /// `now`: for each of its keys, the seats it holds plus these stay within the limit,
     /// it placed fewer holds than the limit in the last minute, and none of these seats
-    /// were in a hold of its that expired within the cool-off. Forgets, on the way, the
+    /// were in a hold of its that expired within the cool-off. Forgets, now and then, the
     /// holds too old to count.
+    ///
+    /// Limits that cannot bind are not counted: with no cool-off, a seat limit of at least
+    /// the show's seats (a client's live holds never hold more) and fewer holds on record
+    /// than the per-minute limit, every hold is allowed without looking at any (an operator
+    /// who lifts the limits, as the load tests do for their one address, pays nothing for
+    /// them).
     pub fn check_limits(
         &mut self,
         client: &Client,
@@ -418,25 +439,35 @@ impl SeatMap {
         limits: &HoldLimits,
     ) -> Result<(), LimitRefusal> {
         let horizon = now - limits.memory();
+        let unbound = limits.cooloff <= chrono::Duration::zero() && limits.max_held_seats >= self.states.len();
         for key in client.keys() {
-            let Some(ids) = self.by_client.get_mut(&key) else { continue };
+            let Some(list) = self.by_client.get_mut(&key) else { continue };
             let holds = &self.holds;
-            ids.retain(|id| {
-                holds.get(id).is_some_and(|h| {
-                    let live = matches!(
-                        h.status,
-                        HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing
-                    );
-                    live || h.placed_at > horizon || (!h.expired_seats.is_empty() && h.expires_at > horizon)
-                })
-            });
+            // Forgetting is amortized: the list is pruned once it has doubled since the
+            // last time. What it still holds that is too old changes no count below (an
+            // old hold is neither live, nor recent, nor cooling).
+            if list.ids.len() >= list.prune_at {
+                list.ids.retain(|id| {
+                    holds.get(id).is_some_and(|h| {
+                        let live = matches!(
+                            h.status,
+                            HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing
+                        );
+                        live || h.placed_at > horizon || (!h.expired_seats.is_empty() && h.expires_at > horizon)
+                    })
+                });
+                list.prune_at = (2 * list.ids.len()).max(ClientHolds::PRUNE_AT_LEAST);
+            }
+            if unbound && list.ids.len() < limits.max_holds_per_minute {
+                continue;
+            }
+            let ids = &list.ids;
             let mut held = 0;
             let mut soonest_expiry: Option<DateTime<Utc>> = None;
             let mut recent = Vec::new();
             let mut cooling = Vec::new();
             let mut cool_until: Option<DateTime<Utc>> = None;
-            for id in ids.iter() {
-                let h = &holds[id];
+            for h in ids.iter().filter_map(|id| holds.get(id)) {
                 if matches!(
                     h.status,
                     HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing
@@ -447,8 +478,10 @@ impl SeatMap {
                 if h.placed_at > now - HoldLimits::WINDOW {
                     recent.push(h.placed_at);
                 }
+                // No cool-off (zero) means none at all, even for a hold ended before its
+                // time (as the fast path above assumes).
                 let until = h.expires_at + limits.cooloff;
-                if until > now {
+                if limits.cooloff > chrono::Duration::zero() && until > now {
                     for s in h.expired_seats.iter().filter(|s| seats.contains(s)) {
                         cooling.push(*s);
                         cool_until = Some(cool_until.map_or(until, |t| t.max(until)));
@@ -550,7 +583,7 @@ impl SeatMap {
     ) {
         let id: Arc<str> = Arc::from(id);
         for k in client.keys() {
-            self.by_client.entry(k).or_default().push(id.clone());
+            self.by_client.entry(k).or_default().ids.push(id.clone());
         }
         let (expired_seats, expires_at) = expired.unwrap_or((Vec::new(), DateTime::<Utc>::MIN_UTC));
         match self.holds.get_mut(&id) {
@@ -938,6 +971,89 @@ mod tests {
             &limits,
         )
         .unwrap();
+    }
+
+    /// The amortized pruning and the unbound fast path answer exactly as counting a
+    /// freshly pruned list every time would: random holds, ends, expiries and clock steps
+    /// by a few clients, on two maps, one of which prunes before every check.
+    #[test]
+    fn pruning_now_and_then_answers_as_pruning_every_time() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..40u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let limits = match seed % 4 {
+                // Lifted, as the load tests lift them.
+                3 => HoldLimits { max_held_seats: 1_000, max_holds_per_minute: 1_000, cooloff: Duration::zero() },
+                // Only the per-minute limit can bind (the show has 36 seats).
+                2 => HoldLimits { max_held_seats: 36, max_holds_per_minute: 4, cooloff: Duration::zero() },
+                _ => HoldLimits { max_held_seats: 6, max_holds_per_minute: 4, cooloff: Duration::seconds(90) },
+            };
+            let (mut lazy, mut eager) = (SeatMap::new(big_layout()), SeatMap::new(big_layout()));
+            let who = [client("10.0.0.1", Some("s1")), client("10.0.0.2", None), client("10.0.0.1", Some("s2"))];
+            let mut now = Utc::now();
+            let mut placed: Vec<String> = Vec::new();
+            for step in 0..400 {
+                match rng.gen_range(0..10) {
+                    0..=4 => {
+                        let c = &who[rng.gen_range(0..who.len())];
+                        let n = rng.gen_range(1..=3);
+                        let start = rng.gen_range(0..36 - n);
+                        let labels: Vec<String> =
+                            (start..start + n).map(|i| format!("{}{}", ["A", "B", "C"][i / 12], i % 12 + 1)).collect();
+                        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+                        let Ok(idx) = lazy.check_free(&sel(&labels)) else { continue };
+                        for list in eager.by_client.values_mut() {
+                            list.prune_at = 0;
+                        }
+                        let a = lazy.check_limits(c, &idx, now, &limits);
+                        let b = eager.check_limits(c, &idx, now, &limits);
+                        assert_eq!(a, b, "seed {seed}, step {step}");
+                        if a.is_ok() {
+                            let id = format!("h{step}");
+                            for map in [&mut lazy, &mut eager] {
+                                let terms = HoldTerms {
+                                    placed_at: now,
+                                    expires_at: now + Duration::seconds(40),
+                                    key: None,
+                                    client: c.clone(),
+                                };
+                                map.place_hold(&id, idx.clone(), terms, HoldStatus::Active);
+                            }
+                            placed.push(id);
+                        }
+                    }
+                    5 | 6 if !placed.is_empty() => {
+                        let id = placed.swap_remove(rng.gen_range(0..placed.len()));
+                        let expire = rng.gen_bool(0.5);
+                        for map in [&mut lazy, &mut eager] {
+                            if expire {
+                                map.expire_hold(&id);
+                            } else {
+                                map.end_hold(&id);
+                            }
+                        }
+                    }
+                    _ => now += Duration::seconds(rng.gen_range(1..30)),
+                }
+            }
+        }
+    }
+
+    /// With the limits lifted (the load tests' one address), a client's list does not grow
+    /// without end: it is pruned once it has doubled, and holds no longer counted go.
+    #[test]
+    fn a_lifted_limit_still_forgets_old_holds() {
+        let mut map = SeatMap::new(big_layout());
+        let limits = HoldLimits { max_held_seats: 10_000, max_holds_per_minute: 10_000, cooloff: Duration::zero() };
+        let who = client("10.0.0.1", None);
+        let t0 = Utc::now();
+        for round in 0..200 {
+            let now = t0 + Duration::minutes(round);
+            try_hold(&mut map, &format!("h{round}"), &who, &["A1"], now, &limits).unwrap();
+            map.end_hold(&format!("h{round}"));
+        }
+        let list = &map.by_client["a:10.0.0.1"];
+        assert!(list.ids.len() <= ClientHolds::PRUNE_AT_LEAST, "{} holds remembered", list.ids.len());
     }
 
     #[test]

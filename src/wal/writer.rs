@@ -460,10 +460,7 @@ impl Tail {
                     let res = match conn.as_mut() {
                         None => Err(WalError::Database("no database connection".into())),
                         Some(c) => last_position(c).map_err(|e| WalError::Database(e.to_string())).map(|p| {
-                            self.next_lsn = p.last_lsn + 1;
-                            self.last_epoch = p.last_epoch;
-                            self.stats.last_lsn.store(p.last_lsn, Ordering::SeqCst);
-                            self.stats.last_epoch.store(p.last_epoch, Ordering::SeqCst);
+                            self.moved_to(p.last_lsn, p.last_epoch);
                             // Every table was replaced: the catalog may differ.
                             self.stats.catalog_changed(self.position());
                             self.position()
@@ -581,15 +578,21 @@ impl Tail {
         (results, true)
     }
 
+    /// The log now ends at `lsn` of `epoch` (after a commit, a cut, a rebuild or a reload):
+    /// where the next entry goes, and what [`LogWriter::position`] reports.
+    fn moved_to(&mut self, lsn: i64, epoch: i64) {
+        self.next_lsn = lsn + 1;
+        self.last_epoch = epoch;
+        self.stats.last_epoch.store(epoch, Ordering::SeqCst);
+        self.stats.last_lsn.store(lsn, Ordering::SeqCst);
+    }
+
     fn committed(&mut self, records: &[LogRecord]) {
         let Some(last) = records.last() else { return };
         log::debug!("committed {}..={} (epoch {})", records[0].lsn, last.lsn, last.epoch);
-        self.next_lsn = last.lsn + 1;
-        self.last_epoch = last.epoch;
+        self.moved_to(last.lsn, last.epoch);
         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
         self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-        self.stats.last_epoch.store(last.epoch, Ordering::SeqCst);
-        self.stats.last_lsn.store(last.lsn, Ordering::SeqCst);
         if let Some(at) = last_catalog_entry(records) {
             self.stats.catalog_changed(at);
         }
@@ -632,27 +635,31 @@ impl Tail {
             // in every log), so they are few: undo them, newest first, unless one of them
             // cannot be undone.
             let suffix = read_log(conn, t, i64::MAX).map_err(db)?;
-            let undone = undo::plan(&suffix).map_err(|r| r.to_string()).and_then(|steps| {
-                let done = without_foreign_keys(conn, |c| {
-                    c.transaction(|c| {
-                        undo::undo(c, t, &steps)?;
-                        apply_batch(c, &records)
-                    })
-                });
-                // A unique key the master's entries run into means the undo left a row
-                // that should have gone (an entry the plan took at its word was a repeat):
-                // nothing was written, and the slow path below starts from the log.
-                match done.map_err(to_wal_error) {
-                    Ok(()) => Ok(Ok(())),
-                    Err(WalError::Conflict(m)) => Err(format!(
-                        "undoing the entries after {t} left a row the master's entries conflict with ({m})"
-                    )),
-                    Err(other) => Ok(Err(other)),
+            let undone = match undo::plan(&suffix) {
+                Err(refusal) => Undo::Refused(refusal.to_string()),
+                Ok(steps) => {
+                    let done = without_foreign_keys(conn, |c| {
+                        c.transaction(|c| {
+                            undo::undo(c, t, &steps)?;
+                            apply_batch(c, &records)
+                        })
+                    });
+                    // A unique key the master's entries run into means the undo left a row
+                    // that should have gone (an entry the plan took at its word was a
+                    // repeat): nothing was written, and the slow path below starts from
+                    // the log.
+                    match done.map_err(to_wal_error) {
+                        Ok(()) => Undo::Done,
+                        Err(WalError::Conflict(m)) => Undo::Refused(format!(
+                            "undoing the entries after {t} left a row the master's entries conflict with ({m})"
+                        )),
+                        Err(other) => Undo::Failed(other),
+                    }
                 }
-            });
+            };
             let refusal = match undone {
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(())) => {
+                Undo::Failed(e) => return Err(e),
+                Undo::Done => {
                     log::warn!("log writer: undid {} entries after {t} (another master's log wins)", suffix.len());
                     let last = match records.last() {
                         Some(r) => (r.lsn, r.epoch),
@@ -661,10 +668,7 @@ impl Tail {
                             (t, stored.or(base.filter(|b| b.0 == t).map(|b| b.1)).unwrap_or(0))
                         }
                     };
-                    self.next_lsn = last.0 + 1;
-                    self.last_epoch = last.1;
-                    self.stats.last_lsn.store(last.0, Ordering::SeqCst);
-                    self.stats.last_epoch.store(last.1, Ordering::SeqCst);
+                    self.moved_to(last.0, last.1);
                     self.stats.transactions.fetch_add(1, Ordering::Relaxed);
                     self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
                     self.stats.undone.fetch_add(suffix.len() as u64, Ordering::Relaxed);
@@ -673,7 +677,7 @@ impl Tail {
                     }
                     return Ok(self.position());
                 }
-                Err(refusal) => refusal,
+                Undo::Refused(reason) => reason,
             };
             // A compacted log cannot be rebuilt from what is left of it; the protocol has
             // the node install its master's snapshot instead.
@@ -696,10 +700,7 @@ impl Tail {
             })
             .map_err(to_wal_error)?;
             let last = records.last().or(kept.last()).map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
-            self.next_lsn = last.0 + 1;
-            self.last_epoch = last.1;
-            self.stats.last_lsn.store(last.0, Ordering::SeqCst);
-            self.stats.last_epoch.store(last.1, Ordering::SeqCst);
+            self.moved_to(last.0, last.1);
             self.stats.transactions.fetch_add(1, Ordering::Relaxed);
             // Every table was rebuilt: whatever the entries were, the catalog may differ.
             self.stats.catalog_changed(self.position());
@@ -716,18 +717,26 @@ impl Tail {
             }
             without_foreign_keys(conn, |c| c.transaction(|c| apply_batch(c, &fresh))).map_err(to_wal_error)?;
             let last = fresh.last().map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
-            self.next_lsn = last.0 + 1;
-            self.last_epoch = last.1;
+            self.moved_to(last.0, last.1);
             self.stats.transactions.fetch_add(1, Ordering::Relaxed);
             self.stats.records.fetch_add(fresh.len() as u64, Ordering::Relaxed);
-            self.stats.last_epoch.store(last.1, Ordering::SeqCst);
-            self.stats.last_lsn.store(last.0, Ordering::SeqCst);
             if let Some(at) = last_catalog_entry(&fresh) {
                 self.stats.catalog_changed(at);
             }
         }
         Ok(self.position())
     }
+}
+
+/// What became of undoing the entries a cut takes out (and applying the master's after them).
+enum Undo {
+    /// Undone and applied, in one transaction.
+    Done,
+    /// Nothing was written; the slow path (a rebuild, or a snapshot in a compacted log)
+    /// starts from the log instead, for this reason.
+    Refused(String),
+    /// The database failed.
+    Failed(WalError),
 }
 
 fn is_connection_error(e: &DieselError) -> bool {
