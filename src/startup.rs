@@ -356,26 +356,11 @@ fn run(listener: TcpListener, state: AppState, with_internal: bool) -> std::io::
     Ok(server)
 }
 
-/// The node-to-node server (INTERNAL_BIND): `/internal/` and `/healthz`, nothing else.
+/// The node-to-node server (INTERNAL_BIND): `/internal/`, `/metrics` and `/healthz`,
+/// nothing else.
 fn run_internal(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let workers = state.settings.workers;
-    let data = aw::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .wrap(request_log())
-            .wrap(from_fn(web::metrics::count_request))
-            .configure(web::internal_config)
-            .default_service(aw::to(|| async {
-                Err::<actix_web::HttpResponse, _>(web::WebError::NotFound("no such endpoint".into()))
-            }))
-    })
-    .workers(workers)
-    .disable_signals()
-    .backlog(BACKLOG as u32)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    run_side(listener, state, workers, web::internal_config, false)
 }
 
 /// The live seat maps' server (LIVE_BIND): `/shows/{id}/live` and `/healthz` on workers of
@@ -383,14 +368,27 @@ fn run_internal(listener: TcpListener, state: AppState) -> std::io::Result<Serve
 /// change's fan-out to every watcher runs here, not on the workers that take holds.
 fn run_live(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let workers = state.settings.live_workers;
+    run_side(listener, state, workers, web::live_config, true)
+}
+
+/// A listener of its own for some of the node's routes (`routes`), on `workers` workers;
+/// anything else there is a plain 404. `site_headers`: the site's security headers too
+/// (for what a browser reaches).
+fn run_side(
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+    routes: fn(&mut aw::ServiceConfig),
+    site_headers: bool,
+) -> std::io::Result<Server> {
     let data = aw::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap(web::headers::security_headers())
+            .wrap(actix_web::middleware::Condition::new(site_headers, web::headers::security_headers()))
             .wrap(request_log())
             .wrap(from_fn(web::metrics::count_request))
-            .configure(web::live_config)
+            .configure(routes)
             .default_service(aw::to(|| async {
                 Err::<actix_web::HttpResponse, _>(web::WebError::NotFound("no such endpoint".into()))
             }))
