@@ -164,6 +164,13 @@ pub enum HoldStatus {
     Ended,
 }
 
+impl HoldStatus {
+    /// Whether the hold still keeps its seats (what the seat limit counts).
+    fn keeps_seats(&self) -> bool {
+        matches!(self, HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HoldEntry {
     pub seats: Vec<usize>,
@@ -449,11 +456,9 @@ impl SeatMap {
             if list.ids.len() >= list.prune_at {
                 list.ids.retain(|id| {
                     holds.get(id).is_some_and(|h| {
-                        let live = matches!(
-                            h.status,
-                            HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing
-                        );
-                        live || h.placed_at > horizon || (!h.expired_seats.is_empty() && h.expires_at > horizon)
+                        h.status.keeps_seats()
+                            || h.placed_at > horizon
+                            || (!h.expired_seats.is_empty() && h.expires_at > horizon)
                     })
                 });
                 list.prune_at = (2 * list.ids.len()).max(ClientHolds::PRUNE_AT_LEAST);
@@ -468,10 +473,7 @@ impl SeatMap {
             let mut cooling = Vec::new();
             let mut cool_until: Option<DateTime<Utc>> = None;
             for h in ids.iter().filter_map(|id| holds.get(id)) {
-                if matches!(
-                    h.status,
-                    HoldStatus::Pending | HoldStatus::Active | HoldStatus::Confirming | HoldStatus::Releasing
-                ) {
+                if h.status.keeps_seats() {
                     held += h.seats.len();
                     soonest_expiry = Some(soonest_expiry.map_or(h.expires_at, |t| t.min(h.expires_at)));
                 }
