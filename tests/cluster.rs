@@ -892,11 +892,6 @@ async fn a_followers_pages_show_an_import_and_a_booking_once_the_entries_reach_i
     let api = common::FixtureApi::start();
     let mut env: Vec<(&str, &str)> = marquee::config::LOAD_TEST_LIMITS.to_vec();
     env.extend([("FLIXSTER_BASE_URL", api.base_url.as_str()), ("FLIXSTER_API_KEY", common::API_KEY)]);
-    // The import is one log entry of 1,168 shows, written row by row: a debug build on a
-    // loaded machine has taken over 6 s for it, which the default STORAGE_STALL_MS (5 s)
-    // reads as a stalled master (it steps down and the import fails, as it should). This
-    // test is about pages, not stalls.
-    env.push(("STORAGE_STALL_MS", "60000"));
     let c = Cluster::start_with_env(3, 4, 4, &env).await;
     let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
     let followers: Vec<usize> = (0..3).filter(|i| *i != master).collect();

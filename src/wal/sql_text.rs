@@ -30,8 +30,25 @@ impl SqlText {
         &self.sql
     }
 
+    /// The text's length in bytes (a caller sends a long text in parts).
+    pub fn len(&self) -> usize {
+        self.sql.len()
+    }
+
     /// `head` (`INSERT INTO t (a, b) VALUES`) and one parenthesised row per item of `rows`.
-    pub fn insert<R>(&mut self, head: &'static str, rows: &[R], mut row: impl FnMut(&mut Values<'_>, &R)) {
+    pub fn insert<R>(&mut self, head: &'static str, rows: &[R], row: impl FnMut(&mut Values<'_>, &R)) {
+        self.upsert(head, rows, "", row);
+    }
+
+    /// As [`insert`](Self::insert), then `ON DUPLICATE KEY UPDATE update` unless `update`
+    /// is empty.
+    pub fn upsert<R>(
+        &mut self,
+        head: &'static str,
+        rows: &[R],
+        update: &'static str,
+        mut row: impl FnMut(&mut Values<'_>, &R),
+    ) {
         if rows.is_empty() {
             return;
         }
@@ -41,7 +58,16 @@ impl SqlText {
             row(&mut Values { sql: &mut self.sql, first: true }, r);
             self.sql.push(')');
         }
+        if !update.is_empty() {
+            self.sql.push_str(" ON DUPLICATE KEY UPDATE ");
+            self.sql.push_str(update);
+        }
         self.sql.push_str(";\n");
+    }
+
+    /// Takes the text, leaving this one empty.
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.sql)
     }
 
     /// `UPDATE table SET column = value WHERE id IN (ids)`, and with `only_if`,
@@ -98,6 +124,28 @@ impl Values<'_> {
             Some(s) => self.str(s),
             None => self.null(),
         }
+    }
+
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.int(i64::from(v))
+    }
+
+    /// A double, in the shortest form that reads back as the same number (`3.40522e1`: an
+    /// exponent makes it a DOUBLE literal, not a DECIMAL). Not a number or an infinity has
+    /// no literal: NULL, which a NOT NULL column refuses.
+    pub fn float(&mut self, v: f64) -> &mut Self {
+        if !v.is_finite() {
+            return self.null();
+        }
+        self.next();
+        let _ = write!(self.sql, "{v:e}");
+        self
+    }
+
+    pub fn date(&mut self, v: chrono::NaiveDate) -> &mut Self {
+        self.next();
+        let _ = write!(self.sql, "'{}'", v.format("%Y-%m-%d"));
+        self
     }
 
     /// A time, to the millisecond (the columns are DATETIME(3); extra digits would be cut).
@@ -158,12 +206,16 @@ mod tests {
             v.int(*r).time(t);
         });
         s.set_where_id_in("h", "state", "é", &["a".into(), "b".into()], Some("active"));
+        s.upsert("INSERT INTO u (a, b, c, d) VALUES", &[0.1f64], "b = VALUES(b)", |v, r| {
+            v.float(*r).float(f64::NAN).bool(true).date(t.date());
+        });
         s.set_where_id_in("h", "state", "x", &[], None);
         assert_eq!(
             s.as_str(),
             "INSERT INTO t (a, b) VALUES (1,'2026-11-25 13:47:03.123'),(2,'2026-11-25 13:47:03.123');\n\
              UPDATE h SET state = _utf8mb4 X'C3A9' WHERE id IN (_utf8mb4 X'61',_utf8mb4 X'62') AND state = \
-             _utf8mb4 X'616374697665';\n"
+             _utf8mb4 X'616374697665';\n\
+             INSERT INTO u (a, b, c, d) VALUES (1e-1,NULL,1,'2026-11-25') ON DUPLICATE KEY UPDATE b = VALUES(b);\n"
         );
     }
 }
