@@ -267,6 +267,18 @@ impl ShowActor {
         let _ = events.send(Arc::new(SeatChange::new(show_id, r.map.version(), seats)));
     }
 
+    /// A hold became active, to expire at `at`: makes sure a timer fires by then. A timer
+    /// already armed no later stays (it fires early at worst, and [`expire_due`] looks
+    /// again), so a sale does not look at every hold of the show on every hold.
+    ///
+    /// [`expire_due`]: Self::expire_due
+    fn hold_may_expire(&mut self, at: DateTime<Utc>, ctx: &mut Context<Self>) {
+        let Loading::Ready(r) = &self.state else { return };
+        if !covers(r.timer.map(|(armed, _)| armed), at) {
+            self.schedule_expiry(ctx);
+        }
+    }
+
     /// Makes sure a timer fires at the earliest expiry.
     fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
         let Loading::Ready(r) = &mut self.state else { return };
@@ -545,11 +557,15 @@ impl ShowActor {
             }
             Err(BookingError::Unavailable("the hold did not happen; try again".into()))
         };
+        let active = r.map.hold(id).filter(|h| h.status == HoldStatus::Active).map(|h| h.expires_at);
         for w in r.hold_waiters.remove(id).unwrap_or_default() {
             let _ = w.send(result.clone());
         }
         self.publish();
-        self.schedule_expiry(ctx);
+        // A hold that did not happen only ends: the armed timer fires early at worst.
+        if let Some(at) = active {
+            self.hold_may_expire(at, ctx);
+        }
         result
     }
 
@@ -560,6 +576,7 @@ impl ShowActor {
         code: &str,
         entry: BookingEntry,
         res: Result<(), BookingError>,
+        ctx: &mut Context<Self>,
     ) -> Result<BookingReceipt, BookingError> {
         let show_id = self.id.0;
         let Loading::Ready(r) = &mut self.state else {
@@ -580,15 +597,26 @@ impl ShowActor {
                 Err(e)
             }
         };
+        // Back to active, the hold expires again: a timer that fired while it was being
+        // confirmed passed it over.
+        let active_again = r.map.hold(hold_id).filter(|h| h.status == HoldStatus::Active).map(|h| h.expires_at);
         for waiter in r.waiters.remove(hold_id).unwrap_or_default() {
             let _ = waiter.send(result.clone());
         }
         self.publish();
+        if let (true, Some(at)) = (confirming, active_again) {
+            self.hold_may_expire(at, ctx);
+        }
         result
     }
 }
 
 type Reply<T> = ResponseActFuture<ShowActor, Result<T, BookingError>>;
+
+/// Whether a timer armed for `armed` (if any) fires in time for a hold expiring at `at`.
+fn covers(armed: Option<DateTime<Utc>>, at: DateTime<Utc>) -> bool {
+    armed.is_some_and(|armed| armed <= at)
+}
 
 fn done<T: 'static>(r: Result<T, BookingError>) -> Reply<T> {
     Box::pin(actix::fut::ready(r))
@@ -600,15 +628,16 @@ fn done<T: 'static>(r: Result<T, BookingError>) -> Reply<T> {
 fn after_log<T: 'static>(
     act: &mut ShowActor,
     write: impl std::future::Future<Output = Outcome> + 'static,
-    decided: impl FnOnce(&mut ShowActor, Result<(), BookingError>) -> Result<T, BookingError> + 'static,
+    decided: impl FnOnce(&mut ShowActor, Result<(), BookingError>, &mut Context<ShowActor>) -> Result<T, BookingError>
+        + 'static,
 ) -> Reply<T> {
     Box::pin(write.into_actor(act).map(move |outcome, act, ctx| match outcome {
-        Outcome::Committed(_) => decided(act, Ok(())),
-        Outcome::Failed(e) => decided(act, Err(wal_to_booking(e))),
+        Outcome::Committed(_) => decided(act, Ok(()), ctx),
+        Outcome::Failed(e) => decided(act, Err(wal_to_booking(e)), ctx),
         Outcome::Unknown(_, decision) => {
-            ctx.spawn(decision.into_actor(act).map(move |ok, act, _| {
+            ctx.spawn(decision.into_actor(act).map(move |ok, act, ctx| {
                 let res = if ok { Ok(()) } else { Err(wal_to_booking(WalError::Superseded)) };
-                let _ = decided(act, res);
+                let _ = decided(act, res, ctx);
             }));
             Err(wal_to_booking(WalError::NoQuorum))
         }
@@ -891,7 +920,7 @@ impl Handler<ConfirmHold> for ShowActor {
         let write = self.deps.writer.append_from(change, msg.origin);
         // Undecided in the log, the hold stays "confirming" (it cannot expire) and retries
         // wait for the decision.
-        after_log(self, write, move |act, res| act.confirm_decided(&hold_id, &code, entry, res))
+        after_log(self, write, move |act, res, ctx| act.confirm_decided(&hold_id, &code, entry, res, ctx))
     }
 }
 
@@ -933,7 +962,7 @@ impl Handler<ReleaseHold> for ShowActor {
             state: crate::db::models::hold_state::RELEASED.to_string(),
         });
         let write = self.deps.writer.append_from(change, msg.origin);
-        after_log(self, write, move |act, res| act.release_decided(&id, res))
+        after_log(self, write, move |act, res, _| act.release_decided(&id, res))
     }
 }
 
@@ -1032,7 +1061,7 @@ impl ShowActor {
         let change =
             Change::BookingCancelled(BookingCancelled { code: code.clone(), show_id, at: Utc::now().naive_utc() });
         let write = self.deps.writer.append_from(change, origin);
-        after_log(self, write, move |act, res| act.cancel_decided(&code, res))
+        after_log(self, write, move |act, res, _| act.cancel_decided(&code, res))
     }
 
     /// The log decided a cancellation: the seats are free, or the booking stands.
@@ -1183,9 +1212,12 @@ impl Handler<Replicated> for ShowActor {
 
     fn handle(&mut self, msg: Replicated, ctx: &mut Context<Self>) {
         let Loading::Ready(r) = &mut self.state else { return };
+        // Only a hold placed becomes active here; every other change ends holds, if any.
+        let mut placed = None;
         match msg.0 {
             Change::HoldPlaced(h) => {
                 if r.map.hold(&h.hold_id).is_none() {
+                    placed = Some(h.expires_at.and_utc());
                     let seats = r.map.indexes(&h.seats);
                     let terms = HoldTerms {
                         placed_at: h.created_at.and_utc(),
@@ -1234,6 +1266,23 @@ impl Handler<Replicated> for ShowActor {
             | Change::Layout(_) => {}
         }
         self.publish();
-        self.schedule_expiry(ctx);
+        if let Some(at) = placed {
+            self.hold_may_expire(at, ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+    use chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn an_armed_timer_covers_a_hold_expiring_at_or_after_it() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+        assert!(covers(Some(t), t));
+        assert!(covers(Some(t), t + Duration::minutes(5)));
+        assert!(!covers(Some(t), t - Duration::seconds(1)), "an earlier expiry needs an earlier timer");
+        assert!(!covers(None, t), "no timer covers nothing");
     }
 }
