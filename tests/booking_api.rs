@@ -255,6 +255,53 @@ async fn an_expired_hold_is_gone_and_its_seats_are_free() {
     assert_eq!(status, StatusCode::CREATED);
 }
 
+/// A hold whose confirmation was still in the log when its time ran out, and then failed,
+/// expires like any other: the expiry timer that fired meanwhile passed it over (it was
+/// being confirmed), so the failed confirmation must arm another.
+#[actix_web::test]
+async fn a_hold_whose_confirmation_fails_after_its_time_has_run_out_still_expires() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let app = spawn_app_with(|s| s.hold_duration = Duration::milliseconds(600)).await;
+    let show = app.seed_show(4, 8, Duration::days(1)).await;
+    let (_, hold) = app.hold(show, &["C3"]).await;
+    let hold_id = hold["hold_id"].as_str().unwrap().to_string();
+
+    // Another transaction has seat C3's sale row: the log writer's insert waits for its
+    // lock, then fails on the key once that transaction commits.
+    let url = format!("{}/{}", common::server_url(), app.db_name);
+    let mut blocker = diesel::MysqlConnection::establish(&url).unwrap();
+    blocker
+        .batch_execute(&format!(
+            "SET SESSION foreign_key_checks = 0; BEGIN; \
+             INSERT INTO booking_seats (show_id, seat, booking_code) VALUES ({show}, 'C3', 'BLOCKER')"
+        ))
+        .unwrap();
+    let confirm = {
+        let (client, url) = (app.client.clone(), app.url(&format!("/api/holds/{hold_id}/confirm")));
+        actix_web::rt::spawn(async move {
+            client.post(url).send_json(&json!({ "name": "Ann", "email": "ann@example.com" })).await.map(|r| r.status())
+        })
+    };
+    // Past the hold's time, while it is being confirmed (the timer fires now and skips it).
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+    blocker.batch_execute("COMMIT").unwrap();
+    let status = confirm.await.unwrap().unwrap();
+    assert!(status.is_server_error() || status == StatusCode::CONFLICT, "the confirmation failed: {status}");
+    blocker.batch_execute("DELETE FROM booking_seats WHERE booking_code = 'BLOCKER'").unwrap();
+
+    let mut tries = 0;
+    while app.seat_states(show).await["C3"] != "free" {
+        tries += 1;
+        assert!(tries < 100, "the hold never expired: seat C3 stays held");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM holds WHERE state = 'expired'").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM bookings").await, 0);
+    let (status, _) = app.hold(show, &["C3"]).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
 #[actix_web::test]
 async fn cancelling_is_refused_after_the_cut_off() {
     let app = spawn_app_with(|s| s.cancel_cutoff = Duration::hours(2)).await;
