@@ -244,24 +244,18 @@ impl Application {
             )),
         };
         let port = listener.local_addr()?.port();
-        let internal = match internal {
-            Some(l) => {
-                let port = l.local_addr()?.port();
-                let server = run_internal(l, state.clone())?;
-                log::info!("node-to-node endpoints listening on port {port} only");
-                Some((port, server))
-            }
-            None => None,
+        // A side listener, when it has its own address: its port and server.
+        type Runner = fn(TcpListener, AppState) -> std::io::Result<Server>;
+        let side = |l: Option<TcpListener>, runner: Runner, what: &str, note: &str| {
+            let Some(l) = l else { return Ok::<_, std::io::Error>(None) };
+            let port = l.local_addr()?.port();
+            let server = runner(l, state.clone())?;
+            log::info!("{what} listening on port {port} {note}");
+            Ok(Some((port, server)))
         };
-        let live = match live {
-            Some(l) => {
-                let port = l.local_addr()?.port();
-                let server = run_live(l, state.clone())?;
-                log::info!("live seat maps listening on port {port} too ({} workers)", state.settings.live_workers);
-                Some((port, server))
-            }
-            None => None,
-        };
+        let internal = side(internal, run_internal, "node-to-node endpoints", "only")?;
+        let workers = format!("too ({} workers)", state.settings.live_workers);
+        let live = side(live, run_live, "live seat maps", &workers)?;
         let server = run(listener, state.clone(), internal.is_none())?;
         log::info!("marquee node listening on port {port}");
         Ok(Self { port, server, internal, live, state })
