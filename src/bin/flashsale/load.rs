@@ -42,6 +42,10 @@ struct ShowPool {
     trying: HashSet<String>,
     /// Free seats in the latest map: the sale of this show is over below 2.
     map_free: usize,
+    /// Seats sold here (acknowledged bookings): the map cannot show more free than the
+    /// rest, so a show is over as soon as its last booking is acknowledged, not at its
+    /// next map read (every 2 s per show past 10 shows, which stretched a sale's time).
+    sold: usize,
 }
 
 /// The shows on sale and what the latest seat maps said of them.
@@ -111,7 +115,15 @@ impl Market {
         free.retain(|s| !pool.trying.contains(s));
         free.shuffle(rng);
         pool.free = free;
-        pool.map_free = map_free;
+        pool.map_free = map_free.min(self.labels.len().saturating_sub(pool.sold));
+    }
+
+    /// A booking of `seats` seats of `show` was acknowledged.
+    pub fn sold(&self, show: i64, seats: usize) {
+        let mut pools = self.pools();
+        let pool = pools.entry(show).or_default();
+        pool.sold += seats;
+        pool.map_free = pool.map_free.min(self.labels.len().saturating_sub(pool.sold));
     }
 
     /// Every show's latest map has fewer than two free seats.
@@ -258,6 +270,7 @@ pub async fn customer(n: usize, load: Rc<Load>, client: Rc<awc::Client>, tally: 
         let mut t = tally.borrow_mut();
         match answer {
             Answer::Ok(booking) => {
+                load.market.sold(show, booking.seats.len());
                 t.confirm_us.push(took);
                 t.confirmed_at_ms.push(load.start.elapsed().as_millis() as u32);
                 t.acks.push(Ack { code: booking.code, show, seats: booking.seats });

@@ -54,6 +54,9 @@ options:
   --nodes 1,3        cluster sizes to run the sale on, one after another in this run (1):
                      N > 1 starts N nodes on loopback, spreads the clients over them, and
                      audits every replica
+  --rounds N         runs the whole list of cluster sizes N times (1); each round's ratio of
+                     N nodes to one node, then the median of the rounds (`--nodes 1,3
+                     --rounds 5`: the three-node target's five runs in one invocation)
   --threads N        load-generator threads, each an actix System with its own client (1)
   --concurrency N    seat maps read at once with --memory-shows (32)
   --marquee BIN      the node binary (default: `marquee` beside this program)
@@ -93,17 +96,22 @@ fn main() -> ExitCode {
             None => {
                 let mut all_ok = true;
                 let mut runs = Vec::new();
-                'sales: for &nodes in &opts.nodes {
-                    for &pick in &opts.picks {
-                        match flash_sale(&opts, nodes, pick, &stop).await {
-                            Ok(f) => {
-                                all_ok &= f.ok;
-                                runs.push(f);
+                'sales: for round in 1..=opts.rounds {
+                    if opts.rounds > 1 {
+                        println!("==== round {round} of {}", opts.rounds);
+                    }
+                    for &nodes in &opts.nodes {
+                        for &pick in &opts.picks {
+                            match flash_sale(&opts, nodes, pick, &stop).await {
+                                Ok(f) => {
+                                    all_ok &= f.ok;
+                                    runs.push(Figures { round, ..f });
+                                }
+                                Err(e) => return (Err(e), stop.load(Ordering::SeqCst)),
                             }
-                            Err(e) => return (Err(e), stop.load(Ordering::SeqCst)),
-                        }
-                        if stop.load(Ordering::SeqCst) {
-                            break 'sales;
+                            if stop.load(Ordering::SeqCst) {
+                                break 'sales;
+                            }
                         }
                     }
                 }
@@ -111,8 +119,9 @@ fn main() -> ExitCode {
                     println!("summary of this run:");
                     for f in &runs {
                         println!(
-                            "  {} node(s), seats picked {:<6}: {:.0} holds/s (201), {:.0} confirmed bookings/s, \
+                            "  {}{} node(s), seats picked {:<6}: {:.0} holds/s (201), {:.0} confirmed bookings/s, \
                              p99 hold {:.1} ms, confirm {:.1} ms",
+                            if opts.rounds > 1 { format!("round {}: ", f.round) } else { String::new() },
                             f.nodes,
                             f.pick.name(),
                             f.holds,
@@ -121,16 +130,36 @@ fn main() -> ExitCode {
                             f.p99_confirm
                         );
                     }
+                    let mut ratios: BTreeMap<(usize, &str), Vec<(f64, f64)>> = BTreeMap::new();
                     for f in runs.iter().filter(|f| f.nodes > 1) {
-                        if let Some(one) = runs.iter().find(|r| r.nodes == 1 && r.pick == f.pick) {
+                        let same = |r: &&Figures| r.nodes == 1 && r.pick == f.pick && r.round == f.round;
+                        if let Some(one) = runs.iter().find(same) {
+                            let ratio = f.rate / one.rate.max(1e-9) * 100.0;
+                            let p99 = f.p99_hold.max(f.p99_confirm);
+                            ratios.entry((f.nodes, f.pick.name())).or_default().push((ratio, p99));
                             println!(
-                                "  {} nodes keep {:.0}% of one node's confirmed bookings/s, seats picked {} \
-                                 (target: at least 50%)",
+                                "  {}{} nodes keep {ratio:.0}% of one node's confirmed bookings/s, seats picked {} \
+                                 (target: at least 60% with p99 under 40 ms)",
+                                if opts.rounds > 1 { format!("round {}: ", f.round) } else { String::new() },
                                 f.nodes,
-                                f.rate / one.rate.max(1e-9) * 100.0,
                                 f.pick.name()
                             );
                         }
+                    }
+                    for ((nodes, pick), list) in ratios.iter().filter(|(_, l)| l.len() > 1) {
+                        let median = |mut v: Vec<f64>| {
+                            v.sort_by(f64::total_cmp);
+                            v[v.len() / 2]
+                        };
+                        let each: Vec<String> = list.iter().map(|(r, _)| format!("{r:.0}")).collect();
+                        println!(
+                            "  {nodes} nodes, seats picked {pick}, median of {} rounds: {:.0}% of one node ({} %), \
+                             p99 {:.1} ms",
+                            list.len(),
+                            median(list.iter().map(|l| l.0).collect()),
+                            each.join(", "),
+                            median(list.iter().map(|l| l.1).collect())
+                        );
                     }
                     for f in runs.iter().filter(|f| f.pick == Pick::Best) {
                         if let Some(free) = runs.iter().find(|r| r.nodes == f.nodes && r.pick == Pick::Free) {
@@ -181,6 +210,8 @@ struct Options {
     node_log: String,
     /// Cluster sizes to run the sale on, one after another (`--nodes 1,3`).
     nodes: Vec<usize>,
+    /// Times the list of cluster sizes is run (`--rounds 5`).
+    rounds: usize,
 }
 
 impl Options {
@@ -203,6 +234,7 @@ impl Options {
             keep_db: false,
             node_log: "warn".into(),
             nodes: vec![1],
+            rounds: 1,
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -235,6 +267,7 @@ impl Options {
                         })
                         .collect::<Result<Vec<_>, _>>()?;
                 }
+                "--rounds" => o.rounds = number(&flag, &value()?, 1, 20)?,
                 "--threads" => o.threads = number(&flag, &value()?, 1, 64)?,
                 "--memory-shows" => o.memory_shows = Some(number(&flag, &value()?, 1, 1_000_000)?),
                 "--concurrency" => o.concurrency = number(&flag, &value()?, 1, 4096)?,
@@ -284,6 +317,8 @@ fn default_node_binary() -> PathBuf {
 
 /// One sale's headline figures, for the summary of a run with several.
 struct Figures {
+    /// Which round of `--rounds` (from 1).
+    round: usize,
     nodes: usize,
     pick: Pick,
     /// Every acknowledged booking audited, no double sale.
@@ -508,7 +543,7 @@ async fn flash_sale(opts: &Options, nodes: usize, pick: Pick, stop: &Arc<AtomicB
         }
     }
     scratch.stop_node();
-    Ok(Figures { nodes, pick, ok, rate, holds: tally.holds_201 as f64 / secs, p99_hold, p99_confirm })
+    Ok(Figures { round: 0, nodes, pick, ok, rate, holds: tally.holds_201 as f64 / secs, p99_hold, p99_confirm })
 }
 
 async fn memory(opts: &Options, shows: usize, stop: &Arc<AtomicBool>) -> Result<bool, String> {
