@@ -137,6 +137,40 @@ async fn a_booking_through_a_follower_is_on_every_node() {
     }
 }
 
+/// Holds expire on the master only; a follower that becomes the master expires the holds
+/// it learned from the log (its show actor looks again each second while it follows).
+#[actix_rt::test]
+async fn a_new_master_expires_the_holds_it_learned_as_a_follower() {
+    // Holds of 3 s.
+    let mut c = Cluster::start_with_env(3, ROWS, SEATS, &[("HOLD_MINUTES", "0.05")]).await;
+    let master = c.wait_for_master(Duration::from_secs(20)).await.unwrap();
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let seat_a1 = |c: &Cluster, i: usize| {
+        let (client, url) = (client.clone(), c.url(i, &format!("/api/shows/{}/seats", c.show)));
+        async move {
+            let mut res = client.get(url).send().await.ok()?;
+            let map: serde_json::Value = res.json().limit(1 << 20).await.ok()?;
+            map["rows"][0]["seats"][0]["state"].as_str().map(str::to_string)
+        }
+    };
+    hold_on(&c, &client, master, "A1").await;
+    assert!(c.wait_converged(Duration::from_secs(10)).await, "{}", c.tail_logs());
+    for i in (0..3).filter(|i| *i != master) {
+        assert_eq!(seat_a1(&c, i).await.as_deref(), Some("held"), "node {} learned the hold", c.nodes[i].id);
+    }
+    c.kill(master);
+    let new_master = c.wait_for_master(Duration::from_secs(30)).await.unwrap_or_else(|| panic!("{}", c.tail_logs()));
+    assert_ne!(new_master, master);
+    let mut tries = 0;
+    while seat_a1(&c, new_master).await.as_deref() != Some("free") {
+        tries += 1;
+        assert!(tries < 150, "the new master never expired the hold\n{}", c.tail_logs());
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let expired = c.log(new_master).iter().any(|e| e.3 == "holds_ended");
+    assert!(expired, "the expiry is in the new master's log");
+}
+
 /// Node `i`'s Lamport clock, as its `/api/cluster` shows it.
 async fn clock_of(c: &Cluster, i: usize) -> i64 {
     c.status(i).await.and_then(|s| s["lamport"].as_i64()).expect("the node's status")

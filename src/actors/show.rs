@@ -283,27 +283,18 @@ impl ShowActor {
     fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
         let Loading::Ready(r) = &mut self.state else { return };
         let Some(next) = r.map.next_expiry() else { return };
-        if let Some((at, handle)) = r.timer {
-            if at <= next {
-                return;
-            }
-            ctx.cancel_future(handle);
+        if !covers(r.timer.map(|(at, _)| at), next) {
+            arm_expiry(r, next, ctx);
         }
-        let wait = (next - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(5);
-        let handle = ctx.run_later(wait, |act, ctx| {
-            if let Loading::Ready(r) = &mut act.state {
-                r.timer = None;
-            }
-            act.expire_due(ctx);
-        });
-        r.timer = Some((next, handle));
     }
 
     fn expire_due(&mut self, ctx: &mut Context<Self>) {
         let show_id = self.id.0;
         if !self.deps.cluster.writable() {
-            // Only the master expires holds; a follower learns of it from the log.
-            ctx.run_later(std::time::Duration::from_secs(1), |act, ctx| act.expire_due(ctx));
+            // Only the master expires holds; a follower learns of it from the log. When
+            // this node takes writes, every loaded show loads again and arms its timer
+            // (`ShowDirectory::reset`). (It used to look again every second instead: a
+            // loop that nothing stopped, and one more each time a timer fired here.)
             return;
         }
         let Ok(r) = self.ready() else { return };
@@ -612,6 +603,21 @@ impl ShowActor {
 }
 
 type Reply<T> = ResponseActFuture<ShowActor, Result<T, BookingError>>;
+
+/// Arms the show's one expiry timer for `at`, replacing the one armed before, if any.
+fn arm_expiry(r: &mut Ready, at: DateTime<Utc>, ctx: &mut Context<ShowActor>) {
+    if let Some((_, before)) = r.timer.take() {
+        ctx.cancel_future(before);
+    }
+    let wait = (at - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(5);
+    let handle = ctx.run_later(wait, |act, ctx| {
+        if let Loading::Ready(r) = &mut act.state {
+            r.timer = None;
+        }
+        act.expire_due(ctx);
+    });
+    r.timer = Some((at, handle));
+}
 
 /// Whether a timer armed for `armed` (if any) fires in time for a hold expiring at `at`.
 fn covers(armed: Option<DateTime<Utc>>, at: DateTime<Utc>) -> bool {
