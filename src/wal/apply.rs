@@ -1,7 +1,7 @@
 //! Writes a log record and its effect. The master and the followers share this code, so a
 //! replica is the same rows as the master. Callers wrap it in a transaction.
 use super::change::{AdminChange, BookingCancelled, CatalogChange, Change, HoldsEnded, LayoutChanged, LogRecord};
-use super::sql_text::SqlText;
+use super::sql_text::{SqlText, Values};
 use crate::db::models::{booking_state, hold_state, join_seats, Booking, BookingSeat, Hold, WriteLogRow};
 use crate::db::schema::{
     admin_credentials, admin_sessions, admissions, booking_seats, bookings, holds, layout_rows, layouts, movies,
@@ -238,93 +238,68 @@ fn apply_cancel(conn: &mut MysqlConnection, c: &BookingCancelled) -> Result<(), 
 /// a NULL letter or seat string leaves the stored one (diesel skips a `None` there;
 /// movies store theirs as given).
 fn apply_catalog(conn: &mut MysqlConnection, c: &CatalogChange) -> Result<(), DieselError> {
-    let mut sql = SqlText::default();
-    let send = |sql: &mut SqlText, conn: &mut MysqlConnection, last: bool| {
-        if sql.len() >= CATALOG_TEXT || (last && !sql.is_empty()) {
-            conn.batch_execute(&sql.take())
-        } else {
-            Ok(())
-        }
-    };
-    for chunk in c.layouts.chunks(CATALOG_ROWS) {
-        sql.insert("REPLACE INTO layouts (id, name, no_lonely_seats) VALUES", chunk, |v, l| {
-            v.int(l.id).str(&l.name).bool(l.no_lonely_seats);
-        });
-        send(&mut sql, conn, false)?;
-    }
-    for chunk in c.categories.chunks(CATALOG_ROWS) {
-        sql.upsert(
-            "INSERT INTO seat_categories (id, layout_id, code, name, price_cents, letter) VALUES",
-            chunk,
-            "layout_id = VALUES(layout_id), code = VALUES(code), name = VALUES(name), \
-             price_cents = VALUES(price_cents), letter = COALESCE(VALUES(letter), letter)",
-            |v, c| {
-                v.int(c.id).int(c.layout_id).str(&c.code).str(&c.name).int(c.price_cents.into());
-                v.opt_str(c.letter.as_deref());
-            },
-        );
-        send(&mut sql, conn, false)?;
-    }
-    for chunk in c.rows.chunks(CATALOG_ROWS) {
-        sql.upsert(
-            "INSERT INTO layout_rows (layout_id, row_label, position, seat_count, category_id, seats) VALUES",
-            chunk,
-            "position = VALUES(position), seat_count = VALUES(seat_count), category_id = VALUES(category_id), \
-             seats = COALESCE(VALUES(seats), seats)",
-            |v, r| {
-                v.int(r.layout_id).str(&r.row_label).int(r.position.into()).int(r.seat_count.into());
-                v.int(r.category_id).opt_str(r.seats.as_deref());
-            },
-        );
-        send(&mut sql, conn, false)?;
-    }
-    for chunk in c.theaters.chunks(CATALOG_ROWS) {
-        sql.upsert(
-            "INSERT INTO theaters (id, external_id, tid, name, latitude, longitude, timezone, layout_id) VALUES",
-            chunk,
-            "external_id = VALUES(external_id), tid = VALUES(tid), name = VALUES(name), \
-             latitude = VALUES(latitude), longitude = VALUES(longitude), timezone = VALUES(timezone), \
-             layout_id = VALUES(layout_id)",
-            |v, t| {
-                v.int(t.id).str(&t.external_id).str(&t.tid).str(&t.name).float(t.latitude).float(t.longitude);
-                v.str(&t.timezone).int(t.layout_id);
-            },
-        );
-        send(&mut sql, conn, false)?;
-    }
-    for chunk in c.movies.chunks(CATALOG_ROWS) {
-        sql.upsert(
-            "INSERT INTO movies (id, external_key, title, duration_minutes, poster_url) VALUES",
-            chunk,
-            "external_key = VALUES(external_key), title = VALUES(title), \
-             duration_minutes = VALUES(duration_minutes), poster_url = VALUES(poster_url)",
-            |v, m| {
-                v.int(m.id).str(&m.external_key).str(&m.title);
-                match m.duration_minutes {
-                    Some(d) => v.int(d.into()),
-                    None => v.null(),
-                };
-                v.opt_str(m.poster_url.as_deref());
-            },
-        );
-        send(&mut sql, conn, false)?;
-    }
-    for chunk in c.shows.chunks(CATALOG_ROWS) {
-        sql.upsert(
-            "INSERT INTO shows (id, theater_id, movie_id, layout_id, local_date, starts_at_local, starts_at_utc, \
-             in_feed) VALUES",
-            chunk,
-            "theater_id = VALUES(theater_id), movie_id = VALUES(movie_id), layout_id = VALUES(layout_id), \
-             local_date = VALUES(local_date), starts_at_local = VALUES(starts_at_local), \
-             starts_at_utc = VALUES(starts_at_utc), in_feed = VALUES(in_feed)",
-            |v, s| {
-                v.int(s.id).int(s.theater_id).int(s.movie_id).int(s.layout_id).date(s.local_date);
-                v.time(s.starts_at_local).time(s.starts_at_utc).bool(s.in_feed);
-            },
-        );
-        send(&mut sql, conn, false)?;
-    }
-    send(&mut sql, conn, true)?;
+    let mut text = Chunked { conn, sql: SqlText::default() };
+    text.upsert("REPLACE INTO layouts (id, name, no_lonely_seats) VALUES", &c.layouts, "", |v, l| {
+        v.int(l.id).str(&l.name).bool(l.no_lonely_seats);
+    })?;
+    text.upsert(
+        "INSERT INTO seat_categories (id, layout_id, code, name, price_cents, letter) VALUES",
+        &c.categories,
+        "layout_id = VALUES(layout_id), code = VALUES(code), name = VALUES(name), \
+         price_cents = VALUES(price_cents), letter = COALESCE(VALUES(letter), letter)",
+        |v, c| {
+            v.int(c.id).int(c.layout_id).str(&c.code).str(&c.name).int(c.price_cents.into());
+            v.opt_str(c.letter.as_deref());
+        },
+    )?;
+    text.upsert(
+        "INSERT INTO layout_rows (layout_id, row_label, position, seat_count, category_id, seats) VALUES",
+        &c.rows,
+        "position = VALUES(position), seat_count = VALUES(seat_count), category_id = VALUES(category_id), \
+         seats = COALESCE(VALUES(seats), seats)",
+        |v, r| {
+            v.int(r.layout_id).str(&r.row_label).int(r.position.into()).int(r.seat_count.into());
+            v.int(r.category_id).opt_str(r.seats.as_deref());
+        },
+    )?;
+    text.upsert(
+        "INSERT INTO theaters (id, external_id, tid, name, latitude, longitude, timezone, layout_id) VALUES",
+        &c.theaters,
+        "external_id = VALUES(external_id), tid = VALUES(tid), name = VALUES(name), \
+         latitude = VALUES(latitude), longitude = VALUES(longitude), timezone = VALUES(timezone), \
+         layout_id = VALUES(layout_id)",
+        |v, t| {
+            v.int(t.id).str(&t.external_id).str(&t.tid).str(&t.name).float(t.latitude).float(t.longitude);
+            v.str(&t.timezone).int(t.layout_id);
+        },
+    )?;
+    text.upsert(
+        "INSERT INTO movies (id, external_key, title, duration_minutes, poster_url) VALUES",
+        &c.movies,
+        "external_key = VALUES(external_key), title = VALUES(title), \
+         duration_minutes = VALUES(duration_minutes), poster_url = VALUES(poster_url)",
+        |v, m| {
+            v.int(m.id).str(&m.external_key).str(&m.title);
+            match m.duration_minutes {
+                Some(d) => v.int(d.into()),
+                None => v.null(),
+            };
+            v.opt_str(m.poster_url.as_deref());
+        },
+    )?;
+    text.upsert(
+        "INSERT INTO shows (id, theater_id, movie_id, layout_id, local_date, starts_at_local, starts_at_utc, \
+         in_feed) VALUES",
+        &c.shows,
+        "theater_id = VALUES(theater_id), movie_id = VALUES(movie_id), layout_id = VALUES(layout_id), \
+         local_date = VALUES(local_date), starts_at_local = VALUES(starts_at_local), \
+         starts_at_utc = VALUES(starts_at_utc), in_feed = VALUES(in_feed)",
+        |v, s| {
+            v.int(s.id).int(s.theater_id).int(s.movie_id).int(s.layout_id).date(s.local_date);
+            v.time(s.starts_at_local).time(s.starts_at_utc).bool(s.in_feed);
+        },
+    )?;
+    let conn = text.finish()?;
     if !c.shows_out_of_feed.is_empty() {
         diesel::update(shows::table.filter(shows::id.eq_any(&c.shows_out_of_feed)))
             .set(shows::in_feed.eq(false))
@@ -335,6 +310,39 @@ fn apply_catalog(conn: &mut MysqlConnection, c: &CatalogChange) -> Result<(), Di
         diesel::delete(shows::table.filter(shows::id.eq_any(&c.shows_deleted))).execute(conn)?;
     }
     Ok(())
+}
+
+/// A catalog change's statements as SQL text, sent in parts as the text grows.
+struct Chunked<'c> {
+    conn: &'c mut MysqlConnection,
+    sql: SqlText,
+}
+
+impl<'c> Chunked<'c> {
+    /// `rows`, [`CATALOG_ROWS`] to a statement (see [`SqlText::upsert`]).
+    fn upsert<R>(
+        &mut self,
+        head: &'static str,
+        rows: &[R],
+        update: &'static str,
+        mut row: impl FnMut(&mut Values<'_>, &R),
+    ) -> Result<(), DieselError> {
+        for chunk in rows.chunks(CATALOG_ROWS) {
+            self.sql.upsert(head, chunk, update, &mut row);
+            if self.sql.len() >= CATALOG_TEXT {
+                self.conn.batch_execute(&self.sql.take())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what is left; the connection is the caller's again.
+    fn finish(mut self) -> Result<&'c mut MysqlConnection, DieselError> {
+        if !self.sql.is_empty() {
+            self.conn.batch_execute(&self.sql.take())?;
+        }
+        Ok(self.conn)
+    }
 }
 
 /// A catalog change's rows go this many to a statement...
