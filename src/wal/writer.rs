@@ -587,15 +587,21 @@ impl Tail {
         self.stats.last_lsn.store(lsn, Ordering::SeqCst);
     }
 
-    fn committed(&mut self, records: &[LogRecord]) {
-        let Some(last) = records.last() else { return };
-        log::debug!("committed {}..={} (epoch {})", records[0].lsn, last.lsn, last.epoch);
-        self.moved_to(last.lsn, last.epoch);
+    /// One transaction stored `records`: the figures, and the catalog's version if one of
+    /// them changed the catalog tables.
+    fn stored(&mut self, records: &[LogRecord]) {
         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
         self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
         if let Some(at) = last_catalog_entry(records) {
             self.stats.catalog_changed(at);
         }
+    }
+
+    fn committed(&mut self, records: &[LogRecord]) {
+        let Some(last) = records.last() else { return };
+        log::debug!("committed {}..={} (epoch {})", records[0].lsn, last.lsn, last.epoch);
+        self.moved_to(last.lsn, last.epoch);
+        self.stored(records);
         if let Some(tx) = &self.appended {
             let _ = tx.unbounded_send(records.to_vec());
         }
@@ -669,12 +675,8 @@ impl Tail {
                         }
                     };
                     self.moved_to(last.0, last.1);
-                    self.stats.transactions.fetch_add(1, Ordering::Relaxed);
-                    self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    self.stored(&records);
                     self.stats.undone.fetch_add(suffix.len() as u64, Ordering::Relaxed);
-                    if let Some(at) = last_catalog_entry(&records) {
-                        self.stats.catalog_changed(at);
-                    }
                     return Ok(self.position());
                 }
                 Undo::Refused(reason) => reason,
@@ -718,11 +720,7 @@ impl Tail {
             without_foreign_keys(conn, |c| c.transaction(|c| apply_batch(c, &fresh))).map_err(to_wal_error)?;
             let last = fresh.last().map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
             self.moved_to(last.0, last.1);
-            self.stats.transactions.fetch_add(1, Ordering::Relaxed);
-            self.stats.records.fetch_add(fresh.len() as u64, Ordering::Relaxed);
-            if let Some(at) = last_catalog_entry(&fresh) {
-                self.stats.catalog_changed(at);
-            }
+            self.stored(&fresh);
         }
         Ok(self.position())
     }
