@@ -138,7 +138,8 @@ async fn a_booking_through_a_follower_is_on_every_node() {
 }
 
 /// Holds expire on the master only; a follower that becomes the master expires the holds
-/// it learned from the log (its show actor looks again each second while it follows).
+/// it learned from the log (its shows load again when it takes writes, and arm their
+/// timers).
 #[actix_rt::test]
 async fn a_new_master_expires_the_holds_it_learned_as_a_follower() {
     // Holds of 3 s.
@@ -609,7 +610,6 @@ async fn the_master_checks_every_forwarded_write_and_refuses_outsiders() {
 
 #[actix_rt::test]
 async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from_the_rest() {
-    use diesel::{Connection, RunQueryDsl};
     use marquee::wal::{Change, LogRecord};
 
     let (name, db, writer) = common::follower_writer();
@@ -663,8 +663,7 @@ async fn a_follower_write_cuts_the_log_where_the_protocol_says_and_rebuilds_from
     };
     assert!(shows > 0, "the catalog of the entries kept is there again");
     drop(conn);
-    let mut conn = diesel::MysqlConnection::establish(&common::server_url()).unwrap();
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).unwrap();
+    common::drop_schema(&name);
 }
 
 /// The voters node `i` counts.

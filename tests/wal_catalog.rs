@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::NaiveDateTime;
-use diesel::{Connection, QueryDsl, RunQueryDsl, SelectableHelper};
+use diesel::{QueryDsl, RunQueryDsl, SelectableHelper};
 use marquee::db::models::{Layout, LayoutRow, Movie, SeatCategory, Show, Theater};
 use marquee::db::schema::{layout_rows, layouts, movies, seat_categories, shows, theaters};
 use marquee::wal::change::CatalogChange;
@@ -103,6 +103,5 @@ async fn a_second_import_changes_every_column_it_names_and_keeps_what_it_leaves_
     drop(conn);
     drop(writer);
     drop(db);
-    let mut conn = diesel::MysqlConnection::establish(&common::server_url()).unwrap();
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).unwrap();
+    common::drop_schema(&name);
 }

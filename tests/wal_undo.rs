@@ -4,7 +4,6 @@
 mod common;
 
 use chrono::NaiveDateTime;
-use diesel::{Connection, RunQueryDsl};
 use marquee::db::snapshot::{read_chunk, ChunkCursor, TABLES};
 use marquee::db::Db;
 use marquee::wal::change::{
@@ -60,8 +59,7 @@ impl Node {
     fn drop_schema(self) {
         drop(self.writer);
         drop(self.db);
-        let mut conn = diesel::MysqlConnection::establish(&common::server_url()).unwrap();
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", self.name)).execute(&mut conn).unwrap();
+        common::drop_schema(&self.name);
     }
 }
 

@@ -21,6 +21,12 @@ pub fn server_url() -> String {
     std::env::var("MARQUEE_TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root:marquee@127.0.0.1:3307".into())
 }
 
+/// Drops a schema a test made (one that no `TestApp` drops for it).
+pub fn drop_schema(name: &str) {
+    let mut conn = diesel::MysqlConnection::establish(&server_url()).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).unwrap();
+}
+
 pub fn fresh_db_name() -> String {
     format!("marquee_t_{}", marquee::domain::random_token(10).to_lowercase())
 }
