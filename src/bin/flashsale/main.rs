@@ -116,12 +116,14 @@ fn main() -> ExitCode {
                     }
                 }
                 if runs.len() > 1 {
+                    let round_of =
+                        |f: &Figures| if opts.rounds > 1 { format!("round {}: ", f.round) } else { String::new() };
                     println!("summary of this run:");
                     for f in &runs {
                         println!(
                             "  {}{} node(s), seats picked {:<6}: {:.0} holds/s (201), {:.0} confirmed bookings/s, \
                              p99 hold {:.1} ms, confirm {:.1} ms",
-                            if opts.rounds > 1 { format!("round {}: ", f.round) } else { String::new() },
+                            round_of(f),
                             f.nodes,
                             f.pick.name(),
                             f.holds,
@@ -140,7 +142,7 @@ fn main() -> ExitCode {
                             println!(
                                 "  {}{} nodes keep {ratio:.0}% of one node's confirmed bookings/s, seats picked {} \
                                  (target: at least 60% with p99 under 40 ms)",
-                                if opts.rounds > 1 { format!("round {}: ", f.round) } else { String::new() },
+                                round_of(f),
                                 f.nodes,
                                 f.pick.name()
                             );
@@ -149,7 +151,12 @@ fn main() -> ExitCode {
                     for ((nodes, pick), list) in ratios.iter().filter(|(_, l)| l.len() > 1) {
                         let median = |mut v: Vec<f64>| {
                             v.sort_by(f64::total_cmp);
-                            v[v.len() / 2]
+                            let m = v.len() / 2;
+                            if v.len().is_multiple_of(2) {
+                                (v[m - 1] + v[m]) / 2.0
+                            } else {
+                                v[m]
+                            }
                         };
                         let each: Vec<String> = list.iter().map(|(r, _)| format!("{r:.0}")).collect();
                         println!(
