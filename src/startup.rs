@@ -1,6 +1,6 @@
 //! Builds a node: database, actors, and the HTTP server on a listener (port 0 in tests).
 use crate::actors::directory::ShowDirectory;
-use crate::actors::lamport::LamportClock;
+use crate::actors::lamport::{LamportClock, SharedClock};
 use crate::actors::show::ShowDeps;
 use crate::actors::ApiImporter;
 use crate::cluster::client::Rpc;
@@ -73,19 +73,20 @@ pub fn open_database(settings: &Settings) -> Result<Db, DbError> {
     Ok(db)
 }
 
-fn start_clock(db: &Db) -> Result<Addr<LamportClock>, DbError> {
+/// The node's clock, continuing from the log's latest time: the actor, and the same clock
+/// for the log writer.
+fn start_clock(db: &Db) -> Result<(Addr<LamportClock>, SharedClock), DbError> {
     let mut conn = db.get()?;
     let lamport: Option<i64> = write_log::table.select(diesel::dsl::max(write_log::lamport)).first(&mut conn)?;
-    // Its own thread: the log writer asks it for the time of every batch it commits, and
-    // must not wait behind whatever the main thread is doing (replication, elections).
     let clock = LamportClock::new(lamport.unwrap_or(0).max(0) as u64);
-    Ok(LamportClock::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| clock))
+    let shared = clock.shared();
+    Ok((clock.start(), shared))
 }
 
 /// A log writer for offline work (imports from the command line, seeding benchmarks):
 /// this node alone, as its own master.
 pub fn start_log(db: &Db) -> Result<LogWriter, DbError> {
-    LogWriter::start_alone(db.clone(), start_clock(db)?, 1)
+    LogWriter::start_alone(db.clone(), start_clock(db)?.1, 1)
 }
 
 impl Application {
@@ -127,12 +128,12 @@ impl Application {
                 upkeep.upkeep();
             }
         });
-        let clock = start_clock(&db)?;
+        let (clock, shared_clock) = start_clock(&db)?;
         let tracker = Arc::new(CommitTracker::default());
         let (appended_tx, appended_rx) = futures::channel::mpsc::unbounded();
         let writer = LogWriter::start(
             db.clone(),
-            clock.clone(),
+            shared_clock,
             cluster.node_id,
             cluster.gate.clone(),
             tracker,

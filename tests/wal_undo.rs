@@ -1,6 +1,7 @@
 //! A follower's log cut where another master's log wins: the entries taken out are undone
 //! one by one (not rebuilt from the whole log), and the tables end exactly as if the node
-//! had only ever applied the winner's log. Real MariaDB schemas, the real log writer.
+//! had only ever applied the winner's log. And a batch that fails half-way stores nothing.
+//! Real MariaDB schemas, the real log writer.
 mod common;
 
 use chrono::NaiveDateTime;
@@ -277,4 +278,52 @@ async fn an_undo_that_leaves_a_row_the_winner_conflicts_with_falls_back_to_a_reb
     assert_eq!(cut.writer.stats().undone.load(Ordering::SeqCst), 0);
     cut.assert_tables_as_if_only(&kept, &won).await;
     cut.drop_schema();
+}
+
+/// A batch of a sale's entries is one SQL text that starts a transaction and commits it
+/// (`store_batch`). One that fails half-way (here the second of two holds reuses a hold's
+/// id) stores none of its rows, leaves no transaction open and the session's foreign-key
+/// checks on; the next batch is stored whole.
+#[actix_rt::test]
+async fn a_batch_that_fails_half_way_stores_nothing_and_leaves_the_session_as_it_was() {
+    use diesel::prelude::*;
+    use marquee::wal::apply::{store_batch, ForeignKeys};
+    #[derive(QueryableByName)]
+    struct Session {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        fk: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        open: i64,
+    }
+    let session = |c: &mut diesel::MysqlConnection| {
+        let s: Session = diesel::sql_query("SELECT @@SESSION.foreign_key_checks AS fk, @@in_transaction AS open")
+            .get_result(c)
+            .unwrap();
+        (s.fk, s.open)
+    };
+
+    let (log, catalog) = fixture();
+    let kept = shared(&log, &catalog);
+    let t = kept.len() as i64;
+    let node = Node::start();
+    node.writer.persist(None, kept.clone()).await.unwrap();
+    let before = node.tables();
+    let failing = vec![
+        log.rec(t + 1, 1, log.hold("h10", &["E5"])),
+        log.rec(t + 2, 1, log.confirm("BOOK10", "h10", &["E5"])),
+        log.rec(t + 3, 1, log.hold("h1", &["E6"])),
+    ];
+    let good = vec![log.rec(t + 1, 1, log.hold("h10", &["E5"])), log.rec(t + 2, 1, log.hold("h11", &["E6"]))];
+    let mut conn = node.db.get().unwrap();
+    for keys in [ForeignKeys::Checked, ForeignKeys::Unchecked] {
+        let err = store_batch(&mut conn, &failing, keys).unwrap_err();
+        assert!(err.to_string().contains("Duplicate entry"), "{err}");
+        assert_eq!(session(&mut conn), (1, 0), "{keys:?}: foreign-key checks on, no transaction open");
+        assert_eq!(node.tables(), before, "{keys:?}: nothing of the batch stored");
+    }
+    store_batch(&mut conn, &good, ForeignKeys::Unchecked).unwrap();
+    assert_eq!(session(&mut conn), (1, 0));
+    drop(conn);
+    node.assert_tables_as_if_only(&kept, &good).await;
+    node.drop_schema();
 }

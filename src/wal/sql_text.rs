@@ -65,6 +65,12 @@ impl SqlText {
         self.sql.push_str(";\n");
     }
 
+    /// A statement of fixed text (`COMMIT`).
+    pub fn statement(&mut self, sql: &'static str) {
+        self.sql.push_str(sql);
+        self.sql.push_str(";\n");
+    }
+
     /// Takes the text, leaving this one empty.
     pub fn take(&mut self) -> String {
         std::mem::take(&mut self.sql)

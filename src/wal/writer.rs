@@ -3,15 +3,14 @@
 //! its change is durable here and on a majority of nodes (the [`CommitTracker`]); on a
 //! follower the same thread applies the entries the master ships, so one thread alone ever
 //! writes the log.
-use super::apply::{apply_batch, wipe};
+use super::apply::{apply_batch, store_batch, wipe, ForeignKeys};
 use super::change::{Change, LogRecord, Origin};
 use super::commit::{CommitTracker, Decision, WriteGate};
 use super::undo;
-use crate::actors::lamport::{LamportClock, Stamp};
+use crate::actors::lamport::SharedClock;
 use crate::db::schema::write_log;
 use crate::db::{without_foreign_keys, Db, DbError};
 use crate::metrics::Metrics;
-use actix::Addr;
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
@@ -177,7 +176,7 @@ impl LogWriter {
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         db: Db,
-        clock: Addr<LamportClock>,
+        clock: SharedClock,
         node_id: u64,
         gate: Arc<WriteGate>,
         tracker: Arc<CommitTracker>,
@@ -191,7 +190,7 @@ impl LogWriter {
     /// A writer for offline work (imports from the command line, seeding benchmarks): this
     /// node alone, its own master in its log's last epoch, every write committed once it is
     /// durable here.
-    pub fn start_alone(db: Db, clock: Addr<LamportClock>, node_id: u64) -> Result<Self, DbError> {
+    pub fn start_alone(db: Db, clock: SharedClock, node_id: u64) -> Result<Self, DbError> {
         let epoch = {
             let mut conn = db.get()?;
             last_position(&mut conn)?.last_epoch.max(0) as u64
@@ -207,7 +206,7 @@ impl LogWriter {
     #[allow(clippy::too_many_arguments)]
     fn spawn(
         db: Db,
-        clock: Addr<LamportClock>,
+        clock: SharedClock,
         node_id: u64,
         gate: Arc<WriteGate>,
         tracker: Arc<CommitTracker>,
@@ -369,7 +368,7 @@ pub fn read_log(conn: &mut MysqlConnection, after: i64, limit: i64) -> Result<Ve
 
 struct Tail {
     db: Db,
-    clock: Addr<LamportClock>,
+    clock: SharedClock,
     node_id: u64,
     gate: Arc<WriteGate>,
     appended: Option<fmpsc::UnboundedSender<Vec<LogRecord>>>,
@@ -509,13 +508,13 @@ impl Tail {
         }
     }
 
-    /// Numbers and stamps a batch: one message to the clock for all of it, which merges
-    /// each forwarded write's time (see [`Lamport::stamp`]).
+    /// Numbers and stamps a batch: the clock merges each forwarded write's time (see
+    /// [`Lamport::stamp`]).
     ///
     /// [`Lamport::stamp`]: crate::actors::lamport::Lamport::stamp
     fn stamp(&mut self, epoch: u64, changes: &[(Change, Origin)]) -> Vec<LogRecord> {
-        let remote = changes.iter().map(|(_, o)| o.remote_time()).collect();
-        let times = futures::executor::block_on(self.clock.send(Stamp { remote })).unwrap_or_default();
+        let remote: Vec<u64> = changes.iter().map(|(_, o)| o.remote_time()).collect();
+        let times = self.clock.with(|c| c.stamp(&remote));
         let now = Utc::now().naive_utc();
         let here = self.node_id;
         changes
@@ -542,7 +541,7 @@ impl Tail {
         changes: &[(Change, Origin)],
     ) -> (Vec<Result<LogRecord, WalError>>, bool) {
         let records = self.stamp(epoch, changes);
-        match conn.transaction(|c| apply_batch(c, &records)) {
+        match store_batch(conn, &records, ForeignKeys::Checked) {
             Ok(()) => {
                 self.committed(&records);
                 return (records.into_iter().map(Ok).collect(), true);
@@ -559,7 +558,7 @@ impl Tail {
         let mut results = Vec::with_capacity(changes.len());
         for change in changes {
             let rec = self.stamp(epoch, std::slice::from_ref(change)).remove(0);
-            match conn.transaction(|c| apply_batch(c, std::slice::from_ref(&rec))) {
+            match store_batch(conn, std::slice::from_ref(&rec), ForeignKeys::Checked) {
                 Ok(()) => {
                     self.committed(std::slice::from_ref(&rec));
                     results.push(Ok(rec));
@@ -717,7 +716,7 @@ impl Tail {
                     self.next_lsn - 1
                 )));
             }
-            without_foreign_keys(conn, |c| c.transaction(|c| apply_batch(c, &fresh))).map_err(to_wal_error)?;
+            store_batch(conn, &fresh, ForeignKeys::Unchecked).map_err(to_wal_error)?;
             let last = fresh.last().map(|r| (r.lsn, r.epoch)).unwrap_or((0, 0));
             self.moved_to(last.0, last.1);
             self.stored(&fresh);

@@ -318,12 +318,11 @@ pub async fn run_import(app: &TestApp) -> marquee::actors::importer::ImportJob {
 /// A fresh schema and a follower's log writer on it (node 1, no cluster): for tests of
 /// what `persist` stores. Returns the schema's name, its pool and the writer.
 pub fn follower_writer() -> (String, marquee::db::Db, marquee::wal::LogWriter) {
-    use actix::Actor;
     let name = fresh_db_name();
     let db = marquee::startup::open_database(&test_settings(&name)).expect("database");
     let writer = marquee::wal::LogWriter::start(
         db.clone(),
-        marquee::actors::lamport::LamportClock::new(0).start(),
+        marquee::actors::lamport::SharedClock::starting_at(0),
         1,
         std::sync::Arc::new(marquee::wal::WriteGate::default()),
         std::sync::Arc::new(marquee::wal::CommitTracker::default()),
