@@ -327,3 +327,37 @@ async fn a_batch_that_fails_half_way_stores_nothing_and_leaves_the_session_as_it
     node.assert_tables_as_if_only(&kept, &good).await;
     node.drop_schema();
 }
+
+/// A master's batch with one change the database refuses (a hold whose id is taken): the
+/// batch as one transaction fails, and each change is then committed alone, so only that
+/// one fails; the log goes on with no gap and no trace of the refused change.
+#[actix_rt::test]
+async fn a_refused_change_fails_alone_and_the_log_keeps_no_gap() {
+    let (log, catalog) = fixture();
+    let kept = shared(&log, &catalog);
+    let t = kept.len() as i64;
+    let node = Node::start();
+    node.writer.persist(None, kept.clone()).await.unwrap();
+    let master =
+        LogWriter::start_alone(node.db.clone(), marquee::actors::lamport::SharedClock::starting_at(0), 1).unwrap();
+    // Queued together (each append is queued as it is called), so they meet in a batch
+    // unless the writer takes the first before the others arrive: either way only the
+    // refused one may fail.
+    let writes: Vec<_> = [log.hold("h20", &["E7"]), log.hold("h1", &["E8"]), log.hold("h21", &["E9"])]
+        .into_iter()
+        .map(|c| master.append(c))
+        .collect();
+    let results = futures::future::join_all(writes).await;
+    assert!(matches!(results[1], Err(WalError::Conflict(_))), "{:?}", results[1].as_ref().err());
+    let lsns: Vec<i64> = [&results[0], &results[2]].iter().map(|r| r.as_ref().unwrap().lsn).collect();
+    assert_eq!(lsns, [t + 1, t + 2], "the stored changes follow the log's end, with no gap");
+    let mut conn = node.db.get().unwrap();
+    let stored = marquee::wal::writer::read_log(&mut conn, t, 100).unwrap();
+    assert_eq!(stored.iter().map(|r| r.lsn).collect::<Vec<_>>(), [t + 1, t + 2]);
+    drop(conn);
+    drop(master);
+    let mut expected = kept.clone();
+    expected.extend(stored);
+    node.assert_tables_as_if_only(&expected, &[]).await;
+    node.drop_schema();
+}
