@@ -31,11 +31,16 @@ pub fn without_foreign_keys<T, E: From<diesel::result::Error>>(
     work: impl FnOnce(&mut MysqlConnection) -> Result<T, E>,
 ) -> Result<T, E> {
     use diesel::connection::SimpleConnection;
-    conn.batch_execute("SET SESSION foreign_key_checks = 0")?;
+    conn.batch_execute(FOREIGN_KEYS_OFF)?;
     let result = work(conn);
-    conn.batch_execute("SET SESSION foreign_key_checks = 1")?;
+    conn.batch_execute(FOREIGN_KEYS_ON)?;
     result
 }
+
+/// The statements [`without_foreign_keys`] runs around its work (also sent as part of a
+/// longer SQL text, by `wal::apply::store_batch`).
+pub const FOREIGN_KEYS_OFF: &str = "SET SESSION foreign_key_checks = 0";
+pub const FOREIGN_KEYS_ON: &str = "SET SESSION foreign_key_checks = 1";
 
 pub type MysqlPool = Pool<ConnectionManager<MysqlConnection>>;
 pub type Conn = PooledConnection<ConnectionManager<MysqlConnection>>;

@@ -8,6 +8,7 @@ use crate::db::schema::{
     admin_credentials, admin_sessions, admissions, booking_seats, bookings, holds, layout_rows, layouts, movies,
     outbox, seat_categories, shows, theaters, write_log,
 };
+use crate::db::{FOREIGN_KEYS_OFF, FOREIGN_KEYS_ON};
 use crate::mail::{mail_kind, message_id};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
@@ -65,17 +66,21 @@ pub fn store_batch(conn: &mut MysqlConnection, records: &[LogRecord], keys: Fore
     let unchecked = keys == ForeignKeys::Unchecked;
     let mut sql = SqlText::default();
     if unchecked {
-        sql.statement("SET SESSION foreign_key_checks = 0");
+        sql.statement(FOREIGN_KEYS_OFF);
     }
     sql.statement("START TRANSACTION");
     bulk.write(&mut sql);
     sql.statement("COMMIT");
     if unchecked {
-        sql.statement("SET SESSION foreign_key_checks = 1");
+        sql.statement(FOREIGN_KEYS_ON);
     }
     conn.batch_execute(sql.as_str()).inspect_err(|_| {
-        let undo = if unchecked { "ROLLBACK; SET SESSION foreign_key_checks = 1" } else { "ROLLBACK" };
-        if let Err(e) = conn.batch_execute(undo) {
+        let mut undo = SqlText::default();
+        undo.statement("ROLLBACK");
+        if unchecked {
+            undo.statement(FOREIGN_KEYS_ON);
+        }
+        if let Err(e) = conn.batch_execute(undo.as_str()) {
             log::warn!("cannot roll back a failed batch: {e}");
         }
     })
@@ -105,8 +110,12 @@ fn apply_own(conn: &mut MysqlConnection, rec: &LogRecord) -> Result<(), DieselEr
                 ))
                 .execute(conn)?;
         }
-        Change::HoldPlaced(_) | Change::HoldsEnded(_) | Change::BookingConfirmed(_) => {}
-        Change::EpochStart | Change::Membership(_) => {}
+        // Carried by the shared statements (the protocol's entries by their log row alone).
+        Change::HoldPlaced(_)
+        | Change::HoldsEnded(_)
+        | Change::BookingConfirmed(_)
+        | Change::EpochStart
+        | Change::Membership(_) => {}
     }
     Ok(())
 }
