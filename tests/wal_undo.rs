@@ -280,8 +280,17 @@ async fn an_undo_that_leaves_a_row_the_winner_conflicts_with_falls_back_to_a_reb
     cut.drop_schema();
 }
 
+/// A node whose log holds the shared entries alone, and those entries.
+async fn with_shared() -> (Log, Vec<LogRecord>, Node) {
+    let (log, catalog) = fixture();
+    let kept = shared(&log, &catalog);
+    let node = Node::start();
+    node.writer.persist(None, kept.clone()).await.unwrap();
+    (log, kept, node)
+}
+
 /// A batch of a sale's entries is one SQL text that starts a transaction and commits it
-/// (`store_batch`). One that fails half-way (here the second of two holds reuses a hold's
+/// (`store_batch`). One that fails half-way (here its third entry, a hold, reuses a hold's
 /// id) stores none of its rows, leaves no transaction open and the session's foreign-key
 /// checks on; the next batch is stored whole.
 #[actix_rt::test]
@@ -302,11 +311,8 @@ async fn a_batch_that_fails_half_way_stores_nothing_and_leaves_the_session_as_it
         (s.fk, s.open)
     };
 
-    let (log, catalog) = fixture();
-    let kept = shared(&log, &catalog);
+    let (log, kept, node) = with_shared().await;
     let t = kept.len() as i64;
-    let node = Node::start();
-    node.writer.persist(None, kept.clone()).await.unwrap();
     let before = node.tables();
     let failing = vec![
         log.rec(t + 1, 1, log.hold("h10", &["E5"])),
@@ -333,11 +339,8 @@ async fn a_batch_that_fails_half_way_stores_nothing_and_leaves_the_session_as_it
 /// one fails; the log goes on with no gap and no trace of the refused change.
 #[actix_rt::test]
 async fn a_refused_change_fails_alone_and_the_log_keeps_no_gap() {
-    let (log, catalog) = fixture();
-    let kept = shared(&log, &catalog);
+    let (log, kept, node) = with_shared().await;
     let t = kept.len() as i64;
-    let node = Node::start();
-    node.writer.persist(None, kept.clone()).await.unwrap();
     let master =
         LogWriter::start_alone(node.db.clone(), marquee::actors::lamport::SharedClock::starting_at(0), 1).unwrap();
     // Queued together (each append is queued as it is called), so they meet in a batch
