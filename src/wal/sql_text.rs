@@ -9,8 +9,9 @@
 //! - quoted as it is (`_utf8mb4'C7,C8'`) when it holds no quote, no backslash and no NUL:
 //!   those are the only characters a quoted literal treats specially (whatever the
 //!   `sql_mode`), and no byte of a UTF-8 sequence can be one of them. Almost every value of
-//!   a sale (ids, seats, states, the log's JSON) goes this way, which the server parses
-//!   faster than hex: a sale's batch took 11 % less of its CPU and 18 % less time;
+//!   a sale (ids, seats, states, the log's JSON) goes this way, which the server reads
+//!   faster than hex: a sale's 230 batches (28,000 entries), replayed on one connection,
+//!   took it 11 % less CPU and 18 % less time;
 //! - otherwise as a hex literal (`_utf8mb4 X'..'`: there are no quotes for a value to close).
 use chrono::NaiveDateTime;
 use std::fmt::Write;
