@@ -41,13 +41,13 @@ fn every_string_reads_back_as_it_was_written() {
     diesel::sql_query(format!("CREATE DATABASE `{name}`")).execute(&mut conn).unwrap();
     let mut conn = MysqlConnection::establish(&format!("{}/{name}", common::server_url())).unwrap();
     conn.batch_execute("CREATE TABLE t (n BIGINT NOT NULL, v LONGTEXT CHARACTER SET utf8mb4 NOT NULL)").unwrap();
+    let rows: Vec<(i64, &str)> = values.iter().enumerate().map(|(i, v)| (i as i64, *v)).collect();
+    let mut sql = SqlText::default();
+    sql.insert("INSERT INTO t (n, v) VALUES", &rows, |row, (n, v)| {
+        row.int(*n).str(v);
+    });
     for mode in ["", "NO_BACKSLASH_ESCAPES,ANSI_QUOTES"] {
         conn.batch_execute(&format!("SET SESSION sql_mode = '{mode}'; DELETE FROM t")).unwrap();
-        let rows: Vec<(i64, &str)> = values.iter().enumerate().map(|(i, v)| (i as i64, *v)).collect();
-        let mut sql = SqlText::default();
-        sql.insert("INSERT INTO t (n, v) VALUES", &rows, |row, (n, v)| {
-            row.int(*n).str(v);
-        });
         conn.batch_execute(sql.as_str()).unwrap();
         let back: Vec<Row> = diesel::sql_query("SELECT n, v FROM t ORDER BY n").load(&mut conn).unwrap();
         assert_eq!(back.len(), values.len(), "sql_mode '{mode}'");

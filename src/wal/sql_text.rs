@@ -221,6 +221,13 @@ fn push_str_literal(sql: &mut String, v: &str) {
 mod tests {
     use super::*;
 
+    /// One value written as a row's only column: `I (<literal>);\n`.
+    fn one(write: impl Fn(&mut Values<'_>)) -> String {
+        let mut s = SqlText::default();
+        s.insert("I", &[()], |v, ()| write(v));
+        s.take()
+    }
+
     #[test]
     fn a_string_with_a_quote_a_backslash_or_a_nul_is_hex_so_nothing_in_it_is_sql() {
         let mut s = SqlText::default();
@@ -233,19 +240,20 @@ mod tests {
         );
         assert!(!s.as_str().contains("DROP"));
         for v in ["O'Brien", "a\\'b", "C:\\x", "nul\0"] {
-            let mut s = SqlText::default();
-            s.insert("INSERT INTO t (a) VALUES", &[v], |row, r| {
-                row.str(r);
-            });
             let hex: String = v.bytes().map(|b| format!("{b:02X}")).collect();
-            assert_eq!(s.as_str(), format!("INSERT INTO t (a) VALUES (_utf8mb4 X'{hex}');\n"), "{v:?}");
+            assert_eq!(
+                one(|row| {
+                    row.str(v);
+                }),
+                format!("I (_utf8mb4 X'{hex}');\n"),
+                "{v:?}"
+            );
         }
     }
 
     #[test]
     fn a_string_with_nothing_special_in_quotes_is_quoted_as_it_is() {
         let mut s = SqlText::default();
-        let json = r#"{"kind":"hold_placed","seats":["C7","Ü9"],"name":"Zoë \"Z\""}"#;
         s.insert("INSERT INTO t (a, b) VALUES", &[("1000003-QX9C", "Zoë; DROP TABLE t; -- \"x\" `y`")], |v, r| {
             v.str(r.0).str(r.1);
         });
@@ -254,11 +262,11 @@ mod tests {
             "INSERT INTO t (a, b) VALUES (_utf8mb4'1000003-QX9C',_utf8mb4'Zoë; DROP TABLE t; -- \"x\" `y`');\n"
         );
         // serde_json escapes a quote in a name with a backslash: such an entry goes as hex.
-        let mut s = SqlText::default();
-        s.insert("INSERT INTO t (a) VALUES", &[json], |v, r| {
-            v.str(r);
-        });
-        assert!(s.as_str().starts_with("INSERT INTO t (a) VALUES (_utf8mb4 X'7B22"));
+        let json = r#"{"kind":"hold_placed","seats":["C7","Ü9"],"name":"Zoë \"Z\""}"#;
+        assert!(one(|row| {
+            row.str(json);
+        })
+        .starts_with("I (_utf8mb4 X'7B22"));
     }
 
     #[test]
@@ -273,31 +281,37 @@ mod tests {
             v.float(*r).float(f64::NAN).bool(true).date(t.date());
         });
         s.set_where_id_in("h", "state", "x", &[], None);
+        assert_eq!(
+            s.as_str(),
+            "INSERT INTO t (a, b) VALUES (1,'2026-11-25 13:47:03.123'),(2,'2026-11-25 13:47:03.123');\n\
+             UPDATE h SET state = _utf8mb4'é' WHERE id IN (_utf8mb4'a',_utf8mb4'b') AND state = _utf8mb4'active';\n\
+             INSERT INTO u (a, b, c, d) VALUES (1e-1,NULL,1,'2026-11-25') ON DUPLICATE KEY UPDATE b = VALUES(b);\n"
+        );
+    }
+
+    #[test]
+    fn a_time_is_the_text_of_chronos_pattern_but_a_leap_second_stays_in_its_minute() {
         // The same text as chrono's pattern, for early and late times of any field width.
         for t in [
             chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap().and_hms_milli_opt(0, 0, 0, 0).unwrap(),
             chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap().and_hms_nano_opt(23, 59, 59, 999_999_999).unwrap(),
             chrono::NaiveDate::from_ymd_opt(2026, 6, 9).unwrap().and_hms_micro_opt(7, 5, 3, 9_999).unwrap(),
         ] {
-            let mut one = SqlText::default();
-            one.insert("I", &[t], |v, r| {
-                v.time(*r);
-            });
-            assert_eq!(one.as_str(), format!("I ('{}');\n", t.format("%Y-%m-%d %H:%M:%S%.3f")));
+            assert_eq!(
+                one(|v| {
+                    v.time(t);
+                }),
+                format!("I ('{}');\n", t.format("%Y-%m-%d %H:%M:%S%.3f"))
+            );
         }
         // A leap second stays in its minute's last second (a DATETIME has no 60th, where
         // chrono's pattern writes one).
         let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31).unwrap().and_hms_milli_opt(23, 59, 59, 1_500).unwrap();
-        let mut one = SqlText::default();
-        one.insert("I", &[leap], |v, r| {
-            v.time(*r);
-        });
-        assert_eq!(one.as_str(), "I ('2016-12-31 23:59:59.500');\n");
         assert_eq!(
-            s.as_str(),
-            "INSERT INTO t (a, b) VALUES (1,'2026-11-25 13:47:03.123'),(2,'2026-11-25 13:47:03.123');\n\
-             UPDATE h SET state = _utf8mb4'é' WHERE id IN (_utf8mb4'a',_utf8mb4'b') AND state = _utf8mb4'active';\n\
-             INSERT INTO u (a, b, c, d) VALUES (1e-1,NULL,1,'2026-11-25') ON DUPLICATE KEY UPDATE b = VALUES(b);\n"
+            one(|v| {
+                v.time(leap);
+            }),
+            "I ('2016-12-31 23:59:59.500');\n"
         );
     }
 }
